@@ -1,0 +1,60 @@
+// Checks that turn Python objects into raw buffers the kernels can use, or raise a clear
+// TypeError / ValueError naming the argument. Nothing here ever copies or casts an array.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "adagrad/dense.hpp"
+
+namespace adagrad::bindings {
+
+namespace py = pybind11;
+
+// The role of an array in one tensor's update, and how errors name it.
+enum class Role { param, grad, sum };
+
+// label None: the functional form's argument names ("param", "grad", "state_sum");
+// label a str such as "'fc.weight'" or "params[3]": "param 'fc.weight'", "grad of 'fc.weight'", ...
+// Built only when an error is raised, so the hot path allocates no strings.
+struct TensorName {
+  py::handle label;
+  std::string operator()(Role role) const;
+};
+
+struct FloatArray {
+  py::array array;  // keeps the buffer alive while the GIL is released
+  Dtype dtype;
+  void* data;
+  std::size_t size;
+  std::size_t nbytes;
+  bool c_order;  // C-contiguous (else Fortran-contiguous)
+};
+
+// A float32/float64 ndarray, aligned, native byte order, C- or Fortran-contiguous, writeable if asked.
+// Params and state sums must be writeable; grads are only read.
+FloatArray float_array(py::handle obj, const TensorName& name, Role role);
+
+// The grad or state sum must have the param's dtype, shape and memory order.
+void require_same_layout(const FloatArray& param, const FloatArray& other, const TensorName& name, Role role);
+
+// Raises ValueError if any written buffer overlaps another written or read buffer.
+class OverlapChecker {
+ public:
+  void add(const FloatArray& a, const TensorName& name, Role role);
+  void check();
+
+ private:
+  struct Range {
+    std::uintptr_t begin, end;
+    TensorName name;
+    Role role;
+  };
+  std::vector<Range> written_, read_;
+};
+
+}  // namespace adagrad::bindings

@@ -1,0 +1,24 @@
+// adagrad._core: the only module; each area registers its functions from its own file.
+#include <pybind11/pybind11.h>
+
+#include <stdexcept>
+
+namespace adagrad::bindings {
+void register_dense(pybind11::module_& m);
+void register_runtime(pybind11::module_& m);
+}  // namespace adagrad::bindings
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "Native kernels of the adagrad package; use the public API in adagrad instead.";
+  // std::invalid_argument from the C++ layer (bad ADAGRAD_ISA, thread count, options) -> ValueError.
+  pybind11::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::invalid_argument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+  adagrad::bindings::register_runtime(m);
+  adagrad::bindings::register_dense(m);
+  m.attr("__version__") = ADAGRAD_VERSION;
+}

@@ -1,0 +1,44 @@
+// Runtime facts and knobs: which instruction set runs, how many threads.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+
+#include "adagrad/dispatch.hpp"
+#include "adagrad/thread_pool.hpp"
+
+namespace adagrad::bindings {
+
+namespace py = pybind11;
+
+namespace {
+
+py::dict cpu_info() {
+  py::dict info;
+  info["isa"] = active_kernels().name;
+  info["available"] = available_isas();
+  info["compiled"] = compiled_isas();
+  info["threads"] = get_num_threads();
+#if defined(__x86_64__) || defined(_M_X64)
+  info["arch"] = "x86_64";
+#elif defined(__aarch64__)
+  info["arch"] = "aarch64";
+#else
+  info["arch"] = "other";
+#endif
+  info["compiler"] = __VERSION__;
+  info["version"] = ADAGRAD_VERSION;
+  return info;
+}
+
+}  // namespace
+
+void register_runtime(py::module_& m) {
+  using namespace pybind11::literals;
+  m.def("cpu_info", &cpu_info, "Which kernel runs and what this CPU offers.");
+  m.def("set_isa", &set_isa, "name"_a, "Force the kernels of one instruction set (a name from cpu_info()['available']).");
+  m.def("get_num_threads", &get_num_threads, "Threads one update may use.");
+  m.def("set_num_threads", &set_num_threads, "n"_a, "Set the threads one update may use (>= 1).");
+}
+
+}  // namespace adagrad::bindings

@@ -1,0 +1,40 @@
+#include "adagrad/hyper.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace adagrad {
+
+namespace {
+void require_finite_non_negative(double value, const char* name) {
+  if (!std::isfinite(value) || value < 0.0) {
+    throw std::invalid_argument(std::string(name) + " must be a finite number >= 0, got " + std::to_string(value));
+  }
+}
+}  // namespace
+
+void validate(const DenseOptions& o) {
+  require_finite_non_negative(o.lr, "lr");
+  require_finite_non_negative(o.lr_decay, "lr_decay");
+  require_finite_non_negative(o.weight_decay, "weight_decay");
+  require_finite_non_negative(o.eps, "eps");
+}
+
+int dense_variant(const DenseOptions& o) {
+  WeightDecayMode wd = WeightDecayMode::none;
+  if (o.weight_decay != 0.0) wd = o.decoupled_weight_decay ? WeightDecayMode::decoupled : WeightDecayMode::coupled;
+  return dense_variant(o.maximize, wd, o.eps_inside_sqrt);
+}
+
+template <class T>
+DenseCoeffs<T> dense_coeffs(const DenseOptions& o, std::int64_t step) {
+  // In double, as torch's fused kernel does; -ffp-contract=off keeps this free of fma.
+  const double clr = o.lr / (1.0 + static_cast<double>(step - 1) * o.lr_decay);
+  const double decay = 1.0 - clr * o.weight_decay;
+  return {static_cast<T>(clr), static_cast<T>(o.eps), static_cast<T>(o.weight_decay), static_cast<T>(decay)};
+}
+
+template DenseCoeffs<float> dense_coeffs<float>(const DenseOptions&, std::int64_t);
+template DenseCoeffs<double> dense_coeffs<double>(const DenseOptions&, std::int64_t);
+
+}  // namespace adagrad

@@ -1,0 +1,7 @@
+// The portable kernel: scalar code for the architecture's baseline (x86-64: SSE2, fma from libm).
+#include "dense_kernel.inl"
+
+namespace adagrad {
+constinit const KernelTable kBaselineKernels =
+    make_kernel_table<ScalarVec<float>, ScalarVec<double>>("baseline");
+}

@@ -1,0 +1,7 @@
+// AArch64: NEON is part of the baseline, so no extra flags are needed.
+#include "simd/neon.hpp"
+#include "dense_kernel.inl"
+
+namespace adagrad {
+constinit const KernelTable kNeonKernels = make_kernel_table<NeonF32, NeonF64>("neon");
+}

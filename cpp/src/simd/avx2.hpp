@@ -1,0 +1,44 @@
+// AVX2 + FMA registers: 8 floats or 4 doubles. Included only by kernels_avx2.cpp / kernels_avx512.cpp.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstddef>
+
+namespace adagrad {
+namespace {
+
+struct Avx2F32 {
+  using T = float;
+  using R = __m256;
+  static constexpr std::size_t W = 8;
+  static R load(const T* p) { return _mm256_loadu_ps(p); }
+  static void store(T* p, R v) { _mm256_storeu_ps(p, v); }
+  static R set1(T v) { return _mm256_set1_ps(v); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R div(R a, R b) { return _mm256_div_ps(a, b); }
+  static R neg(R a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+  static R sqrt(R a) { return _mm256_sqrt_ps(a); }
+  static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+};
+
+struct Avx2F64 {
+  using T = double;
+  using R = __m256d;
+  static constexpr std::size_t W = 4;
+  static R load(const T* p) { return _mm256_loadu_pd(p); }
+  static void store(T* p, R v) { _mm256_storeu_pd(p, v); }
+  static R set1(T v) { return _mm256_set1_pd(v); }
+  static R add(R a, R b) { return _mm256_add_pd(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_pd(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
+  static R div(R a, R b) { return _mm256_div_pd(a, b); }
+  static R neg(R a) { return _mm256_xor_pd(a, _mm256_set1_pd(-0.0)); }
+  static R sqrt(R a) { return _mm256_sqrt_pd(a); }
+  static R fmadd(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
+};
+
+}  // namespace
+}  // namespace adagrad

@@ -1,0 +1,42 @@
+// Scalar "vector" of width 1: the baseline kernel and every kernel's tail use it.
+// Everything in an ISA translation unit lives in an anonymous namespace, so that code compiled
+// with AVX flags can never be merged by the linker into the baseline path (one-definition trap).
+#pragma once
+
+#include <cstddef>
+
+namespace adagrad {
+namespace {
+
+template <class Scalar>
+struct ScalarVec {
+  using T = Scalar;
+  using R = Scalar;
+  static constexpr std::size_t W = 1;
+  static R load(const T* p) { return *p; }
+  static void store(T* p, R v) { *p = v; }
+  static R set1(T v) { return v; }
+  static R add(R a, R b) { return a + b; }
+  static R sub(R a, R b) { return a - b; }
+  static R mul(R a, R b) { return a * b; }
+  static R div(R a, R b) { return a / b; }
+  static R neg(R a) { return -a; }
+  static R sqrt(R a) {
+    if constexpr (sizeof(T) == 4) {
+      return __builtin_sqrtf(a);
+    } else {
+      return __builtin_sqrt(a);
+    }
+  }
+  // a * b + c with one rounding: the instruction where the ISA has it, else libm's exact fma.
+  static R fmadd(R a, R b, R c) {
+    if constexpr (sizeof(T) == 4) {
+      return __builtin_fmaf(a, b, c);
+    } else {
+      return __builtin_fma(a, b, c);
+    }
+  }
+};
+
+}  // namespace
+}  // namespace adagrad

@@ -1,0 +1,155 @@
+#include "adagrad/thread_pool.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace adagrad {
+
+namespace {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_workers) {
+    workers_.reserve(static_cast<std::size_t>(n_workers));
+    for (int i = 0; i < n_workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+  }
+
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  void run(std::size_t n_tasks, const std::function<void(std::size_t)>& fn) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = &fn;
+      n_tasks_ = n_tasks;
+      next_.store(0, std::memory_order_relaxed);
+      busy_workers_ = static_cast<int>(workers_.size());
+      ++generation_;
+    }
+    wake_.notify_all();
+    drain(fn, n_tasks);
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [this] { return busy_workers_ == 0; });
+    job_ = nullptr;
+  }
+
+ private:
+  void drain(const std::function<void(std::size_t)>& fn, std::size_t n_tasks) {
+    for (std::size_t i = next_.fetch_add(1, std::memory_order_relaxed); i < n_tasks;
+         i = next_.fetch_add(1, std::memory_order_relaxed)) {
+      fn(i);
+    }
+  }
+
+  void worker_loop() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(std::size_t)>* job;
+      std::size_t n_tasks;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        job = job_;
+        n_tasks = n_tasks_;
+      }
+      drain(*job, n_tasks);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (--busy_workers_ == 0) done_.notify_one();
+      }
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable wake_, done_;
+  const std::function<void(std::size_t)>* job_ = nullptr;
+  std::size_t n_tasks_ = 0;
+  std::atomic<std::size_t> next_{0};
+  std::uint64_t generation_ = 0;
+  int busy_workers_ = 0;
+  bool stop_ = false;
+};
+
+// g_run_mutex is held for the whole of a parallel_for and while the pool is replaced.
+std::mutex g_run_mutex;
+std::unique_ptr<ThreadPool> g_pool;
+std::atomic<int> g_num_threads{0};  // 0: not yet read from the environment
+
+int cpus_available() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+int default_num_threads() {
+  const char* env = std::getenv("ADAGRAD_NUM_THREADS");
+  if (env == nullptr || *env == '\0') return cpus_available();
+  char* end = nullptr;
+  const long n = std::strtol(env, &end, 10);
+  if (*end != '\0' || n < 1 || n > 4096) {
+    throw std::invalid_argument(std::string("ADAGRAD_NUM_THREADS='") + env + "' must be an integer from 1 to 4096");
+  }
+  return static_cast<int>(n);
+}
+
+// A forked child has only the forking thread: drop (leak) the parent's pool, whose threads are gone.
+void prepare_fork() { g_run_mutex.lock(); }
+void after_fork_parent() { g_run_mutex.unlock(); }
+void after_fork_child() {
+  (void)g_pool.release();
+  g_run_mutex.unlock();
+}
+const int g_atfork_registered = pthread_atfork(&prepare_fork, &after_fork_parent, &after_fork_child);
+
+}  // namespace
+
+int get_num_threads() {
+  int n = g_num_threads.load(std::memory_order_acquire);
+  if (n == 0) {
+    n = default_num_threads();
+    int expected = 0;
+    if (!g_num_threads.compare_exchange_strong(expected, n)) n = expected;
+  }
+  return n;
+}
+
+void set_num_threads(int n) {
+  if (n < 1 || n > 4096) throw std::invalid_argument("number of threads must be from 1 to 4096, got " + std::to_string(n));
+  std::lock_guard<std::mutex> lock(g_run_mutex);
+  (void)g_atfork_registered;
+  if (n != g_num_threads.load()) g_pool.reset();
+  g_num_threads.store(n, std::memory_order_release);
+}
+
+void parallel_for(std::size_t n_tasks, const std::function<void(std::size_t)>& fn) {
+  const int n_threads = get_num_threads();
+  std::unique_lock<std::mutex> lock(g_run_mutex, std::defer_lock);
+  if (n_tasks <= 1 || n_threads == 1 || !lock.try_lock()) {
+    for (std::size_t i = 0; i < n_tasks; ++i) fn(i);
+    return;
+  }
+  if (!g_pool) g_pool = std::make_unique<ThreadPool>(n_threads - 1);
+  g_pool->run(n_tasks, fn);
+}
+
+}  // namespace adagrad
