@@ -16,9 +16,37 @@ namespace adagrad::bindings {
 
 namespace {
 
-DenseOptions checked_options(double lr, double lr_decay, double weight_decay, double eps, bool maximize,
-                             bool decoupled_weight_decay, bool eps_inside_sqrt, const std::string& where) {
-  DenseOptions o{lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt};
+std::string type_name(py::handle obj) { return py::str(py::type::of(obj).attr("__name__")); }
+
+bool is_bool(py::handle obj) {
+  static const py::handle numpy_bool = py::object(py::module_::import("numpy").attr("bool_")).release();
+  return PyBool_Check(obj.ptr()) || py::isinstance(obj, numpy_bool);
+}
+
+double real_option(py::handle obj, const std::string& name) {
+  if (!is_bool(obj) && (PyFloat_Check(obj.ptr()) || PyLong_Check(obj.ptr()) || PyNumber_Check(obj.ptr()))) {
+    const double value = PyFloat_AsDouble(obj.ptr());
+    if (!(value == -1.0 && PyErr_Occurred())) return value;
+    PyErr_Clear();
+  }
+  throw py::type_error(name + " must be a real number, got " + type_name(obj));
+}
+
+bool flag_option(py::handle obj, const std::string& name) {
+  if (!is_bool(obj)) throw py::type_error(name + " must be a bool, got " + type_name(obj));
+  return PyObject_IsTrue(obj.ptr()) == 1;
+}
+
+// The options in their Python order: lr, lr_decay, weight_decay, eps, maximize,
+// decoupled_weight_decay, eps_inside_sqrt. `where` prefixes every message.
+DenseOptions checked_options(const py::handle (&h)[7], const std::string& where) {
+  DenseOptions o{real_option(h[0], where + "lr"),
+                 real_option(h[1], where + "lr_decay"),
+                 real_option(h[2], where + "weight_decay"),
+                 real_option(h[3], where + "eps"),
+                 flag_option(h[4], where + "maximize"),
+                 flag_option(h[5], where + "decoupled_weight_decay"),
+                 flag_option(h[6], where + "eps_inside_sqrt")};
   try {
     validate(o);
   } catch (const std::invalid_argument& e) {
@@ -33,11 +61,14 @@ void run(const std::vector<DenseTensor>& tensors) {
   run_dense(kernels, tensors);
 }
 
-void update(py::handle param, py::handle grad, py::handle state_sum, std::int64_t step, double lr, double lr_decay,
-            double weight_decay, double eps, bool maximize, bool decoupled_weight_decay, bool eps_inside_sqrt) {
-  if (step < 1) throw py::value_error("step must be >= 1 (the 1-based number of this update), got " + std::to_string(step));
-  const DenseOptions o = checked_options(lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay,
-                                         eps_inside_sqrt, "");
+void update(py::handle param, py::handle grad, py::handle state_sum, py::handle step, py::handle lr,
+            py::handle lr_decay, py::handle weight_decay, py::handle eps, py::handle maximize,
+            py::handle decoupled_weight_decay, py::handle eps_inside_sqrt) {
+  if (is_bool(step) || !PyIndex_Check(step.ptr())) throw py::type_error("step must be an int, got " + type_name(step));
+  const auto t = step.cast<long long>();
+  if (t < 1) throw py::value_error("step must be >= 1 (the 1-based number of this update), got " + std::to_string(t));
+  const DenseOptions o =
+      checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, "");
   const TensorName name{py::none()};
   const FloatArray p = float_array(param, name, Role::param);
   const FloatArray g = float_array(grad, name, Role::grad);
@@ -49,12 +80,12 @@ void update(py::handle param, py::handle grad, py::handle state_sum, std::int64_
   overlap.add(g, name, Role::grad);
   overlap.add(s, name, Role::sum);
   overlap.check();
-  run({make_dense_tensor(p.dtype, p.data, g.data, s.data, p.size, o, step)});
+  run({make_dense_tensor(p.dtype, p.data, g.data, s.data, p.size, o, t)});
 }
 
 py::sequence as_sequence(py::handle obj, const std::string& what) {
   if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj)) {
-    throw py::type_error(what + " must be a list or tuple, got " + std::string(py::str(py::type::of(obj).attr("__name__"))));
+    throw py::type_error(what + " must be a list or tuple, got " + type_name(obj));
   }
   return py::reinterpret_borrow<py::sequence>(obj);
 }
@@ -73,16 +104,17 @@ void step(const py::list& groups) {
   OverlapChecker overlap;
   for (std::size_t gi = 0; gi < groups.size(); ++gi) {
     const std::string where = "param group " + std::to_string(gi) + ": ";
-    const auto group = groups[gi].cast<py::tuple>();
+    const py::object group_obj = groups[gi];
+    if (!py::isinstance<py::tuple>(group_obj)) throw py::type_error(where + "malformed group tuple");
+    const auto group = py::reinterpret_borrow<py::tuple>(group_obj);
     if (group.size() != 12) throw py::value_error(where + "malformed group tuple");
     const py::sequence params = as_sequence(group[0], where + "params");
     const py::sequence grads = as_sequence(group[1], where + "grads");
     const py::sequence sums = as_sequence(group[2], where + "state sums");
     auto steps = py::array_t<std::int64_t, py::array::c_style>::ensure(group[3]);
     const py::sequence labels = as_sequence(group[4], where + "labels");
-    const DenseOptions o = checked_options(group[5].cast<double>(), group[6].cast<double>(), group[7].cast<double>(),
-                                           group[8].cast<double>(), group[9].cast<bool>(), group[10].cast<bool>(),
-                                           group[11].cast<bool>(), where);
+    const DenseOptions o =
+        checked_options({group[5], group[6], group[7], group[8], group[9], group[10], group[11]}, where);
     const std::size_t n = params.size();
     if (grads.size() != n) {
       throw py::value_error(where + "expected " + std::to_string(n) + " gradients (one per param, None to skip), got " +
@@ -133,12 +165,20 @@ void check_params(const py::sequence& params, const py::sequence& labels) {
 
 }  // namespace
 
+void check_options(py::handle lr, py::handle lr_decay, py::handle weight_decay, py::handle eps, py::handle maximize,
+                   py::handle decoupled_weight_decay, py::handle eps_inside_sqrt) {
+  checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, "");
+}
+
 void register_dense(py::module_& m) {
   using namespace pybind11::literals;
   m.def("update", &update, "param"_a, "grad"_a, "state_sum"_a, "step"_a, "lr"_a, "lr_decay"_a, "weight_decay"_a,
         "eps"_a, "maximize"_a, "decoupled_weight_decay"_a, "eps_inside_sqrt"_a,
         "One dense Adagrad update of one tensor, in place. Validated by adagrad.update.");
   m.def("step", &step, "groups"_a, "One dense Adagrad step over all param groups, in place, in one call.");
+  m.def("check_options", &check_options, "lr"_a, "lr_decay"_a, "weight_decay"_a, "eps"_a, "maximize"_a,
+        "decoupled_weight_decay"_a, "eps_inside_sqrt"_a,
+        "Raises TypeError/ValueError unless the options are valid (finite, >= 0, flags bool).");
   m.def("check_params", &check_params, "params"_a, "labels"_a,
         "Raises TypeError/ValueError unless every param is a writeable float array of its own memory.");
 }

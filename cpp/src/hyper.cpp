@@ -1,6 +1,7 @@
 #include "adagrad/hyper.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 namespace adagrad {
@@ -8,7 +9,9 @@ namespace adagrad {
 namespace {
 void require_finite_non_negative(double value, const char* name) {
   if (!std::isfinite(value) || value < 0.0) {
-    throw std::invalid_argument(std::string(name) + " must be a finite number >= 0, got " + std::to_string(value));
+    char shown[32];
+    std::snprintf(shown, sizeof shown, "%.17g", value);
+    throw std::invalid_argument(std::string(name) + " must be a finite number >= 0, got " + shown);
   }
 }
 }  // namespace

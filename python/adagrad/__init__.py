@@ -1,1 +1,26 @@
-from ._core import cpu_info
+"""adagrad: exact, SIMD-vectorised Adagrad for NumPy (and PyTorch) on CPU.
+
+Public API:
+    Adagrad            the stateful optimizer over NumPy arrays
+    update             one in-place update of one array (functional form)
+    reference          the pure-NumPy reference with the same signatures
+    cpu_info           which kernel runs, what the CPU offers, how many threads
+    set_isa            force the kernels of one instruction set
+    get_num_threads / set_num_threads
+"""
+
+from . import reference
+from ._core import __version__, cpu_info, get_num_threads, set_isa, set_num_threads
+from .functional import update
+from .optimizer import Adagrad
+
+__all__ = [
+    "Adagrad",
+    "__version__",
+    "cpu_info",
+    "get_num_threads",
+    "reference",
+    "set_isa",
+    "set_num_threads",
+    "update",
+]

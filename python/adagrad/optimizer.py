@@ -1,0 +1,205 @@
+"""The stateful Adagrad optimizer over NumPy arrays."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._groups import GroupLayout, check_unique_keys, group_params, grads_per_group, label, split_groups
+
+__all__ = ["Adagrad"]
+
+# The order the native step takes them in.
+OPTION_NAMES = ("lr", "lr_decay", "weight_decay", "eps", "maximize", "decoupled_weight_decay", "eps_inside_sqrt")
+GROUP_DEFAULT_NAMES = OPTION_NAMES + ("initial_accumulator_value",)
+
+
+def check_group_options(group: Mapping[str, Any], where: str) -> None:
+    """TypeError / ValueError unless the group's options are valid; messages say where."""
+    try:
+        _core.check_options(*(group[name] for name in OPTION_NAMES))
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{where}{error}") from None
+    initial = group["initial_accumulator_value"]
+    if isinstance(initial, bool) or not isinstance(initial, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where}initial_accumulator_value must be a real number, got {type(initial).__name__}")
+    if not math.isfinite(initial) or initial < 0:
+        raise ValueError(f"{where}initial_accumulator_value must be a finite number >= 0, got {initial}")
+
+
+class Adagrad:
+    r"""Adagrad over NumPy arrays, updated in place by one native call per step.
+
+    For each parameter array :math:`\theta` with state sum :math:`s` and step count :math:`t`,
+    element-wise (torch.optim.Adagrad's maths; bit for bit its ``fused=True`` kernel)::
+
+        t   <- t + 1
+        g   <- -g                              if maximize
+        g   <- g + wd * theta  (one fma)       if weight_decay and not decoupled_weight_decay
+        theta <- theta * (1 - clr * wd)        if weight_decay and decoupled_weight_decay
+        clr = lr / (1 + (t - 1) * lr_decay)    (in double, then rounded to the array's dtype)
+        s   <- s + g * g       (one fma)
+        theta <- theta - clr * g / (sqrt(s) + eps)      [eps_inside_sqrt: / sqrt(s + eps)]
+
+    Args:
+        params: a list of float32/float64 arrays; a dict name -> array; or a list of param-group
+            dicts ``{"params": <list or dict>, "lr": ..., ...}`` whose options override the defaults.
+        lr: learning rate (default 1e-2).
+        lr_decay: learning-rate decay per step (default 0).
+        weight_decay: L2 penalty (default 0).
+        initial_accumulator_value: starting value of every state sum (default 0); honoured per group.
+        eps: added to the denominator for numerical stability (default 1e-10).
+        maximize: ascend the objective instead of descending (default False).
+        decoupled_weight_decay: decay the weights directly, AdamW-style, instead of adding
+            ``wd * theta`` to the gradient (default False).
+        eps_inside_sqrt: use ``sqrt(s + eps)``, the Keras 3 / optax placement (default False).
+
+    ``step(grads)`` takes the grads in the same structure as ``params`` (a list, a dict, or a list
+    with one list/dict per group); a grad of None skips that param. Every array is validated before
+    any is written: a bad one raises and leaves everything untouched. Arrays are never copied or
+    cast: dtypes, shapes and memory order must match exactly.
+
+    State: ``opt.state[key]`` is ``{"sum": array, "step": 0-d int64 array}`` where ``key`` is the
+    param's flat index (list params) or its name (dict params). ``state_dict()`` and
+    ``load_state_dict()`` round-trip it exactly.
+
+    Example:
+        >>> import numpy as np, adagrad
+        >>> w = np.zeros(3, dtype=np.float32)
+        >>> opt = adagrad.Adagrad([w], lr=0.1)
+        >>> opt.step([np.array([1.0, -2.0, 0.0], dtype=np.float32)])
+        >>> w
+        array([-0.1,  0.1,  0. ], dtype=float32)
+        >>> int(opt.state[0]["step"]), opt.state[0]["sum"]
+        (1, array([1., 4., 0.], dtype=float32))
+
+    Reference: Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and
+    Stochastic Optimization", JMLR 12 (2011).
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+        eps_inside_sqrt: bool = False,
+    ) -> None:
+        self.defaults: dict[str, Any] = {
+            "lr": lr,
+            "lr_decay": lr_decay,
+            "weight_decay": weight_decay,
+            "eps": eps,
+            "maximize": maximize,
+            "decoupled_weight_decay": decoupled_weight_decay,
+            "eps_inside_sqrt": eps_inside_sqrt,
+            "initial_accumulator_value": initial_accumulator_value,
+        }
+        check_group_options(self.defaults, "")
+        groups, self._as_groups = split_groups(params)
+        self.param_groups: list[dict[str, Any]] = []
+        self._layouts: list[GroupLayout] = []
+        self.state: dict[Any, dict[str, np.ndarray]] = {}
+
+        all_arrays: list[Any] = []
+        all_keys: list[Any] = []
+        for index, given in enumerate(groups):
+            unknown = set(given) - set(GROUP_DEFAULT_NAMES) - {"params"}
+            if unknown:
+                raise TypeError(f"param group {index}: unknown option {sorted(unknown)[0]!r}")
+            group = {**self.defaults, **given}
+            check_group_options(group, f"param group {index}: ")
+            arrays, keys, by_name = group_params(group, first_index=len(all_keys))
+            group["params"] = arrays
+            if by_name:
+                group["param_names"] = list(keys)
+            self.param_groups.append(group)
+            self._layouts.append(GroupLayout(keys, by_name, [label(k) for k in keys], [], np.zeros(0, np.int64)))
+            all_arrays += arrays
+            all_keys += keys
+        check_unique_keys(k for k in all_keys if isinstance(k, str))
+        _core.check_params(all_arrays, [label(k) for k in all_keys])
+
+        for group, layout in zip(self.param_groups, self._layouts):
+            initial = group["initial_accumulator_value"]
+            layout.sums = [np.full_like(p, initial) for p in group["params"]]
+            layout.steps = np.zeros(len(layout.keys), np.int64)
+            for i, key in enumerate(layout.keys):
+                self.state[key] = {"sum": layout.sums[i], "step": layout.steps[i : i + 1].reshape(())}
+
+    def step(self, grads: Any) -> None:
+        """One Adagrad update of every param whose grad is not None; grads mirror ``params``."""
+        per_group = grads_per_group(grads, self._layouts, self._as_groups)
+        self._apply(
+            [
+                (group["params"], group_grads, layout.sums, layout.steps, layout.labels)
+                + tuple(group[name] for name in OPTION_NAMES)
+                for group, layout, group_grads in zip(self.param_groups, self._layouts, per_group)
+            ]
+        )
+
+    def _apply(self, batches: list[tuple[Any, ...]]) -> None:
+        _core.step(batches)
+
+    def state_dict(self) -> dict[str, Any]:
+        """A copy of the state: ``{"state": {key: {"step", "sum"}}, "param_groups": [...]}``."""
+        state = {
+            key: {"step": int(layout.steps[i]), "sum": layout.sums[i].copy()}
+            for layout in self._layouts
+            for i, key in enumerate(layout.keys)
+        }
+        groups = [
+            {**{k: v for k, v in group.items() if k != "params"}, "params": list(layout.keys)}
+            for group, layout in zip(self.param_groups, self._layouts)
+        ]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict()`` of an optimizer over the same params; all or nothing."""
+        if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
+            raise TypeError("state_dict must be a dict with 'state' and 'param_groups'")
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"state_dict has {len(saved_groups)} param groups, this optimizer {len(self.param_groups)}")
+        for index, (saved, layout) in enumerate(zip(saved_groups, self._layouts)):
+            if list(saved.get("params", [])) != layout.keys:
+                raise ValueError(f"param group {index}: state_dict holds params {saved.get('params')}, expected {layout.keys}")
+            check_group_options({**self.param_groups[index], **saved}, f"state_dict param group {index}: ")
+            for i, key in enumerate(layout.keys):
+                _check_saved_entry(saved_state.get(key), layout.sums[i], layout.labels[i])
+
+        for saved, group, layout in zip(saved_groups, self.param_groups, self._layouts):
+            group.update({name: saved[name] for name in GROUP_DEFAULT_NAMES if name in saved})
+            for i, key in enumerate(layout.keys):
+                np.copyto(layout.sums[i], saved_state[key]["sum"])
+                layout.steps[i] = int(saved_state[key]["step"])
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for index, group in enumerate(self.param_groups):
+            options = ", ".join(f"{name}={group[name]}" for name in GROUP_DEFAULT_NAMES)
+            lines.append(f"  param group {index}: {len(group['params'])} params, {options}")
+        return "\n".join(lines + [")"])
+
+
+def _check_saved_entry(entry: Any, current_sum: np.ndarray, name: str) -> None:
+    if not isinstance(entry, Mapping) or "sum" not in entry or "step" not in entry:
+        raise ValueError(f"state_dict has no 'sum' and 'step' for {name}")
+    saved_sum, saved_step = entry["sum"], entry["step"]
+    if not isinstance(saved_sum, np.ndarray):
+        raise TypeError(f"state_dict 'sum' of {name} must be a numpy.ndarray, got {type(saved_sum).__name__}")
+    if saved_sum.dtype != current_sum.dtype or saved_sum.shape != current_sum.shape:
+        raise ValueError(
+            f"state_dict 'sum' of {name} is {saved_sum.dtype}{list(saved_sum.shape)}, "
+            f"the param is {current_sum.dtype}{list(current_sum.shape)}"
+        )
+    if isinstance(saved_step, bool) or not isinstance(saved_step, (int, np.integer)) or saved_step < 0:
+        raise ValueError(f"state_dict 'step' of {name} must be an int >= 0, got {saved_step!r}")
