@@ -1,0 +1,36 @@
+"""Typing for the native module. Use the public API in ``adagrad`` instead of calling these."""
+
+from typing import Any, Sequence
+
+import numpy as np
+
+__version__: str
+
+def cpu_info() -> dict[str, Any]: ...
+def set_isa(name: str) -> None: ...
+def get_num_threads() -> int: ...
+def set_num_threads(n: int) -> None: ...
+def check_options(
+    lr: float,
+    lr_decay: float,
+    weight_decay: float,
+    eps: float,
+    maximize: bool,
+    decoupled_weight_decay: bool,
+    eps_inside_sqrt: bool,
+) -> None: ...
+def check_params(params: Sequence[np.ndarray], labels: Sequence[str]) -> None: ...
+def update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    state_sum: np.ndarray,
+    step: int,
+    lr: float,
+    lr_decay: float,
+    weight_decay: float,
+    eps: float,
+    maximize: bool,
+    decoupled_weight_decay: bool,
+    eps_inside_sqrt: bool,
+) -> None: ...
+def step(groups: list[tuple[Any, ...]]) -> None: ...

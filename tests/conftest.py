@@ -1,0 +1,41 @@
+"""Fixtures shared by the tests: every instruction set and thread count the machine offers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+import adagrad
+
+AVAILABLE_ISAS = adagrad.cpu_info()["available"]
+THREAD_COUNTS = [1, 2]
+
+
+@pytest.fixture(params=AVAILABLE_ISAS)
+def isa(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Forces each instruction set available here in turn, then restores the default."""
+    default = adagrad.cpu_info()["isa"]
+    adagrad.set_isa(request.param)
+    yield request.param
+    adagrad.set_isa(default)
+
+
+@pytest.fixture(params=THREAD_COUNTS)
+def threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    before = adagrad.get_num_threads()
+    adagrad.set_num_threads(request.param)
+    yield request.param
+    adagrad.set_num_threads(before)
+
+
+def assert_same_bits(actual: np.ndarray, expected: np.ndarray) -> None:
+    """Bitwise equality (nan payloads aside); reports the first differing elements."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    a, e = actual.ravel(), expected.ravel()
+    uint = np.uint32 if a.dtype == np.float32 else np.uint64
+    differ = (a.view(uint) != e.view(uint)) & ~(np.isnan(a) & np.isnan(e))
+    if differ.any():
+        where = np.flatnonzero(differ)[:5]
+        raise AssertionError(f"{differ.sum()} of {a.size} elements differ, first at {where}: {a[where]} vs {e[where]}")

@@ -1,0 +1,17 @@
+"""The runnable examples in the public docstrings must run and print what they say."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+import adagrad.functional
+import adagrad.optimizer
+
+
+@pytest.mark.parametrize("module", [adagrad.optimizer, adagrad.functional])
+def test_docstring_examples(module: object) -> None:
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
+    assert result.failed == 0
