@@ -27,7 +27,9 @@ double real_option(py::handle obj, const std::string& name) {
   if (!is_bool(obj) && (PyFloat_Check(obj.ptr()) || PyLong_Check(obj.ptr()) || PyNumber_Check(obj.ptr()))) {
     const double value = PyFloat_AsDouble(obj.ptr());
     if (!(value == -1.0 && PyErr_Occurred())) return value;
+    const bool too_big = PyErr_ExceptionMatches(PyExc_OverflowError);
     PyErr_Clear();
+    if (too_big) throw py::value_error(name + " must be a finite number >= 0, got an int too large for a float");
   }
   throw py::type_error(name + " must be a real number, got " + type_name(obj));
 }
@@ -65,8 +67,13 @@ void update(py::handle param, py::handle grad, py::handle state_sum, py::handle 
             py::handle lr_decay, py::handle weight_decay, py::handle eps, py::handle maximize,
             py::handle decoupled_weight_decay, py::handle eps_inside_sqrt) {
   if (is_bool(step) || !PyIndex_Check(step.ptr())) throw py::type_error("step must be an int, got " + type_name(step));
-  const auto t = step.cast<long long>();
-  if (t < 1) throw py::value_error("step must be >= 1 (the 1-based number of this update), got " + std::to_string(t));
+  const py::int_ as_int = py::reinterpret_steal<py::int_>(PyNumber_Index(step.ptr()));
+  int overflow = 0;
+  const long long t = PyLong_AsLongLongAndOverflow(as_int.ptr(), &overflow);
+  if (overflow != 0 || t < 1 || t == std::numeric_limits<long long>::max()) {
+    throw py::value_error("step must be >= 1 and < 2**63 - 1 (the 1-based number of this update), got " +
+                          std::string(py::str(step)));
+  }
   const DenseOptions o =
       checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, "");
   const TensorName name{py::none()};

@@ -33,12 +33,13 @@ _FACTOR_MAX = 2.0**995
 def fma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """``a * b + c`` rounded once, element-wise, in the common dtype (float32 or float64)."""
     dtype = np.result_type(a, b, c)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"fma supports float32 and float64, got {dtype}")
+    shape = np.broadcast_shapes(np.shape(a), np.shape(b), np.shape(c))
+    flat = [np.broadcast_to(np.asarray(x, dtype), shape).ravel() for x in (a, b, c)]
     with np.errstate(all="ignore"):
-        if dtype == np.float32:
-            return _fma_float32(a, b, c)
-        if dtype == np.float64:
-            return _fma_float64(*np.broadcast_arrays(*(np.asarray(x, np.float64) for x in (a, b, c))))
-    raise TypeError(f"fma supports float32 and float64, got {dtype}")
+        out = _fma_float32(*flat) if dtype == np.float32 else _fma_float64(*flat)
+    return out.reshape(shape)
 
 
 def _two_sum(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +59,7 @@ def _round_to_odd(s: np.ndarray, e: np.ndarray) -> np.ndarray:
 
 
 def _fma_float32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    a64, b64, c64 = (np.asarray(x, np.float32).astype(np.float64) for x in (a, b, c))
+    a64, b64, c64 = (x.astype(np.float64) for x in (a, b, c))
     hi, lo = _two_sum(a64 * b64, c64)
     return _round_to_odd(hi, lo).astype(np.float32)
 

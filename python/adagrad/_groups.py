@@ -43,6 +43,8 @@ def split_groups(params: Any) -> tuple[list[dict[str, Any]], bool]:
     if isinstance(params, Mapping):
         if "params" in params:
             raise TypeError("a single param group must be wrapped in a list: [{'params': ...}]")
+        if not params:
+            raise ValueError("the optimizer got an empty parameter dict")
         return [{"params": dict(params)}], False
     if isinstance(params, (str, bytes)) or not isinstance(params, Iterable):
         raise TypeError(f"params must be a list or dict of arrays, or a list of param groups, got {type(params).__name__}")

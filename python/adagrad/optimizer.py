@@ -27,7 +27,11 @@ def check_group_options(group: Mapping[str, Any], where: str) -> None:
     initial = group["initial_accumulator_value"]
     if isinstance(initial, bool) or not isinstance(initial, (int, float, np.integer, np.floating)):
         raise TypeError(f"{where}initial_accumulator_value must be a real number, got {type(initial).__name__}")
-    if not math.isfinite(initial) or initial < 0:
+    try:
+        finite = math.isfinite(initial)
+    except OverflowError:  # an int beyond float range
+        finite = False
+    if not finite or initial < 0:
         raise ValueError(f"{where}initial_accumulator_value must be a finite number >= 0, got {initial}")
 
 
@@ -157,7 +161,8 @@ class Adagrad:
             for i, key in enumerate(layout.keys)
         }
         groups = [
-            {**{k: v for k, v in group.items() if k != "params"}, "params": list(layout.keys)}
+            {**{k: list(v) if isinstance(v, list) else v for k, v in group.items() if k != "params"},
+             "params": list(layout.keys)}
             for group, layout in zip(self.param_groups, self._layouts)
         ]
         return {"state": state, "param_groups": groups}
