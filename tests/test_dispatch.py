@@ -22,7 +22,7 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_cpu_info_describes_the_running_kernel() -> None:
     info = adagrad.cpu_info()
-    assert {"isa", "available", "compiled", "threads", "arch", "version"} <= set(info)
+    assert {"isa", "available", "compiled", "threads", "parallel_threshold", "arch", "version"} <= set(info)
     assert info["available"][0] == "baseline"
     assert set(info["available"]) <= set(info["compiled"])
     assert info["isa"] in info["available"]
@@ -100,8 +100,11 @@ def test_set_num_threads_round_trip(threads: int) -> None:
     assert adagrad.cpu_info()["threads"] == threads
 
 
+THREADED_SIZE = 2 * adagrad.cpu_info()["parallel_threshold"]
+
+
 def _step_in_child(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    w = np.zeros(1 << 18, np.float32)
+    w = np.zeros(THREADED_SIZE, np.float32)
     adagrad.Adagrad([w], lr=0.5).step([np.ones_like(w)])
     queue.put(float(w[0]))
 
@@ -111,7 +114,7 @@ def test_threaded_step_works_in_a_forked_child() -> None:
     before = adagrad.get_num_threads()
     adagrad.set_num_threads(2)
     try:
-        w = np.zeros(1 << 18, np.float32)
+        w = np.zeros(THREADED_SIZE, np.float32)
         adagrad.Adagrad([w]).step([np.ones_like(w)])  # the parent's pool is running now
         context = multiprocessing.get_context("fork")
         queue = context.Queue()

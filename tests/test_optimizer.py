@@ -722,7 +722,8 @@ def test_changed_lr_changes_the_result() -> None:
 # --------------------------------------------------------------------------------------------
 # 7. adagrad.reference.Adagrad is a drop-in: same constructor, same state, same bits.
 
-SIZES = (0, 1, 17, 1000, 100_003)
+# The largest size crosses the threshold above which a step is split over the threads.
+SIZES = (0, 1, 17, 1000, adagrad.cpu_info()["parallel_threshold"] + 3)
 
 REFERENCE_SETUPS = [
     pytest.param(bare_list(*(P((n,)) for n in SIZES), lr=0.1), id="list-f32"),

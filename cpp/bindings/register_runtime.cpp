@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 
+#include "adagrad/dense.hpp"
 #include "adagrad/dispatch.hpp"
 #include "adagrad/thread_pool.hpp"
 
@@ -19,6 +20,7 @@ py::dict cpu_info() {
   info["available"] = available_isas();
   info["compiled"] = compiled_isas();
   info["threads"] = get_num_threads();
+  info["parallel_threshold"] = parallel_threshold();
 #if defined(__x86_64__) || defined(_M_X64)
   info["arch"] = "x86_64";
 #elif defined(__aarch64__)

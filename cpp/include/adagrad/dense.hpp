@@ -25,6 +25,9 @@ struct DenseTensor {
 DenseTensor make_dense_tensor(Dtype dtype, void* param, const void* grad, void* sum, std::size_t n,
                               const DenseOptions& options, std::int64_t step);
 
+// Calls with fewer elements in all run on the calling thread alone.
+std::size_t parallel_threshold();
+
 // Results are bitwise independent of the thread count: every element sees the same operations.
 void run_dense(const KernelTable& kernels, const std::vector<DenseTensor>& tensors);
 
