@@ -1,29 +1,33 @@
 #include "array_checks.hpp"
 
 #include <algorithm>
-#include <cstdint>
+#include <iterator>
 
 namespace adagrad::bindings {
 
 namespace {
 
-bool native_byte_order(const py::dtype& dt) {
-  const char order = dt.byteorder();
-  if (order == '=' || order == '|') return true;
+using npy = py::detail::npy_api;
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  return order == '>';  // spelled out, yet native
+constexpr char kSwappedByteOrder = '<';
 #else
-  return order == '<';
+constexpr char kSwappedByteOrder = '>';
 #endif
-}
 
 std::string type_name(py::handle obj) { return py::str(py::type::of(obj).attr("__name__")); }
 
-std::string shape_string(const py::array& a) {
+std::string dtype_name(const py::detail::PyArray_Proxy* a) { return py::str(py::handle(a->descr)); }
+
+std::string shape_string(const FloatArray& a) {
   std::string out = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) out += std::to_string(a.shape(i)) + (a.ndim() == 1 ? "," : (i + 1 < a.ndim() ? ", " : ""));
+  for (int i = 0; i < a.ndim; ++i) {
+    out += std::to_string(a.shape[i]) + (a.ndim == 1 ? "," : (i + 1 < a.ndim ? ", " : ""));
+  }
   return out + ")";
 }
+
+const char* order_name(const FloatArray& a) { return a.c_order ? "C" : "Fortran"; }
 
 }  // namespace
 
@@ -36,51 +40,54 @@ std::string TensorName::operator()(Role role) const {
 }
 
 FloatArray float_array(py::handle obj, const TensorName& name, Role role) {
-  const bool writeable = role != Role::grad;
-  if (!py::isinstance<py::array>(obj)) {
+  if (!npy::get().PyArray_Check_(obj.ptr())) {
     throw py::type_error(name(role) + " must be a numpy.ndarray of float32 or float64, got " + type_name(obj));
   }
-  auto array = py::reinterpret_borrow<py::array>(obj);
-  const py::dtype dt = array.dtype();
-  const bool is_float = dt.kind() == 'f' && (dt.itemsize() == 4 || dt.itemsize() == 8);
-  if (!is_float || !native_byte_order(dt)) {
-    throw py::type_error(name(role) + " must have dtype float32 or float64 (native byte order), got " +
-                         std::string(py::str(dt)) + "; convert it yourself: a hidden copy would not be updated");
+  const auto* a = py::detail::array_proxy(obj.ptr());
+  const auto* descr = py::detail::array_descriptor_proxy(a->descr);
+  const bool f32 = descr->type_num == npy::NPY_FLOAT_, f64 = descr->type_num == npy::NPY_DOUBLE_;
+  if ((!f32 && !f64) || descr->byteorder == kSwappedByteOrder) {
+    throw py::type_error(name(role) + " must have dtype float32 or float64 (native byte order), got " + dtype_name(a) +
+                         "; convert it yourself: a hidden copy would not be updated");
   }
-  const int flags = array.flags();
-  const bool c_order = (flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) != 0;
-  const bool f_order = (flags & py::detail::npy_api::NPY_ARRAY_F_CONTIGUOUS_) != 0;
-  if (!c_order && !f_order) {
+  const int flags = a->flags;
+  const bool c_order = (flags & npy::NPY_ARRAY_C_CONTIGUOUS_) != 0;
+  if (!c_order && (flags & npy::NPY_ARRAY_F_CONTIGUOUS_) == 0) {
     throw py::value_error(name(role) + " must be contiguous (C or Fortran order), got strides of a view; "
                           "pass a contiguous array (a hidden copy would not be updated)");
   }
-  if ((flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_) == 0) {
+  if ((flags & npy::NPY_ARRAY_ALIGNED_) == 0) {
     throw py::value_error(name(role) + " is not aligned to its element size");
   }
-  if (writeable && !array.writeable()) {
+  if (role != Role::grad && (flags & npy::NPY_ARRAY_WRITEABLE_) == 0) {
     throw py::value_error(name(role) + " is read-only; it is updated in place and must be writeable");
   }
-  return {array, dt.itemsize() == 4 ? Dtype::f32 : Dtype::f64, const_cast<void*>(array.data()),
-          static_cast<std::size_t>(array.size()), static_cast<std::size_t>(array.nbytes()), c_order};
+  std::size_t size = 1;
+  for (int i = 0; i < a->nd; ++i) size *= static_cast<std::size_t>(a->dimensions[i]);
+  return {py::reinterpret_borrow<py::object>(obj), f32 ? Dtype::f32 : Dtype::f64, a->data, size,
+          size * (f32 ? sizeof(float) : sizeof(double)), a->nd, a->dimensions, c_order};
 }
 
 void require_same_layout(const FloatArray& ref, const FloatArray& other, const TensorName& name, Role role) {
   if (other.dtype != ref.dtype) {
-    throw py::type_error(name(role) + " has dtype " + std::string(py::str(other.array.dtype())) + " but " + name(Role::param) +
-                         " has " + std::string(py::str(ref.array.dtype())) + "; they must match");
+    throw py::type_error(name(role) + " has dtype " + dtype_name(py::detail::array_proxy(other.owner.ptr())) + " but " +
+                         name(Role::param) + " has " + dtype_name(py::detail::array_proxy(ref.owner.ptr())) +
+                         "; they must match");
   }
-  const bool same_shape = other.array.ndim() == ref.array.ndim() &&
-                          std::equal(ref.array.shape(), ref.array.shape() + ref.array.ndim(), other.array.shape());
-  if (!same_shape) {
-    throw py::value_error(name(role) + " has shape " + shape_string(other.array) + " but " + name(Role::param) + " has " +
-                          shape_string(ref.array) + "; they must match");
+  if (other.ndim != ref.ndim || !std::equal(ref.shape, ref.shape + ref.ndim, other.shape)) {
+    throw py::value_error(name(role) + " has shape " + shape_string(other) + " but " + name(Role::param) + " has " +
+                          shape_string(ref) + "; they must match");
   }
-  // Both contiguous; the element order differs only if one is C-only and the other Fortran-only.
-  const int ref_flags = ref.array.flags(), other_flags = other.array.flags();
-  const int c = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_;
-  if ((ref_flags & c) != (other_flags & c) && ref.size > 1) {
-    throw py::value_error(name(role) + " is in " + (other.c_order ? "C" : "Fortran") + " order but " + name(Role::param) +
-                          " is in " + (ref.c_order ? "C" : "Fortran") + " order; they must match");
+  // Both contiguous; the element order differs only if one is C-only and the other Fortran-only
+  // (an array that is both has at most one dimension longer than 1).
+  if (other.c_order != ref.c_order && ref.size > 1) {
+    const auto* o = py::detail::array_proxy(other.owner.ptr());
+    const auto* r = py::detail::array_proxy(ref.owner.ptr());
+    const int both = npy::NPY_ARRAY_C_CONTIGUOUS_ | npy::NPY_ARRAY_F_CONTIGUOUS_;
+    if ((o->flags & both) != both && (r->flags & both) != both) {
+      throw py::value_error(name(role) + " is in " + order_name(other) + " order but " + name(Role::param) +
+                            " is in " + order_name(ref) + " order; they must match");
+    }
   }
 }
 
@@ -91,21 +98,57 @@ void OverlapChecker::add(const FloatArray& a, const TensorName& name, Role role)
 }
 
 void OverlapChecker::check() {
+  // The common case: the same params and sums as the previous check on this thread (an optimizer
+  // stepping again), already verified disjoint and sorted. Only the grads need checking then.
+  struct Span {
+    std::uintptr_t begin, end;
+  };
+  thread_local std::vector<Span> last_written, last_sorted;
+  const bool same_as_last =
+      last_written.size() == written_.size() &&
+      std::equal(written_.begin(), written_.end(), last_written.begin(),
+                 [](const Range& r, const Span& s) { return r.begin == s.begin && r.end == s.end; });
+  if (!same_as_last) {
+    last_written.clear();
+    last_sorted.clear();
+    for (const Range& r : written_) last_sorted.push_back({r.begin, r.end});
+    auto by_begin = [](const Span& x, const Span& y) { return x.begin < y.begin; };
+    if (!std::is_sorted(last_sorted.begin(), last_sorted.end(), by_begin)) {
+      std::sort(last_sorted.begin(), last_sorted.end(), by_begin);
+    }
+    for (std::size_t i = 1; i < last_sorted.size(); ++i) {
+      if (last_sorted[i].begin < last_sorted[i - 1].end) {
+        last_sorted.clear();
+        report_clash();
+      }
+    }
+    for (const Range& r : written_) last_written.push_back({r.begin, r.end});
+  }
+  // With the written spans disjoint and sorted, the last one starting before a read span's end is
+  // the only one that can overlap it.
+  for (const Range& r : read_) {
+    auto it = std::lower_bound(last_sorted.begin(), last_sorted.end(), r.end,
+                               [](const Span& w, std::uintptr_t end) { return w.begin < end; });
+    if (it != last_sorted.begin() && std::prev(it)->end > r.begin) report_clash();
+  }
+}
+
+void OverlapChecker::report_clash() {
   auto clash = [](const Range& x, const Range& y) {
     throw py::value_error(x.name(x.role) + " and " + y.name(y.role) +
                           " share memory; every parameter, gradient and state must be its own buffer");
   };
-  std::sort(written_.begin(), written_.end(), [](const Range& x, const Range& y) { return x.begin < y.begin; });
+  auto by_begin = [](const Range& x, const Range& y) { return x.begin < y.begin; };
+  std::sort(written_.begin(), written_.end(), by_begin);
   for (std::size_t i = 1; i < written_.size(); ++i) {
     if (written_[i].begin < written_[i - 1].end) clash(written_[i - 1], written_[i]);
   }
   for (const Range& r : read_) {
-    // The written range starting last before r.end is the only candidate that can overlap r
-    // once written ranges are known to be disjoint and sorted.
-    auto it = std::lower_bound(written_.begin(), written_.end(), r.end,
-                               [](const Range& w, std::uintptr_t end) { return w.begin < end; });
-    if (it != written_.begin() && std::prev(it)->end > r.begin) clash(*std::prev(it), r);
+    for (const Range& w : written_) {
+      if (w.begin < r.end && r.begin < w.end) clash(w, r);
+    }
   }
+  throw std::logic_error("overlap reported but not found");
 }
 
 }  // namespace adagrad::bindings

@@ -1,11 +1,13 @@
 // Checks that turn Python objects into raw buffers the kernels can use, or raise a clear
 // TypeError / ValueError naming the argument. Nothing here ever copies or casts an array.
+// The happy path reads NumPy's array header directly: no Python objects, no strings.
 #pragma once
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,23 +22,25 @@ enum class Role { param, grad, sum };
 
 // label None: the functional form's argument names ("param", "grad", "state_sum");
 // label a str such as "'fc.weight'" or "params[3]": "param 'fc.weight'", "grad of 'fc.weight'", ...
-// Built only when an error is raised, so the hot path allocates no strings.
+// Built only when an error is raised.
 struct TensorName {
   py::handle label;
   std::string operator()(Role role) const;
 };
 
 struct FloatArray {
-  py::array array;  // keeps the buffer alive while the GIL is released
+  py::object owner;  // keeps the buffer alive while the GIL is released
   Dtype dtype;
   void* data;
   std::size_t size;
   std::size_t nbytes;
-  bool c_order;  // C-contiguous (else Fortran-contiguous)
+  int ndim;
+  const py::ssize_t* shape;
+  bool c_order;  // C-contiguous (else Fortran-contiguous only)
 };
 
-// A float32/float64 ndarray, aligned, native byte order, C- or Fortran-contiguous, writeable if asked.
-// Params and state sums must be writeable; grads are only read.
+// A float32/float64 ndarray, aligned, native byte order, C- or Fortran-contiguous; params and
+// state sums must also be writeable, grads are only read.
 FloatArray float_array(py::handle obj, const TensorName& name, Role role);
 
 // The grad or state sum must have the param's dtype, shape and memory order.
@@ -49,6 +53,8 @@ class OverlapChecker {
   void check();
 
  private:
+  [[noreturn]] void report_clash();  // the slow path: finds the clash again and names it
+
   struct Range {
     std::uintptr_t begin, end;
     TensorName name;

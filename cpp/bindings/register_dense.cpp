@@ -23,45 +23,82 @@ bool is_bool(py::handle obj) {
   return PyBool_Check(obj.ptr()) || py::isinstance(obj, numpy_bool);
 }
 
-double real_option(py::handle obj, const std::string& name) {
+template <class Where>
+double real_option(py::handle obj, const Where& where, const char* option) {
+  if (PyFloat_CheckExact(obj.ptr())) return PyFloat_AS_DOUBLE(obj.ptr());
+  const auto name = [&] { return where() + option; };
   if (!is_bool(obj) && (PyFloat_Check(obj.ptr()) || PyLong_Check(obj.ptr()) || PyNumber_Check(obj.ptr()))) {
     const double value = PyFloat_AsDouble(obj.ptr());
     if (!(value == -1.0 && PyErr_Occurred())) return value;
     const bool too_big = PyErr_ExceptionMatches(PyExc_OverflowError);
     PyErr_Clear();
-    if (too_big) throw py::value_error(name + " must be a finite number >= 0, got an int too large for a float");
+    if (too_big) throw py::value_error(name() + " must be a finite number >= 0, got an int too large for a float");
   }
-  throw py::type_error(name + " must be a real number, got " + type_name(obj));
+  throw py::type_error(name() + " must be a real number, got " + type_name(obj));
 }
 
-bool flag_option(py::handle obj, const std::string& name) {
-  if (!is_bool(obj)) throw py::type_error(name + " must be a bool, got " + type_name(obj));
+template <class Where>
+bool flag_option(py::handle obj, const Where& where, const char* option) {
+  if (obj.ptr() == Py_True) return true;
+  if (obj.ptr() == Py_False) return false;
+  if (!is_bool(obj)) throw py::type_error(where() + option + " must be a bool, got " + type_name(obj));
   return PyObject_IsTrue(obj.ptr()) == 1;
 }
 
 // The options in their Python order: lr, lr_decay, weight_decay, eps, maximize,
 // decoupled_weight_decay, eps_inside_sqrt. `where` prefixes every message.
-DenseOptions checked_options(const py::handle (&h)[7], const std::string& where) {
-  DenseOptions o{real_option(h[0], where + "lr"),
-                 real_option(h[1], where + "lr_decay"),
-                 real_option(h[2], where + "weight_decay"),
-                 real_option(h[3], where + "eps"),
-                 flag_option(h[4], where + "maximize"),
-                 flag_option(h[5], where + "decoupled_weight_decay"),
-                 flag_option(h[6], where + "eps_inside_sqrt")};
+template <class Where>
+DenseOptions checked_options(const py::handle (&h)[7], const Where& where) {
+  DenseOptions o{real_option(h[0], where, "lr"),
+                 real_option(h[1], where, "lr_decay"),
+                 real_option(h[2], where, "weight_decay"),
+                 real_option(h[3], where, "eps"),
+                 flag_option(h[4], where, "maximize"),
+                 flag_option(h[5], where, "decoupled_weight_decay"),
+                 flag_option(h[6], where, "eps_inside_sqrt")};
   try {
     validate(o);
   } catch (const std::invalid_argument& e) {
-    throw py::value_error(where + e.what());
+    throw py::value_error(where() + e.what());
   }
   return o;
 }
 
-void run(const std::vector<DenseTensor>& tensors) {
-  const KernelTable& kernels = active_kernels();  // may raise for a bad ADAGRAD_ISA: before any write
-  py::gil_scoped_release release;
-  run_dense(kernels, tensors);
-}
+std::string nowhere() { return {}; }
+
+// The tensors of one call: each validated as it is added, nothing written before run().
+class DenseBatch {
+ public:
+  void add(py::handle param, py::handle grad, py::handle sum, const TensorName& name, const DenseOptions& o,
+           std::int64_t step, int variant_override = -1) {
+    FloatArray p = float_array(param, name, Role::param);
+    FloatArray g = float_array(grad, name, Role::grad);
+    FloatArray s = float_array(sum, name, Role::sum);
+    require_same_layout(p, g, name, Role::grad);
+    require_same_layout(p, s, name, Role::sum);
+    overlap_.add(p, name, Role::param);
+    overlap_.add(g, name, Role::grad);
+    overlap_.add(s, name, Role::sum);
+    tensors_.push_back(make_dense_tensor(p.dtype, p.data, g.data, s.data, p.size, o, step));
+    if (variant_override >= 0) tensors_.back().variant = variant_override;
+    owners_.push_back(std::move(p.owner));
+    owners_.push_back(std::move(g.owner));
+    owners_.push_back(std::move(s.owner));
+  }
+
+  // The last check, then the arithmetic with the GIL released.
+  void run() {
+    overlap_.check();
+    const KernelTable& kernels = active_kernels();  // may raise for a bad ADAGRAD_ISA: before any write
+    py::gil_scoped_release release;
+    run_dense(kernels, tensors_);
+  }
+
+ private:
+  std::vector<py::object> owners_;  // keep every buffer alive while the GIL is released
+  std::vector<DenseTensor> tensors_;
+  OverlapChecker overlap_;
+};
 
 void update(py::handle param, py::handle grad, py::handle state_sum, py::handle step, py::handle lr,
             py::handle lr_decay, py::handle weight_decay, py::handle eps, py::handle maximize,
@@ -75,89 +112,102 @@ void update(py::handle param, py::handle grad, py::handle state_sum, py::handle 
                           std::string(py::str(step)));
   }
   const DenseOptions o =
-      checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, "");
-  const TensorName name{py::none()};
-  const FloatArray p = float_array(param, name, Role::param);
-  const FloatArray g = float_array(grad, name, Role::grad);
-  const FloatArray s = float_array(state_sum, name, Role::sum);
-  require_same_layout(p, g, name, Role::grad);
-  require_same_layout(p, s, name, Role::sum);
-  OverlapChecker overlap;
-  overlap.add(p, name, Role::param);
-  overlap.add(g, name, Role::grad);
-  overlap.add(s, name, Role::sum);
-  overlap.check();
-  run({make_dense_tensor(p.dtype, p.data, g.data, s.data, p.size, o, t)});
+      checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, nowhere);
+  DenseBatch batch;
+  batch.add(param, grad, state_sum, TensorName{py::none()}, o, t);
+  batch.run();
 }
 
-py::sequence as_sequence(py::handle obj, const std::string& what) {
-  if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj)) {
-    throw py::type_error(what + " must be a list or tuple, got " + type_name(obj));
+// The items of a list or tuple, borrowed (valid while the GIL is held and the sequence lives).
+struct Items {
+  PyObject** items;
+  std::size_t size;
+  py::handle operator[](std::size_t i) const { return items[i]; }
+};
+
+template <class Where>
+Items items_of(py::handle obj, const Where& where, const char* what) {
+  if (!PyList_Check(obj.ptr()) && !PyTuple_Check(obj.ptr())) {
+    throw py::type_error(where() + what + " must be a list or tuple, got " + type_name(obj));
   }
-  return py::reinterpret_borrow<py::sequence>(obj);
+  return {PySequence_Fast_ITEMS(obj.ptr()), static_cast<std::size_t>(PySequence_Fast_GET_SIZE(obj.ptr()))};
+}
+
+// The optimizer's per-tensor step counts: a writeable, contiguous int64 array of n elements.
+std::int64_t* step_counts(py::handle obj, std::size_t n) {
+  using npy = py::detail::npy_api;
+  if (!npy::get().PyArray_Check_(obj.ptr())) return nullptr;
+  const auto* a = py::detail::array_proxy(obj.ptr());
+  const auto* d = py::detail::array_descriptor_proxy(a->descr);
+  // np.int64 is NPY_LONG where long has 64 bits (Linux, macOS), NPY_LONGLONG elsewhere.
+  const bool int64 = d->type_num == npy::NPY_LONGLONG_ || (sizeof(long) == 8 && d->type_num == npy::NPY_LONG_);
+  const bool ok = int64 && a->nd == 1 &&
+                  static_cast<std::size_t>(a->dimensions[0]) == n &&
+                  (a->flags & npy::NPY_ARRAY_C_CONTIGUOUS_) != 0 && (a->flags & npy::NPY_ARRAY_WRITEABLE_) != 0 &&
+                  (a->flags & npy::NPY_ARRAY_ALIGNED_) != 0;
+  return ok ? reinterpret_cast<std::int64_t*>(a->data) : nullptr;
 }
 
 // groups: a list of tuples (params, grads, sums, steps, labels, lr, lr_decay, weight_decay, eps,
 // maximize, decoupled_weight_decay, eps_inside_sqrt). steps is an int64 array of the updates done
 // so far per tensor; it is incremented for every tensor whose grad is not None.
 void step(const py::list& groups) {
+  static_assert(sizeof(long long) == sizeof(std::int64_t));
   struct Slot {
     std::int64_t* step;
     std::int64_t value;
   };
-  std::vector<FloatArray> keep_alive;
-  std::vector<DenseTensor> tensors;
+  DenseBatch batch;
   std::vector<Slot> slots;
-  OverlapChecker overlap;
   for (std::size_t gi = 0; gi < groups.size(); ++gi) {
-    const std::string where = "param group " + std::to_string(gi) + ": ";
-    const py::object group_obj = groups[gi];
-    if (!py::isinstance<py::tuple>(group_obj)) throw py::type_error(where + "malformed group tuple");
-    const auto group = py::reinterpret_borrow<py::tuple>(group_obj);
-    if (group.size() != 12) throw py::value_error(where + "malformed group tuple");
-    const py::sequence params = as_sequence(group[0], where + "params");
-    const py::sequence grads = as_sequence(group[1], where + "grads");
-    const py::sequence sums = as_sequence(group[2], where + "state sums");
-    auto steps = py::array_t<std::int64_t, py::array::c_style>::ensure(group[3]);
-    const py::sequence labels = as_sequence(group[4], where + "labels");
+    const auto where = [gi] { return "param group " + std::to_string(gi) + ": "; };  // for errors only
+    const py::handle group_obj = PyList_GET_ITEM(groups.ptr(), static_cast<py::ssize_t>(gi));
+    if (!PyTuple_Check(group_obj.ptr()) || PyTuple_GET_SIZE(group_obj.ptr()) != 12) {
+      throw py::type_error(where() + "malformed group tuple");
+    }
+    const Items group = items_of(group_obj, where, "group");
+    const Items params = items_of(group[0], where, "params");
+    const Items grads = items_of(group[1], where, "grads");
+    const Items sums = items_of(group[2], where, "state sums");
+    const Items labels = items_of(group[4], where, "labels");
+    const std::size_t n = params.size;
+    if (grads.size != n) {
+      throw py::value_error(where() + "expected " + std::to_string(n) +
+                            " gradients (one per param, None to skip), got " + std::to_string(grads.size));
+    }
+    std::int64_t* step_data = step_counts(group[3], n);
+    if (sums.size != n || labels.size != n || step_data == nullptr) {
+      throw py::value_error(where() + "optimizer state does not match its params");
+    }
     const DenseOptions o =
         checked_options({group[5], group[6], group[7], group[8], group[9], group[10], group[11]}, where);
-    const std::size_t n = params.size();
-    if (grads.size() != n) {
-      throw py::value_error(where + "expected " + std::to_string(n) + " gradients (one per param, None to skip), got " +
-                            std::to_string(grads.size()));
-    }
-    if (sums.size() != n || labels.size() != n || !steps || static_cast<std::size_t>(steps.size()) != n ||
-        !steps.writeable()) {
-      throw py::value_error(where + "optimizer state does not match its params");
-    }
-    std::int64_t* step_data = steps.mutable_data();
     for (std::size_t i = 0; i < n; ++i) {
-      const py::handle grad_obj = grads[i];
-      if (grad_obj.is_none()) continue;
+      const py::handle grad = grads[i];
+      if (grad.is_none()) continue;
       const TensorName name{labels[i]};
-      FloatArray p = float_array(params[i], name, Role::param);
-      FloatArray g = float_array(grad_obj, name, Role::grad);
-      FloatArray s = float_array(sums[i], name, Role::sum);
-      require_same_layout(p, g, name, Role::grad);
-      require_same_layout(p, s, name, Role::sum);
-      overlap.add(p, name, Role::param);
-      overlap.add(g, name, Role::grad);
-      overlap.add(s, name, Role::sum);
-      if (step_data[i] < 0 || step_data[i] == std::numeric_limits<std::int64_t>::max()) {
-        throw py::value_error(where + "step count of " + name(Role::param) + " is out of range");
+      if (step_data[i] < 0 || step_data[i] >= std::numeric_limits<std::int64_t>::max() - 1) {
+        throw py::value_error(where() + "step count of " + name(Role::param) + " is out of range");
       }
       const std::int64_t t = step_data[i] + 1;
-      tensors.push_back(make_dense_tensor(p.dtype, p.data, g.data, s.data, p.size, o, t));
+      batch.add(params[i], grad, sums[i], name, o, t);
       slots.push_back({step_data + i, t});
-      keep_alive.push_back(std::move(p));
-      keep_alive.push_back(std::move(g));
-      keep_alive.push_back(std::move(s));
     }
   }
-  overlap.check();
-  run(tensors);
+  batch.run();
   for (const Slot& slot : slots) *slot.step = slot.value;
+}
+
+// The memory ceiling for benchmarks: the update's traffic over the same arrays (their values change).
+void stream_ceiling(const py::sequence& params, const py::sequence& grads, const py::sequence& sums) {
+  if (grads.size() != params.size() || sums.size() != params.size()) {
+    throw py::value_error("params, grads and sums must have the same length");
+  }
+  DenseBatch batch;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    batch.add(params[i], grads[i], sums[i], TensorName{py::str("[" + std::to_string(i) + "]")}, DenseOptions{}, 1,
+              kStreamVariant);
+  }
+  batch.run();
 }
 
 // Construction-time check of an optimizer's params: each a writeable float array, none sharing memory.
@@ -174,7 +224,7 @@ void check_params(const py::sequence& params, const py::sequence& labels) {
 
 void check_options(py::handle lr, py::handle lr_decay, py::handle weight_decay, py::handle eps, py::handle maximize,
                    py::handle decoupled_weight_decay, py::handle eps_inside_sqrt) {
-  checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, "");
+  checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, nowhere);
 }
 
 void register_dense(py::module_& m) {
@@ -186,6 +236,9 @@ void register_dense(py::module_& m) {
   m.def("check_options", &check_options, "lr"_a, "lr_decay"_a, "weight_decay"_a, "eps"_a, "maximize"_a,
         "decoupled_weight_decay"_a, "eps_inside_sqrt"_a,
         "Raises TypeError/ValueError unless the options are valid (finite, >= 0, flags bool).");
+  m.def("stream_ceiling", &stream_ceiling, "params"_a, "grads"_a, "sums"_a,
+        "Benchmark ceiling: reads params, grads, sums and writes params, sums (sum += grad, param += grad), "
+        "with the same validation, threads and chunking as step.");
   m.def("check_params", &check_params, "params"_a, "labels"_a,
         "Raises TypeError/ValueError unless every param is a writeable float array of its own memory.");
 }

@@ -11,9 +11,9 @@ namespace {
 
 // Below this many elements in one call, waking threads costs more than it saves
 // (measured on a 2-core AVX2 VM: 64K elements 0.82x with 2 threads, 128K 1.07x, 256K 1.32x).
-constexpr std::size_t kInlineElements = std::size_t{1} << 17;
+constexpr std::size_t kInlineElements = std::size_t{1} << 15;
 // Chunk of one tensor given to one thread: 3 arrays x 128 KiB (f32) stay within L2.
-constexpr std::size_t kChunkElements = std::size_t{1} << 15;
+constexpr std::size_t kChunkElements = std::size_t{1} << 14;
 
 void run_range(const KernelTable& k, const DenseTensor& t, std::size_t begin, std::size_t end) {
   const std::size_t n = end - begin;
@@ -26,7 +26,8 @@ void run_range(const KernelTable& k, const DenseTensor& t, std::size_t begin, st
   }
 }
 
-struct Chunk {
+// A piece of one tensor, at most kChunkElements long.
+struct Segment {
   std::size_t tensor, begin, end;
 };
 
@@ -52,16 +53,28 @@ void run_dense(const KernelTable& k, const std::vector<DenseTensor>& tensors) {
     for (const auto& t : tensors) run_range(k, t, 0, t.n);
     return;
   }
-  std::vector<Chunk> chunks;
-  chunks.reserve(tensors.size() + total / kChunkElements);
+  // Big tensors are cut into chunks; runs of small tensors are packed together, so that every
+  // task is worth waking a thread for and 1,000 tiny tensors are not 1,000 tasks.
+  std::vector<Segment> segments;
+  std::vector<std::size_t> task_starts{0};
+  segments.reserve(tensors.size() + total / kChunkElements);
+  std::size_t in_task = 0;
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     for (std::size_t b = 0; b < tensors[i].n; b += kChunkElements) {
-      chunks.push_back({i, b, std::min(tensors[i].n, b + kChunkElements)});
+      const std::size_t e = std::min(tensors[i].n, b + kChunkElements);
+      segments.push_back({i, b, e});
+      in_task += e - b;
+      if (in_task >= kChunkElements) {
+        task_starts.push_back(segments.size());
+        in_task = 0;
+      }
     }
   }
-  parallel_for(chunks.size(), [&](std::size_t c) {
-    const Chunk& ch = chunks[c];
-    run_range(k, tensors[ch.tensor], ch.begin, ch.end);
+  if (task_starts.back() != segments.size()) task_starts.push_back(segments.size());
+  parallel_for(task_starts.size() - 1, [&](std::size_t task) {
+    for (std::size_t s = task_starts[task]; s < task_starts[task + 1]; ++s) {
+      run_range(k, tensors[segments[s].tensor], segments[s].begin, segments[s].end);
+    }
   });
 }
 

@@ -69,9 +69,27 @@ void dense_loop(typename V::T* __restrict param, const typename V::T* __restrict
   }
 }
 
+// The memory ceiling: sum += grad, param += grad. Same bytes moved as the update, one add each.
+template <class V>
+void stream_loop(typename V::T* __restrict param, const typename V::T* __restrict grad,
+                 typename V::T* __restrict sum, std::size_t n, const DenseCoeffs<typename V::T>&) {
+  std::size_t i = 0;
+  if constexpr (V::W > 1) {
+    for (; i + V::W <= n; i += V::W) {
+      const typename V::R g = V::load(grad + i);
+      V::store(sum + i, V::add(V::load(sum + i), g));
+      V::store(param + i, V::add(V::load(param + i), g));
+    }
+  }
+  for (; i < n; ++i) {
+    sum[i] += grad[i];
+    param[i] += grad[i];
+  }
+}
+
 template <class V, std::size_t... I>
 constexpr DenseVariants<typename V::T> dense_variants(std::index_sequence<I...>) {
-  return {{&dense_loop<V, static_cast<int>(I)>...}};
+  return {{&dense_loop<V, static_cast<int>(I)>..., &stream_loop<V>}};
 }
 
 template <class VF32, class VF64>

@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <memory>
@@ -17,6 +18,19 @@ namespace adagrad {
 
 namespace {
 
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// After finishing a job a worker polls for the next one this long before it blocks: back-to-back
+// steps then skip the futex wake-up (tens of microseconds on a VM), while an idle process does not
+// keep a core busy for more than this. libgomp's default spin is of the same order.
+constexpr auto kSpinBeforeSleep = std::chrono::microseconds(200);
+
 class ThreadPool {
  public:
   explicit ThreadPool(int n_workers) {
@@ -27,26 +41,30 @@ class ThreadPool {
   ~ThreadPool() {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
+      stop_.store(true);
     }
     wake_.notify_all();
     for (auto& t : workers_) t.join();
   }
 
   void run(std::size_t n_tasks, const std::function<void(std::size_t)>& fn) {
+    job_ = &fn;
+    n_tasks_ = n_tasks;
+    next_.store(0, std::memory_order_relaxed);
+    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_seq_cst);  // publishes the job to the workers
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      job_ = &fn;
-      n_tasks_ = n_tasks;
-      next_.store(0, std::memory_order_relaxed);
-      busy_workers_ = static_cast<int>(workers_.size());
-      ++generation_;
+      std::lock_guard<std::mutex> lock(mu_);  // orders the publication before any sleeper's re-check
     }
     wake_.notify_all();
     drain(fn, n_tasks);
-    std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [this] { return busy_workers_ == 0; });
-    job_ = nullptr;
+    for (unsigned spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+      if (spins < 4096) {
+        cpu_relax();
+      } else {
+        std::this_thread::yield();  // a worker was asleep or descheduled: let it run
+      }
+    }
   }
 
  private:
@@ -57,36 +75,39 @@ class ThreadPool {
     }
   }
 
+  // Returns false when the pool is stopping.
+  bool wait_for_job(std::uint64_t seen) {
+    const auto give_up = std::chrono::steady_clock::now() + kSpinBeforeSleep;
+    for (unsigned spins = 0; generation_.load(std::memory_order_acquire) == seen; ++spins) {
+      if (stop_.load(std::memory_order_relaxed)) return false;
+      cpu_relax();
+      if (spins % 256 == 255 && std::chrono::steady_clock::now() > give_up) {
+        std::unique_lock<std::mutex> lock(mu_);
+        wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+      }
+    }
+    return !stop_.load(std::memory_order_relaxed);
+  }
+
   void worker_loop() {
     std::uint64_t seen = 0;
-    for (;;) {
-      const std::function<void(std::size_t)>* job;
-      std::size_t n_tasks;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-        job = job_;
-        n_tasks = n_tasks_;
-      }
-      drain(*job, n_tasks);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (--busy_workers_ == 0) done_.notify_one();
-      }
+    while (wait_for_job(seen)) {
+      seen = generation_.load(std::memory_order_acquire);
+      drain(*job_, n_tasks_);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
-  std::condition_variable wake_, done_;
+  std::condition_variable wake_;
+  // Written by run() before the generation bump, read by workers after seeing it.
   const std::function<void(std::size_t)>* job_ = nullptr;
   std::size_t n_tasks_ = 0;
   std::atomic<std::size_t> next_{0};
-  std::uint64_t generation_ = 0;
-  int busy_workers_ = 0;
-  bool stop_ = false;
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // g_run_mutex is held for the whole of a parallel_for and while the pool is replaced.

@@ -48,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--steps", type=int, default=200, help="optimizer steps (default 200)")
     demo_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     commands.add_parser("info", help="version, instruction sets, threads")
+    commands.add_parser("bench", help="benchmarks against peers and the memory ceiling (--help for options)",
+                        add_help=False)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from .benchmarks.cli import main as bench_main
+
+        return bench_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "info":
         return info(args)

@@ -141,11 +141,16 @@ class Adagrad:
 
     def step(self, grads: Any) -> None:
         """One Adagrad update of every param whose grad is not None; grads mirror ``params``."""
-        per_group = grads_per_group(grads, self._layouts, self._as_groups)
+        if type(grads) in (list, tuple) and not self._as_groups and not self._layouts[0].by_name:
+            per_group: Any = (grads,)  # the common case; the native call checks the length
+        else:
+            per_group = grads_per_group(grads, self._layouts, self._as_groups)
+        # Options are read at every step, so that changes to param_groups take effect (schedulers).
         self._apply(
             [
-                (group["params"], group_grads, layout.sums, layout.steps, layout.labels)
-                + tuple(group[name] for name in OPTION_NAMES)
+                (group["params"], group_grads, layout.sums, layout.steps, layout.labels, group["lr"],
+                 group["lr_decay"], group["weight_decay"], group["eps"], group["maximize"],
+                 group["decoupled_weight_decay"], group["eps_inside_sqrt"])
                 for group, layout, group_grads in zip(self.param_groups, self._layouts, per_group)
             ]
         )

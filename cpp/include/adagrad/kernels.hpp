@@ -12,9 +12,14 @@ namespace adagrad {
 template <class T>
 using DenseFn = void (*)(T* param, const T* grad, T* sum, std::size_t n, const DenseCoeffs<T>& c);
 
+// fn[0 .. kDenseVariants-1]: the update variants (hyper.hpp). fn[kStreamVariant]: the memory
+// ceiling for benchmarks, the same traffic with no arithmetic to speak of (read param, grad and
+// sum; write param and sum).
+constexpr int kStreamVariant = kDenseVariants;
+
 template <class T>
 struct DenseVariants {
-  DenseFn<T> fn[kDenseVariants];
+  DenseFn<T> fn[kDenseVariants + 1];
 };
 
 struct KernelTable {

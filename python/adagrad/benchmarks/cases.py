@@ -1,0 +1,58 @@
+"""What is measured: sets of parameter shapes, one optimizer step over all of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    shapes: tuple[tuple[int, ...], ...]
+    dtype: type
+    note: str = ""
+
+    @property
+    def elements(self) -> int:
+        return sum(prod(s) for s in self.shapes)
+
+    @property
+    def bytes_moved(self) -> int:
+        """Read param, grad, sum; write param, sum: five passes over the elements."""
+        return 5 * self.elements * np.dtype(self.dtype).itemsize
+
+
+def resnet18_shapes() -> tuple[tuple[int, ...], ...]:
+    """The 62 parameter tensors of torchvision's ResNet-18 (11,689,512 elements)."""
+    shapes: list[tuple[int, ...]] = [(64, 3, 7, 7), (64,), (64,)]
+    channels_in = 64
+    for channels in (64, 128, 256, 512):
+        for block in range(2):
+            downsample = block == 0 and channels != 64
+            shapes += [(channels, channels_in, 3, 3), (channels,), (channels,)]
+            shapes += [(channels, channels, 3, 3), (channels,), (channels,)]
+            if downsample:
+                shapes += [(channels, channels_in, 1, 1), (channels,), (channels,)]
+            channels_in = channels
+    return tuple(shapes + [(1000, 512), (1000,)])
+
+
+def single(n: int, dtype: type) -> Case:
+    suffix = "f32" if dtype == np.float32 else "f64"
+    label = f"{n >> 20}M" if n >= 1 << 20 else f"{n >> 10}K"
+    return Case(f"{label}-{suffix}", ((n,),), dtype, "one tensor")
+
+
+def dense_cases() -> list[Case]:
+    cases = [single(n, dt) for dt in (np.float32, np.float64) for n in (1 << 12, 1 << 16, 1 << 20, 1 << 24)]
+    cases.append(Case("resnet18-f32", resnet18_shapes(), np.float32, "62 tensors"))
+    cases.append(Case("1000x1K-f32", ((1024,),) * 1000, np.float32, "per-tensor overhead"))
+    cases.append(Case("1K-f32", ((1024,),), np.float32, "call overhead"))
+    return cases
+
+
+# Cases small enough for the pure-NumPy reference to be timed without dominating the run.
+REFERENCE_MAX_ELEMENTS = 1 << 16

@@ -1,0 +1,95 @@
+"""The implementations compared, each built for a case as a zero-argument step function.
+
+Every peer owns fresh arrays (same random values), so peers never share state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import adagrad
+from adagrad import _core
+
+from .cases import REFERENCE_MAX_ELEMENTS, Case
+
+LR = 1e-2
+EPS = 1e-10
+Step = Callable[[], None]
+
+
+def _arrays(case: Case, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(s).astype(case.dtype) for s in case.shapes]
+    grads = [rng.standard_normal(s).astype(case.dtype) for s in case.shapes]
+    return params, grads
+
+
+def adagrad_step(case: Case) -> Step:
+    params, grads = _arrays(case)
+    opt = adagrad.Adagrad(params, lr=LR, eps=EPS)
+    return lambda: opt.step(grads)
+
+
+def reference_step(case: Case) -> Step | None:
+    if case.elements > REFERENCE_MAX_ELEMENTS:
+        return None
+    params, grads = _arrays(case)
+    opt = adagrad.reference.Adagrad(params, lr=LR, eps=EPS)
+    return lambda: opt.step(grads)
+
+
+def numpy_step(case: Case) -> Step:
+    """What a NumPy user writes by hand: clear code with temporaries, one array at a time."""
+    params, grads = _arrays(case)
+    sums = [np.zeros_like(p) for p in params]
+    lr, eps = case.dtype(LR), case.dtype(EPS)
+
+    def step() -> None:
+        for p, g, s in zip(params, grads, sums):
+            s += g * g
+            p -= lr * g / (np.sqrt(s) + eps)
+
+    return step
+
+
+def ceiling_step(case: Case) -> Step:
+    """The memory ceiling: the update's byte traffic with no arithmetic to speak of."""
+    params, grads = _arrays(case)
+    sums = [np.zeros_like(p) for p in params]
+    return lambda: _core.stream_ceiling(params, grads, sums)
+
+
+def torch_steps(case: Case) -> dict[str, Step]:
+    try:
+        import torch
+    except ImportError:
+        return {}
+    params, grads = _arrays(case)
+    steps = {}
+    for name, flags in (("torch loop", {"foreach": False}), ("torch foreach", {"foreach": True}),
+                        ("torch fused", {"fused": True})):
+        tensors = [torch.tensor(p, requires_grad=True) for p in params]
+        for t, g in zip(tensors, grads):
+            t.grad = torch.from_numpy(g.copy())
+        steps[name] = torch.optim.Adagrad(tensors, lr=LR, eps=EPS, **flags).step
+    return steps
+
+
+def all_peers(case: Case) -> dict[str, Step]:
+    """adagrad first: ratios are reported against it."""
+    peers: dict[str, Any] = {"adagrad": adagrad_step(case), "ceiling": ceiling_step(case),
+                             "numpy": numpy_step(case), "reference": reference_step(case)}
+    peers.update(torch_steps(case))
+    return {name: step for name, step in peers.items() if step is not None}
+
+
+def set_threads(n: int) -> None:
+    adagrad.set_num_threads(n)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(n)

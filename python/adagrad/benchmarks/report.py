@@ -1,0 +1,105 @@
+"""Turning timings into rows, a table, JSON and a plot."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import adagrad
+
+from .cases import Case
+
+
+def rows_for(case: Case, threads: int, medians: dict[str, float]) -> list[dict[str, Any]]:
+    ours = medians["adagrad"]
+    return [
+        {
+            "case": case.name,
+            "note": case.note,
+            "dtype": np.dtype(case.dtype).name,
+            "tensors": len(case.shapes),
+            "elements": case.elements,
+            "threads": threads,
+            "impl": name,
+            "median_s": seconds,
+            "gelem_per_s": case.elements / seconds / 1e9,
+            "gb_per_s": case.bytes_moved / seconds / 1e9,
+            "adagrad_speedup": seconds / ours,  # > 1: adagrad is that many times faster
+        }
+        for name, seconds in medians.items()
+    ]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = f"{'case':<14}{'thr':>4} {'impl':<14}{'median':>11}{'Gelem/s':>9}{'GB/s':>7}{'adagrad x':>10}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        t = r["median_s"]
+        shown = f"{t * 1e6:8.1f} us" if t < 1e-3 else f"{t * 1e3:8.2f} ms"
+        lines.append(f"{r['case']:<14}{r['threads']:>4} {r['impl']:<14}{shown:>11}{r['gelem_per_s']:>9.2f}"
+                     f"{r['gb_per_s']:>7.1f}{r['adagrad_speedup']:>10.2f}")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"date": datetime.date.today().isoformat(), "python": platform.python_version(),
+                            "numpy": np.__version__, "adagrad": adagrad.__version__, **adagrad.cpu_info(),
+                            "cpus": len(os.sched_getaffinity(0)), "processor": _cpu_model()}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = None
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def write_json(path: Path, rows: list[dict[str, Any]], targets: list[dict[str, Any]]) -> None:
+    path.write_text(json.dumps({"machine": machine(), "rows": rows, "targets": targets}, indent=1) + "\n")
+
+
+def plot(path: Path, rows: list[dict[str, Any]]) -> bool:
+    """Throughput vs size of the one-tensor float32 cases, one line per implementation and threads."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    single = [r for r in rows if r["tensors"] == 1 and r["dtype"] == "float32" and r["elements"] >= 4096]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for impl in dict.fromkeys(r["impl"] for r in single):
+        for threads in sorted({r["threads"] for r in single}):
+            points = sorted((r["elements"], r["gelem_per_s"]) for r in single
+                            if r["impl"] == impl and r["threads"] == threads)
+            if points:
+                style = "-" if threads > 1 else "--"
+                ax.plot(*zip(*points), style, marker="o", label=f"{impl} ({threads} thr)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("elements in the tensor (float32)")
+    ax.set_ylabel("Gelem/s (higher is better)")
+    ax.set_title("One Adagrad step over one tensor")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

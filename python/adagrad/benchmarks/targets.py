@@ -1,0 +1,58 @@
+"""The speed targets of the project (issue 4), checked against one run's rows."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+Rows = list[dict[str, Any]]
+
+
+def _median(rows: Rows, case: str, impl: str, threads: int) -> float | None:
+    for r in rows:
+        if r["case"] == case and r["impl"] == impl and r["threads"] == threads:
+            return float(r["median_s"])
+    return None
+
+
+def _ratio(rows: Rows, case: str, slower: str, faster: str, threads: int) -> float | None:
+    """How many times `faster` beats `slower` (time of slower / time of faster)."""
+    a, b = _median(rows, case, slower, threads), _median(rows, case, faster, threads)
+    return None if a is None or b is None else a / b
+
+
+def evaluate(rows: Rows) -> list[dict[str, Any]]:
+    most = max((r["threads"] for r in rows), default=1)
+    checks: list[tuple[str, Callable[[], float | None], float, str]] = []
+    for case in ("16M-f32", "resnet18-f32"):
+        checks.append((f"{case}: adagrad vs ceiling", lambda c=case: _ratio(rows, c, "ceiling", "adagrad", most), 0.95,
+                       ">="))
+        checks.append((f"{case}: vs torch fused", lambda c=case: _ratio(rows, c, "torch fused", "adagrad", most), 1.0,
+                       ">="))
+    for case, goal in (("1M-f32", 1.3), ("64K-f32", 3.0), ("1000x1K-f32", 25.0)):
+        checks.append((f"{case}: vs torch fused", lambda c=case: _ratio(rows, c, "torch fused", "adagrad", most), goal,
+                       ">="))
+    checks.append(("1K-f32: Adagrad.step (us per call)",
+                   lambda: None if (t := _median(rows, "1K-f32", "adagrad", 1)) is None else t * 1e6, 3.0, "<="))
+    if most > 1:
+        for case in ("64K-f32", "1M-f32"):
+            checks.append((f"{case}: {most} threads vs 1", lambda c=case: _threads_speedup(rows, c, most), 1.6, ">="))
+    results = []
+    for name, measure, goal, sense in checks:
+        value = measure()
+        met = None if value is None else (value >= goal if sense == ">=" else value <= goal)
+        results.append({"target": name, "value": value, "goal": f"{sense} {goal}", "met": met})
+    return results
+
+
+def _threads_speedup(rows: Rows, case: str, threads: int) -> float | None:
+    one, many = _median(rows, case, "adagrad", 1), _median(rows, case, "adagrad", threads)
+    return None if one is None or many is None else one / many
+
+
+def format_targets(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in results:
+        verdict = {True: "met", False: "NOT MET", None: "not measured"}[r["met"]]
+        value = "-" if r["value"] is None else f"{r['value']:.2f}"
+        lines.append(f"{r['target']:<40} {value:>8}  (goal {r['goal']})  {verdict}")
+    return "\n".join(lines)

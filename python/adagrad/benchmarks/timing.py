@@ -1,0 +1,32 @@
+"""Interleaved timing: peers take turns, so the noise of a shared machine hits them alike."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+MIN_SAMPLE_S = 0.005  # each sample repeats the call until it lasts this long
+
+
+def calls_per_sample(fn: Callable[[], None]) -> int:
+    fn()  # warm-up: state allocated, pages faulted in, threads started
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < MIN_SAMPLE_S:
+        fn()
+        count += 1
+    return max(1, count)
+
+
+def interleaved_medians(peers: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each peer over `repeats` rounds of one sample each."""
+    counts = {name: calls_per_sample(fn) for name, fn in peers.items()}
+    samples: dict[str, list[float]] = {name: [] for name in peers}
+    for _ in range(repeats):
+        for name, fn in peers.items():
+            n = counts[name]
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            samples[name].append((time.perf_counter() - start) / n)
+    return {name: statistics.median(s) for name, s in samples.items()}
