@@ -24,7 +24,7 @@ enum class Role { param, grad, sum };
 // label a str such as "'fc.weight'" or "params[3]": "param 'fc.weight'", "grad of 'fc.weight'", ...
 // Built only when an error is raised.
 struct TensorName {
-  py::handle label;
+  py::handle label;  // borrowed: must outlive every use, including error messages
   std::string operator()(Role role) const;
 };
 

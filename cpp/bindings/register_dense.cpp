@@ -202,10 +202,11 @@ void stream_ceiling(const py::sequence& params, const py::sequence& grads, const
   if (grads.size() != params.size() || sums.size() != params.size()) {
     throw py::value_error("params, grads and sums must have the same length");
   }
+  py::list labels;  // owned for the whole call: TensorName only borrows its label
+  for (std::size_t i = 0; i < params.size(); ++i) labels.append(py::str("[" + std::to_string(i) + "]"));
   DenseBatch batch;
   for (std::size_t i = 0; i < params.size(); ++i) {
-    batch.add(params[i], grads[i], sums[i], TensorName{py::str("[" + std::to_string(i) + "]")}, DenseOptions{}, 1,
-              kStreamVariant);
+    batch.add(params[i], grads[i], sums[i], TensorName{labels[i]}, DenseOptions{}, 1, kStreamVariant);
   }
   batch.run();
 }

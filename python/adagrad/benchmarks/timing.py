@@ -7,6 +7,11 @@ import time
 from collections.abc import Callable
 
 MIN_SAMPLE_S = 0.005  # each sample repeats the call until it lasts this long
+# Idle time before every sample, for every peer alike. Thread pools spin-wait after their work
+# (torch's OpenMP pool for milliseconds): without the gap they steal a core from whichever peer
+# runs next. Measured here: adagrad's 16M step right after torch's took 12.4-13.5 ms, after a
+# 20 ms gap 10.8-11.3 ms, while torch's own time did not move.
+IDLE_GAP_S = 0.02
 
 
 def calls_per_sample(fn: Callable[[], None]) -> int:
@@ -25,6 +30,7 @@ def interleaved_medians(peers: dict[str, Callable[[], None]], repeats: int) -> d
     for _ in range(repeats):
         for name, fn in peers.items():
             n = counts[name]
+            time.sleep(IDLE_GAP_S)
             start = time.perf_counter()
             for _ in range(n):
                 fn()

@@ -1,0 +1,101 @@
+"""The benchmark harness: the ceiling kernel, the target checks, and one tiny end-to-end run.
+
+No timing is asserted here (shared machines are noisy); speed lives in bench/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from adagrad import _core
+from adagrad.benchmarks import cli, targets
+from adagrad.benchmarks.cases import dense_cases, resnet18_shapes
+
+
+def test_resnet18_has_62_tensors_and_11_7M_elements() -> None:
+    shapes = resnet18_shapes()
+    assert len(shapes) == 62
+    assert sum(int(np.prod(s)) for s in shapes) == 11_689_512
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stream_ceiling_moves_the_updates_bytes(dtype: type) -> None:
+    """sum += grad and param += grad: reads three arrays, writes two, over many tensors."""
+    rng = np.random.default_rng(0)
+    params = [rng.standard_normal(n).astype(dtype) for n in (1, 9, 70_000)]
+    grads = [rng.standard_normal(p.shape).astype(dtype) for p in params]
+    sums = [rng.standard_normal(p.shape).astype(dtype) for p in params]
+    expected = [(p + g, s + g) for p, g, s in zip(params, grads, sums)]
+    _core.stream_ceiling(params, grads, sums)
+    for p, s, (ep, es) in zip(params, sums, expected):
+        np.testing.assert_array_equal(p, ep)
+        np.testing.assert_array_equal(s, es)
+
+
+def test_stream_ceiling_validates_like_step() -> None:
+    p = np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match="share memory"):
+        _core.stream_ceiling([p], [p], [np.zeros(4, np.float32)])
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.stream_ceiling([p], [np.zeros(4, np.int32)], [np.zeros(4, np.float32)])
+
+
+def row(case: str, impl: str, seconds: float, threads: int = 2) -> dict[str, Any]:
+    return {"case": case, "impl": impl, "median_s": seconds, "threads": threads}
+
+
+TARGET_CASES = [
+    pytest.param([row("64K-f32", "adagrad", 1.0), row("64K-f32", "torch fused", 3.5)], "64K-f32: vs torch fused",
+                 3.5, True, id="64K-met"),
+    pytest.param([row("64K-f32", "adagrad", 1.0), row("64K-f32", "torch fused", 2.0)], "64K-f32: vs torch fused",
+                 2.0, False, id="64K-not-met"),
+    pytest.param([row("16M-f32", "adagrad", 1.0), row("16M-f32", "ceiling", 0.9)], "16M-f32: adagrad vs ceiling",
+                 0.9, False, id="ceiling-not-met"),
+    pytest.param([row("1K-f32", "adagrad", 2e-6, threads=1)], "1K-f32: Adagrad.step (us per call)", 2.0, True,
+                 id="call-overhead-met"),
+    pytest.param([row("1M-f32", "adagrad", 1.0, 1), row("1M-f32", "adagrad", 0.7, 2)], "1M-f32: 2 threads vs 1",
+                 1 / 0.7, False, id="threads-not-met"),
+]
+
+
+@pytest.mark.parametrize("rows, name, value, met", TARGET_CASES)
+def test_targets_are_judged_from_the_rows(rows: list[dict[str, Any]], name: str, value: float, met: bool) -> None:
+    result = next(r for r in targets.evaluate(rows) if r["target"] == name)
+    assert result["value"] == pytest.approx(value)
+    assert result["met"] is met
+
+
+def test_targets_without_measurements_are_not_judged() -> None:
+    assert all(r["met"] is None for r in targets.evaluate([row("1K-f32", "numpy", 1.0)]))
+
+
+def test_cli_runs_a_case_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--cases", "4K-f32", "--threads", "1", "--repeats", "1", "--out", str(tmp_path), "--no-plot"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    impls = {r["impl"] for r in results["rows"]}
+    assert {"adagrad", "ceiling", "numpy", "reference"} <= impls
+    assert all(r["case"] == "4K-f32" and r["median_s"] > 0 for r in results["rows"])
+    assert results["machine"]["isa"] and results["targets"]
+    assert "adagrad" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--cases", "nope"], "invalid choice"),
+    (["--repeats", "0"], "must be >= 1"),
+    (["--out", "/proc/adagrad-cannot-write-here"], "cannot create output folder"),
+])
+def test_cli_rejects_bad_options(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_every_case_is_named_uniquely() -> None:
+    names = [c.name for c in dense_cases()]
+    assert len(names) == len(set(names))
