@@ -29,6 +29,7 @@ py::dict cpu_info() {
   info["arch"] = "other";
 #endif
   info["compiler"] = __VERSION__;
+  info["build_flags"] = ADAGRAD_BUILD_FLAGS;
   info["version"] = ADAGRAD_VERSION;
   return info;
 }

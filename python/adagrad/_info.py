@@ -1,0 +1,59 @@
+"""``python -m adagrad info``: what :func:`adagrad.cpu_info` reports, for people."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["describe"]
+
+# cpu_info() keys shown with a label, in this order; any other key the core adds is shown as-is after them.
+LABELS = {
+    "version": "version",
+    "isa": "kernel in use",
+    "available": "available here",
+    "compiled": "compiled in",
+    "threads": "threads",
+    "parallel_threshold": "parallel from",
+    "arch": "architecture",
+    "compiler": "compiler",
+    "build_flags": "build flags",
+}
+NOTES = {
+    "isa": "force another with ADAGRAD_ISA=<name> or adagrad.set_isa(name)",
+    "threads": "ADAGRAD_NUM_THREADS=<n> or adagrad.set_num_threads(n)",
+    "parallel_threshold": "elements in one step; smaller steps run on the calling thread",
+}
+
+
+def show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def describe(info: dict[str, Any]) -> str:
+    """Aligned lines ``label  value  (note)`` for every key of ``info`` (a ``cpu_info()``),
+    then the Python side: the interpreter, NumPy and where the native module was loaded from."""
+    rows = [(LABELS.get(key, key), show(info[key]), NOTES.get(key, "")) for key in sorted(info, key=_order)]
+    if "build_flags" not in info:
+        rows.append((LABELS["build_flags"], "not reported by this build's native module", ""))
+    rows += [
+        ("python", f"{platform.python_implementation()} {platform.python_version()}", ""),
+        ("numpy", np.__version__, ""),
+        ("native module", str(_core.__file__), ""),
+    ]
+    width = max(len(label) for label, _, _ in rows)
+    lines = [f"{label.ljust(width)}  {value}" + (f"  ({note})" if note else "") for label, value, note in rows]
+    return "\n".join(lines)
+
+
+def _order(key: str) -> tuple[int, str]:
+    known = list(LABELS)
+    return (known.index(key), "") if key in known else (len(known), key)
