@@ -31,6 +31,37 @@ inline void cpu_relax() {
 // keep a core busy for more than this. libgomp's default spin is of the same order.
 constexpr auto kSpinBeforeSleep = std::chrono::microseconds(200);
 
+// One parallel_for. Lives on the caller's stack; workers reach it only through ThreadPool::job_.
+struct Job {
+  const std::function<void(std::size_t)>* fn;
+  std::size_t n_tasks;
+  std::atomic<std::size_t> next{0};  // next task to claim
+  std::atomic<std::size_t> done{0};  // tasks finished
+
+  void work() {
+    for (std::size_t i = next.fetch_add(1, std::memory_order_relaxed); i < n_tasks;
+         i = next.fetch_add(1, std::memory_order_relaxed)) {
+      (*fn)(i);
+      done.fetch_add(1, std::memory_order_release);
+    }
+  }
+};
+
+// Spins with pauses, then with yields, until `done()`.
+template <class Done>
+void spin_wait(const Done& done) {
+  for (unsigned spins = 0; !done(); ++spins) {
+    if (spins < 4096) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
+// The caller waits only for tasks that were claimed and for workers inside the job, never for a
+// worker that is still asleep or descheduled: on a VM whose other vCPU stalls now and then, that
+// wait cost 250-400 us per call (64K elements on 2 threads: 18 us otherwise).
 class ThreadPool {
  public:
   explicit ThreadPool(int n_workers) {
@@ -48,33 +79,21 @@ class ThreadPool {
   }
 
   void run(std::size_t n_tasks, const std::function<void(std::size_t)>& fn) {
-    job_ = &fn;
-    n_tasks_ = n_tasks;
-    next_.store(0, std::memory_order_relaxed);
-    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_seq_cst);  // publishes the job to the workers
+    Job job{&fn, n_tasks};
+    job_.store(&job, std::memory_order_seq_cst);
+    generation_.fetch_add(1, std::memory_order_seq_cst);
     {
       std::lock_guard<std::mutex> lock(mu_);  // orders the publication before any sleeper's re-check
     }
     wake_.notify_all();
-    drain(fn, n_tasks);
-    for (unsigned spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
-      if (spins < 4096) {
-        cpu_relax();
-      } else {
-        std::this_thread::yield();  // a worker was asleep or descheduled: let it run
-      }
-    }
+    job.work();
+    spin_wait([&] { return job.done.load(std::memory_order_acquire) == n_tasks; });
+    // Unpublish, then wait for workers that may still hold a pointer to the job (they hold no task).
+    job_.store(nullptr, std::memory_order_seq_cst);
+    spin_wait([&] { return active_.load(std::memory_order_seq_cst) == 0; });
   }
 
  private:
-  void drain(const std::function<void(std::size_t)>& fn, std::size_t n_tasks) {
-    for (std::size_t i = next_.fetch_add(1, std::memory_order_relaxed); i < n_tasks;
-         i = next_.fetch_add(1, std::memory_order_relaxed)) {
-      fn(i);
-    }
-  }
-
   // Returns false when the pool is stopping.
   bool wait_for_job(std::uint64_t seen) {
     const auto give_up = std::chrono::steady_clock::now() + kSpinBeforeSleep;
@@ -93,20 +112,20 @@ class ThreadPool {
     std::uint64_t seen = 0;
     while (wait_for_job(seen)) {
       seen = generation_.load(std::memory_order_acquire);
-      drain(*job_, n_tasks_);
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
+      // seq_cst pairs with run(): either the caller sees this worker active and waits for it,
+      // or this worker sees the job already unpublished (nullptr) or a newer one.
+      active_.fetch_add(1, std::memory_order_seq_cst);
+      if (Job* job = job_.load(std::memory_order_seq_cst)) job->work();
+      active_.fetch_sub(1, std::memory_order_seq_cst);
     }
   }
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_;
-  // Written by run() before the generation bump, read by workers after seeing it.
-  const std::function<void(std::size_t)>* job_ = nullptr;
-  std::size_t n_tasks_ = 0;
-  std::atomic<std::size_t> next_{0};
+  std::atomic<Job*> job_{nullptr};
   std::atomic<std::uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<int> active_{0};
   std::atomic<bool> stop_{false};
 };
 

@@ -12,6 +12,9 @@ MIN_SAMPLE_S = 0.005  # each sample repeats the call until it lasts this long
 # runs next. Measured here: adagrad's 16M step right after torch's took 12.4-13.5 ms, after a
 # 20 ms gap 10.8-11.3 ms, while torch's own time did not move.
 IDLE_GAP_S = 0.02
+# Each sample starts with one untimed call. On this VM (with DAMON monitoring memory) an array left
+# idle for ~0.5 s is slower to touch again: adagrad's 16M step took 17.4 ms after 500 ms idle,
+# 13.3 ms back to back. Interleaving leaves every peer's arrays idle while the others run.
 
 
 def calls_per_sample(fn: Callable[[], None]) -> int:
@@ -31,6 +34,7 @@ def interleaved_medians(peers: dict[str, Callable[[], None]], repeats: int) -> d
         for name, fn in peers.items():
             n = counts[name]
             time.sleep(IDLE_GAP_S)
+            fn()  # untimed: memory left idle during the other peers' turns is slow to touch again
             start = time.perf_counter()
             for _ in range(n):
                 fn()
