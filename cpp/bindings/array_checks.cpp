@@ -1,5 +1,7 @@
 #include "array_checks.hpp"
 
+#include "options.hpp"
+
 #include <algorithm>
 #include <iterator>
 
@@ -14,8 +16,6 @@ constexpr char kSwappedByteOrder = '<';
 #else
 constexpr char kSwappedByteOrder = '>';
 #endif
-
-std::string type_name(py::handle obj) { return py::str(py::type::of(obj).attr("__name__")); }
 
 std::string dtype_name(const py::detail::PyArray_Proxy* a) { return py::str(py::handle(a->descr)); }
 
@@ -32,10 +32,9 @@ const char* order_name(const FloatArray& a) { return a.c_order ? "C" : "Fortran"
 }  // namespace
 
 std::string TensorName::operator()(Role role) const {
-  static const char* const kArgument[] = {"param", "grad", "state_sum"};
   static const char* const kPrefix[] = {"param ", "grad of ", "state sum of "};
   const auto r = static_cast<int>(role);
-  if (label.is_none()) return kArgument[r];
+  if (label.is_none()) return arguments[r];
   return kPrefix[r] + std::string(py::str(label));
 }
 
@@ -95,6 +94,12 @@ void OverlapChecker::add(const FloatArray& a, const TensorName& name, Role role)
   if (a.nbytes == 0) return;
   const auto b = reinterpret_cast<std::uintptr_t>(a.data);
   (role == Role::grad ? read_ : written_).push_back({b, b + a.nbytes, name, role});
+}
+
+void OverlapChecker::add_read(const void* data, std::size_t nbytes, const TensorName& name, Role role) {
+  if (nbytes == 0) return;
+  const auto b = reinterpret_cast<std::uintptr_t>(data);
+  read_.push_back({b, b + nbytes, name, role});
 }
 
 void OverlapChecker::check() {

@@ -25,7 +25,11 @@ enum class Role { param, grad, sum };
 // Built only when an error is raised.
 struct TensorName {
   py::handle label;  // borrowed: must outlive every use, including error messages
+  const char* const* arguments = kDenseArguments;  // the names used when label is None
   std::string operator()(Role role) const;
+
+  static constexpr const char* kDenseArguments[] = {"param", "grad", "state_sum"};
+  static constexpr const char* kSparseArguments[] = {"table", "values", "state"};
 };
 
 struct FloatArray {
@@ -50,6 +54,8 @@ void require_same_layout(const FloatArray& param, const FloatArray& other, const
 class OverlapChecker {
  public:
   void add(const FloatArray& a, const TensorName& name, Role role);
+  // A buffer that is only read, e.g. sparse indices; named as `role` of `name`.
+  void add_read(const void* data, std::size_t nbytes, const TensorName& name, Role role);
   void check();
 
  private:

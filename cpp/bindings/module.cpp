@@ -6,6 +6,7 @@
 namespace adagrad::bindings {
 void register_dense(pybind11::module_& m);
 void register_runtime(pybind11::module_& m);
+void register_sparse(pybind11::module_& m);
 }  // namespace adagrad::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -20,5 +21,6 @@ PYBIND11_MODULE(_core, m) {
   });
   adagrad::bindings::register_runtime(m);
   adagrad::bindings::register_dense(m);
+  adagrad::bindings::register_sparse(m);
   m.attr("__version__") = ADAGRAD_VERSION;
 }

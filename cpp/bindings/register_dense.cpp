@@ -11,60 +11,11 @@
 #include "adagrad/dense.hpp"
 #include "adagrad/dispatch.hpp"
 #include "array_checks.hpp"
+#include "options.hpp"
 
 namespace adagrad::bindings {
 
 namespace {
-
-std::string type_name(py::handle obj) { return py::str(py::type::of(obj).attr("__name__")); }
-
-bool is_bool(py::handle obj) {
-  static const py::handle numpy_bool = py::object(py::module_::import("numpy").attr("bool_")).release();
-  return PyBool_Check(obj.ptr()) || py::isinstance(obj, numpy_bool);
-}
-
-template <class Where>
-double real_option(py::handle obj, const Where& where, const char* option) {
-  if (PyFloat_CheckExact(obj.ptr())) return PyFloat_AS_DOUBLE(obj.ptr());
-  const auto name = [&] { return where() + option; };
-  if (!is_bool(obj) && (PyFloat_Check(obj.ptr()) || PyLong_Check(obj.ptr()) || PyNumber_Check(obj.ptr()))) {
-    const double value = PyFloat_AsDouble(obj.ptr());
-    if (!(value == -1.0 && PyErr_Occurred())) return value;
-    const bool too_big = PyErr_ExceptionMatches(PyExc_OverflowError);
-    PyErr_Clear();
-    if (too_big) throw py::value_error(name() + " must be a finite number >= 0, got an int too large for a float");
-  }
-  throw py::type_error(name() + " must be a real number, got " + type_name(obj));
-}
-
-template <class Where>
-bool flag_option(py::handle obj, const Where& where, const char* option) {
-  if (obj.ptr() == Py_True) return true;
-  if (obj.ptr() == Py_False) return false;
-  if (!is_bool(obj)) throw py::type_error(where() + option + " must be a bool, got " + type_name(obj));
-  return PyObject_IsTrue(obj.ptr()) == 1;
-}
-
-// The options in their Python order: lr, lr_decay, weight_decay, eps, maximize,
-// decoupled_weight_decay, eps_inside_sqrt. `where` prefixes every message.
-template <class Where>
-DenseOptions checked_options(const py::handle (&h)[7], const Where& where) {
-  DenseOptions o{real_option(h[0], where, "lr"),
-                 real_option(h[1], where, "lr_decay"),
-                 real_option(h[2], where, "weight_decay"),
-                 real_option(h[3], where, "eps"),
-                 flag_option(h[4], where, "maximize"),
-                 flag_option(h[5], where, "decoupled_weight_decay"),
-                 flag_option(h[6], where, "eps_inside_sqrt")};
-  try {
-    validate(o);
-  } catch (const std::invalid_argument& e) {
-    throw py::value_error(where() + e.what());
-  }
-  return o;
-}
-
-std::string nowhere() { return {}; }
 
 // The tensors of one call: each validated as it is added, nothing written before run().
 class DenseBatch {
@@ -103,14 +54,7 @@ class DenseBatch {
 void update(py::handle param, py::handle grad, py::handle state_sum, py::handle step, py::handle lr,
             py::handle lr_decay, py::handle weight_decay, py::handle eps, py::handle maximize,
             py::handle decoupled_weight_decay, py::handle eps_inside_sqrt) {
-  if (is_bool(step) || !PyIndex_Check(step.ptr())) throw py::type_error("step must be an int, got " + type_name(step));
-  const py::int_ as_int = py::reinterpret_steal<py::int_>(PyNumber_Index(step.ptr()));
-  int overflow = 0;
-  const long long t = PyLong_AsLongLongAndOverflow(as_int.ptr(), &overflow);
-  if (overflow != 0 || t < 1 || t == std::numeric_limits<long long>::max()) {
-    throw py::value_error("step must be >= 1 and < 2**63 - 1 (the 1-based number of this update), got " +
-                          std::string(py::str(step)));
-  }
+  const std::int64_t t = checked_step(step);
   const DenseOptions o =
       checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, nowhere);
   DenseBatch batch;

@@ -87,15 +87,101 @@ void stream_loop(typename V::T* __restrict param, const typename V::T* __restric
   }
 }
 
+template <class V>
+void accumulate_loop(typename V::T* __restrict acc, const typename V::T* __restrict v, std::size_t n) {
+  std::size_t i = 0;
+  if constexpr (V::W > 1) {
+    for (; i + V::W <= n; i += V::W) V::store(acc + i, V::add(V::load(acc + i), V::load(v + i)));
+  }
+  for (; i < n; ++i) acc[i] += v[i];
+}
+
+// The canonical 8-lane sum of squares (kernels.hpp). Registers of W lanes hold canonical lanes
+// when W divides 8; wider registers fall back to the scalar lanes, with the same result.
+template <class V>
+typename V::T sum_of_squares8(const typename V::T* __restrict g, std::size_t d) {
+  using T = typename V::T;
+  using S = ScalarVec<T>;
+  T lanes[8] = {};
+  std::size_t j = 0;
+  if constexpr (V::W > 1 && 8 % V::W == 0) {
+    constexpr std::size_t kRegs = 8 / V::W;
+    typename V::R acc[kRegs];
+    for (std::size_t r = 0; r < kRegs; ++r) acc[r] = V::set1(T(0));
+    for (; j + 8 <= d; j += 8) {
+      for (std::size_t r = 0; r < kRegs; ++r) {
+        const typename V::R x = V::load(g + j + r * V::W);
+        acc[r] = V::fmadd(x, x, acc[r]);
+      }
+    }
+    for (std::size_t r = 0; r < kRegs; ++r) V::store(lanes + r * V::W, acc[r]);
+  }
+  for (; j < d; ++j) lanes[j % 8] = S::fmadd(g[j], g[j], lanes[j % 8]);
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
+template <class V, int kVariant>
+void rowwise_row(typename V::T* __restrict param, typename V::T* __restrict grad, typename V::T* __restrict state,
+                 std::size_t d, const DenseCoeffs<typename V::T>& c) {
+  using T = typename V::T;
+  using S = ScalarVec<T>;
+  constexpr WeightDecayMode kWd = variant_weight_decay(kVariant);
+  // 1. The gradient as the update sees it (maximize, weight decay), written back to the scratch.
+  auto prepare = [&](auto ops, std::size_t i) {
+    using O = decltype(ops);
+    typename O::R g = O::load(grad + i);
+    typename O::R p = O::load(param + i);
+    if constexpr (variant_maximize(kVariant)) g = O::neg(g);
+    if constexpr (kWd == WeightDecayMode::coupled) g = O::fmadd(p, O::set1(c.weight_decay), g);
+    if constexpr (kWd == WeightDecayMode::decoupled) O::store(param + i, O::mul(p, O::set1(c.decay)));
+    O::store(grad + i, g);
+  };
+  std::size_t i = 0;
+  if constexpr (V::W > 1) {
+    for (; i + V::W <= d; i += V::W) prepare(V{}, i);
+  }
+  for (; i < d; ++i) prepare(S{}, i);
+  // 2. One accumulator for the row.
+  const T s = *state + sum_of_squares8<V>(grad, d) / static_cast<T>(d);
+  *state = s;
+  T denom;
+  if constexpr (variant_eps_inside_sqrt(kVariant)) {
+    denom = S::sqrt(s + c.eps);
+  } else {
+    denom = S::sqrt(s) + c.eps;
+  }
+  // 3. theta_j <- theta_j - (clr * g_j) / denom
+  auto apply = [&](auto ops, std::size_t k) {
+    using O = decltype(ops);
+    O::store(param + k, O::sub(O::load(param + k), O::div(O::mul(O::set1(c.clr), O::load(grad + k)), O::set1(denom))));
+  };
+  i = 0;
+  if constexpr (V::W > 1) {
+    for (; i + V::W <= d; i += V::W) apply(V{}, i);
+  }
+  for (; i < d; ++i) apply(S{}, i);
+}
+
 template <class V, std::size_t... I>
 constexpr DenseVariants<typename V::T> dense_variants(std::index_sequence<I...>) {
   return {{&dense_loop<V, static_cast<int>(I)>..., &stream_loop<V>}};
 }
 
+template <class V, std::size_t... I>
+constexpr RowwiseVariants<typename V::T> rowwise_variants(std::index_sequence<I...>) {
+  return {{&rowwise_row<V, static_cast<int>(I)>...}};
+}
+
 template <class VF32, class VF64>
 constexpr KernelTable make_kernel_table(const char* name) {
-  return {name, dense_variants<VF32>(std::make_index_sequence<kDenseVariants>{}),
-          dense_variants<VF64>(std::make_index_sequence<kDenseVariants>{})};
+  constexpr auto variants = std::make_index_sequence<kDenseVariants>{};
+  return {name,
+          dense_variants<VF32>(variants),
+          dense_variants<VF64>(variants),
+          rowwise_variants<VF32>(variants),
+          rowwise_variants<VF64>(variants),
+          &accumulate_loop<VF32>,
+          &accumulate_loop<VF64>};
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 Public API:
     Adagrad            the stateful optimizer over NumPy arrays
     update             one in-place update of one array (functional form)
+    sparse_update      Adagrad on the indexed rows of a 2-D table (element-wise or row-wise)
     reference          the pure-NumPy reference with the same signatures
     cpu_info           which kernel runs, what the CPU offers, how many threads
     set_isa            force the kernels of one instruction set
@@ -11,7 +12,7 @@ Public API:
 
 from . import reference
 from ._core import __version__, cpu_info, get_num_threads, set_isa, set_num_threads
-from .functional import update
+from .functional import sparse_update, update
 from .optimizer import Adagrad
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "reference",
     "set_isa",
     "set_num_threads",
+    "sparse_update",
     "update",
 ]

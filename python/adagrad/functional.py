@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["update"]
+__all__ = ["sparse_update", "update"]
 
 
 def update(
@@ -50,4 +50,59 @@ def update(
     """
     _core.update(
         param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt
+    )
+
+
+def sparse_update(
+    table: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    state: np.ndarray,
+    *,
+    step: int,
+    lr: float = 1e-2,
+    lr_decay: float = 0.0,
+    eps: float = 1e-10,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+    eps_inside_sqrt: bool = False,
+    duplicates: str = "sum",
+) -> None:
+    r"""Adagrad on the indexed rows of a 2-D table, in place; rows not indexed are never touched.
+
+    ``table`` is (R, D), C-contiguous float32/float64; ``indices`` is 1-D int32/int64 of length k,
+    every index in [0, R); ``values`` is (k, D) of the table's dtype: row ``indices[i]`` receives
+    gradient ``values[i]``. The shape of ``state`` picks the variant:
+
+    - (R, D): element-wise Adagrad, each touched row updated exactly as :func:`update` would.
+    - (R,): row-wise Adagrad (FBGEMM / TorchRec EXACT_ROWWISE_ADAGRAD), one accumulator per row::
+
+          s_r <- s_r + mean_j(g_rj^2)      theta_rj <- theta_rj - clr * g_rj / (sqrt(s_r) + eps)
+
+      (R floats of state instead of R*D; the sum of squares has one fixed order on every CPU.)
+
+    ``duplicates="sum"`` (default, torch's sparse semantics) adds the values of a repeated index in
+    input order and updates the row once: bit for bit :func:`update` on the touched rows of the
+    dense gradient ``np.add.at(zeros, indices, values)``. ``duplicates="sequential"`` (FBGEMM /
+    TF raw ops) applies each occurrence as its own update, in input order.
+
+    ``weight_decay`` is lazy: it applies to the touched rows only (torch refuses weight decay with
+    sparse gradients; FBGEMM is lazy too). Every index is checked before anything is written.
+
+    Example:
+        >>> import numpy as np, adagrad
+        >>> table = np.zeros((5, 2), np.float32)
+        >>> state = np.zeros_like(table)
+        >>> idx = np.array([3, 1, 3])
+        >>> vals = np.array([[1, 1], [2, 2], [1, -3]], np.float32)
+        >>> adagrad.sparse_update(table, idx, vals, state, step=1, lr=0.1)
+        >>> table
+        array([[ 0. ,  0. ],
+               [-0.1, -0.1],
+               [ 0. ,  0. ],
+               [-0.1,  0.1],
+               [ 0. ,  0. ]], dtype=float32)
+    """
+    _core.sparse_update(
+        table, indices, values, state, step, lr, lr_decay, eps, weight_decay, maximize, eps_inside_sqrt, duplicates
     )

@@ -14,7 +14,7 @@ import numpy as np
 from . import optimizer
 from ._exact import fma
 
-__all__ = ["Adagrad", "update"]
+__all__ = ["Adagrad", "sparse_update", "update"]
 
 
 def update(
@@ -51,6 +51,77 @@ def update(
             denom = np.sqrt(state_sum + dtype(eps))
         else:
             denom = np.sqrt(state_sum) + dtype(eps)
+        param -= (dtype(clr) * g) / denom
+
+
+def sparse_update(
+    table: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    state: np.ndarray,
+    *,
+    step: int,
+    lr: float = 1e-2,
+    lr_decay: float = 0.0,
+    eps: float = 1e-10,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+    eps_inside_sqrt: bool = False,
+    duplicates: str = "sum",
+) -> None:
+    """Reference for :func:`adagrad.sparse_update`: one row at a time, in plain NumPy."""
+    options = {"step": step, "lr": lr, "lr_decay": lr_decay, "eps": eps, "weight_decay": weight_decay,
+               "maximize": maximize, "eps_inside_sqrt": eps_inside_sqrt}
+    rows = [int(i) for i in indices]
+    if not all(0 <= r < table.shape[0] for r in rows):
+        raise ValueError("index out of range")
+    if duplicates == "sequential":
+        for i, row in enumerate(rows):
+            _update_row(table, state, row, values[i].copy(), **options)
+    elif duplicates == "sum":
+        occurrences: dict[int, list[int]] = {}
+        for i, row in enumerate(rows):
+            occurrences.setdefault(row, []).append(i)
+        for row, where in occurrences.items():  # rows are independent: any order
+            g = np.zeros(table.shape[1], table.dtype)
+            for i in where:
+                g = g + values[i]  # from +0, in input order: the dense-equivalent gradient
+            _update_row(table, state, row, g, **options)
+    else:
+        raise ValueError("duplicates must be 'sum' or 'sequential'")
+
+
+def _update_row(table: np.ndarray, state: np.ndarray, row: int, g: np.ndarray, **options: Any) -> None:
+    if state.ndim == 2:
+        update(table[row], g, state[row], **options)
+    else:
+        _rowwise_update(table[row], g, state, row, **options)
+
+
+def _rowwise_update(
+    param: np.ndarray, g: np.ndarray, state: np.ndarray, row: int, *, step: int, lr: float, lr_decay: float,
+    eps: float, weight_decay: float, maximize: bool, eps_inside_sqrt: bool,
+) -> None:
+    """One accumulator per row: s += mean(g^2), with the canonical 8-lane sum of squares."""
+    dtype = param.dtype.type
+    d = param.size
+    clr = lr / (1 + (step - 1) * lr_decay)
+    with np.errstate(all="ignore"):
+        if maximize:
+            g = -g
+        if weight_decay != 0:
+            g = fma(param, np.full_like(param, weight_decay), g)
+        # Element j goes to lane j % 8, lanes accumulate by fma in increasing j (zero padding
+        # leaves a lane unchanged), then a fixed pairwise tree.
+        padded = np.zeros(-(-d // 8) * 8, param.dtype)
+        padded[:d] = g
+        lanes = np.zeros(8, param.dtype)
+        for chunk in padded.reshape(-1, 8):
+            lanes = fma(chunk, chunk, lanes)
+        total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+        s = state[row] + total / dtype(d)
+        state[row] = s
+        denom = np.sqrt(s + dtype(eps)) if eps_inside_sqrt else np.sqrt(s) + dtype(eps)
         param -= (dtype(clr) * g) / denom
 
 

@@ -22,10 +22,32 @@ struct DenseVariants {
   DenseFn<T> fn[kDenseVariants + 1];
 };
 
+// Row-wise Adagrad on one row of d elements with one accumulator (SEMANTICS.md section 3):
+// grad is scratch (maximize and weight decay are applied to it in place), then
+//   s <- s + (sum of g_j^2) / d,   theta_j <- theta_j - (clr * g_j) / (sqrt(s) + eps)
+// The sum of squares has one fixed order on every ISA, so that all paths give the same bits:
+// element j goes to lane j % 8 (fma, in increasing j, lanes start at +0), then
+// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
+template <class T>
+using RowwiseFn = void (*)(T* param, T* grad, T* state, std::size_t d, const DenseCoeffs<T>& c);
+
+template <class T>
+struct RowwiseVariants {
+  RowwiseFn<T> fn[kDenseVariants];
+};
+
+// acc[j] += v[j]: the sum of repeated indices' values, in input order.
+template <class T>
+using AccumulateFn = void (*)(T* acc, const T* v, std::size_t d);
+
 struct KernelTable {
   const char* name;
   DenseVariants<float> dense_f32;
   DenseVariants<double> dense_f64;
+  RowwiseVariants<float> rowwise_f32;
+  RowwiseVariants<double> rowwise_f64;
+  AccumulateFn<float> accumulate_f32;
+  AccumulateFn<double> accumulate_f64;
 };
 
 extern const KernelTable kBaselineKernels;

@@ -20,7 +20,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, nargs="+", metavar="N",
                         default=sorted({1, len(os.sched_getaffinity(0))}),
                         help="thread counts to run each case with (default: 1 and all CPUs)")
-    parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds per case (default 15)")
+    parser.add_argument("--repeats", type=int, default=9, help="interleaved rounds per case (default 9)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"),
                         help="folder for results.json and throughput.png (default bench/results)")
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG")

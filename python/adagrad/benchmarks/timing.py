@@ -6,7 +6,10 @@ import statistics
 import time
 from collections.abc import Callable
 
-MIN_SAMPLE_S = 0.005  # each sample repeats the call until it lasts this long
+# Each sample repeats the call until it lasts this long. After an idle gap this VM's CPUs take a
+# few milliseconds to come back to speed (a 1M-element step on 2 threads: 791 us, 440, 298, then
+# ~240 us), so a short sample would mostly measure the ramp; at 50 ms it is a few percent.
+MIN_SAMPLE_S = 0.05
 # Idle time before every sample, for every peer alike. Thread pools spin-wait after their work
 # (torch's OpenMP pool for milliseconds): without the gap they steal a core from whichever peer
 # runs next. Measured here: adagrad's 16M step right after torch's took 12.4-13.5 ms, after a

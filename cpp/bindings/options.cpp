@@ -1,0 +1,26 @@
+#include "options.hpp"
+
+#include <limits>
+
+namespace adagrad::bindings {
+
+std::string type_name(py::handle obj) { return py::str(py::type::of(obj).attr("__name__")); }
+
+bool is_bool(py::handle obj) {
+  static const py::handle numpy_bool = py::object(py::module_::import("numpy").attr("bool_")).release();
+  return PyBool_Check(obj.ptr()) || py::isinstance(obj, numpy_bool);
+}
+
+std::int64_t checked_step(py::handle step) {
+  if (is_bool(step) || !PyIndex_Check(step.ptr())) throw py::type_error("step must be an int, got " + type_name(step));
+  const auto as_int = py::reinterpret_steal<py::int_>(PyNumber_Index(step.ptr()));
+  int overflow = 0;
+  const long long t = PyLong_AsLongLongAndOverflow(as_int.ptr(), &overflow);
+  if (overflow != 0 || t < 1 || t == std::numeric_limits<long long>::max()) {
+    throw py::value_error("step must be >= 1 and < 2**63 - 1 (the 1-based number of this update), got " +
+                          std::string(py::str(step)));
+  }
+  return t;
+}
+
+}  // namespace adagrad::bindings

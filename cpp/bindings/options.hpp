@@ -1,0 +1,70 @@
+// Turning the Python values of the hyper-parameters into checked C++ ones, with messages that
+// say which option is wrong and where (`where()` builds the prefix, only when raising).
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "adagrad/hyper.hpp"
+
+namespace adagrad::bindings {
+
+namespace py = pybind11;
+
+std::string type_name(py::handle obj);
+
+// Python's bool or numpy.bool_.
+bool is_bool(py::handle obj);
+
+template <class Where>
+double real_option(py::handle obj, const Where& where, const char* option) {
+  if (PyFloat_CheckExact(obj.ptr())) return PyFloat_AS_DOUBLE(obj.ptr());
+  const auto name = [&] { return where() + option; };
+  if (!is_bool(obj) && (PyFloat_Check(obj.ptr()) || PyLong_Check(obj.ptr()) || PyNumber_Check(obj.ptr()))) {
+    const double value = PyFloat_AsDouble(obj.ptr());
+    if (!(value == -1.0 && PyErr_Occurred())) return value;
+    const bool too_big = PyErr_ExceptionMatches(PyExc_OverflowError);
+    PyErr_Clear();
+    if (too_big) throw py::value_error(name() + " must be a finite number >= 0, got an int too large for a float");
+  }
+  throw py::type_error(name() + " must be a real number, got " + type_name(obj));
+}
+
+template <class Where>
+bool flag_option(py::handle obj, const Where& where, const char* option) {
+  if (obj.ptr() == Py_True) return true;
+  if (obj.ptr() == Py_False) return false;
+  if (!is_bool(obj)) throw py::type_error(where() + option + " must be a bool, got " + type_name(obj));
+  return PyObject_IsTrue(obj.ptr()) == 1;
+}
+
+// The options in their Python order: lr, lr_decay, weight_decay, eps, maximize,
+// decoupled_weight_decay, eps_inside_sqrt. `where` prefixes every message.
+template <class Where>
+DenseOptions checked_options(const py::handle (&h)[7], const Where& where) {
+  DenseOptions o{real_option(h[0], where, "lr"),
+                 real_option(h[1], where, "lr_decay"),
+                 real_option(h[2], where, "weight_decay"),
+                 real_option(h[3], where, "eps"),
+                 flag_option(h[4], where, "maximize"),
+                 flag_option(h[5], where, "decoupled_weight_decay"),
+                 flag_option(h[6], where, "eps_inside_sqrt")};
+  try {
+    validate(o);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(where() + e.what());
+  }
+  return o;
+}
+
+// For calls whose errors need no prefix.
+inline std::string nowhere() { return {}; }
+
+// The 1-based number of an update: an int (not a bool) from 1 to 2**63 - 2.
+std::int64_t checked_step(py::handle step);
+
+
+}  // namespace adagrad::bindings

@@ -1,0 +1,40 @@
+// Sparse (row-indexed) Adagrad on a 2-D table: SEMANTICS.md section 3.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "adagrad/dense.hpp"
+#include "adagrad/hyper.hpp"
+#include "adagrad/kernels.hpp"
+
+namespace adagrad {
+
+enum class Duplicates {
+  sum,         // values of repeated indices summed in input order, one update per unique row
+  sequential,  // every occurrence its own accumulate-then-update, in input order
+};
+
+struct SparseProblem {
+  Dtype dtype;
+  void* table;  // rows x dim, C order
+  std::size_t rows, dim;
+  const void* indices;  // k of int32 or int64, all in [0, rows): checked by the caller
+  bool indices_int64;
+  std::size_t k;
+  const void* values;  // k x dim, C order
+  void* state;         // rows x dim (element-wise) or rows (row-wise)
+  bool rowwise;
+  Duplicates duplicates;
+  DenseOptions options;
+  std::int64_t step;
+};
+
+// Index of the first out-of-range index, or k when all are within [0, rows).
+std::size_t first_bad_index(const SparseProblem& p);
+
+// Updates only the indexed rows. Each unique row is owned by one thread: no races, no atomics,
+// and the same bits for every thread count.
+void run_sparse(const KernelTable& kernels, const SparseProblem& p);
+
+}  // namespace adagrad
