@@ -10,7 +10,7 @@ import adagrad.functional
 import adagrad.optimizer
 
 
-@pytest.mark.parametrize("module", [adagrad.optimizer, adagrad.functional])
+@pytest.mark.parametrize("module", [adagrad.optimizer, adagrad.functional], ids=["optimizer", "functional"])
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0

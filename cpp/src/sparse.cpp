@@ -15,42 +15,46 @@ std::int64_t index_at(const SparseProblem& p, std::size_t i) {
                          : static_cast<const std::int32_t*>(p.indices)[i];
 }
 
-// The occurrences of each unique row, in input order, without sorting: an open-addressing hash
-// map from row to a slot numbered in order of first occurrence, then a counting pass.
-struct Groups {
-  std::vector<std::int64_t> rows;       // unique rows, in order of first occurrence
-  std::vector<std::size_t> offsets;     // occurrences of rows[u]: order[offsets[u] .. offsets[u+1])
-  std::vector<std::size_t> order;       // occurrence indices grouped by row, input order within
+// Reused from call to call (per calling thread): fresh allocations of this size cost page faults.
+struct Workspace {
+  std::vector<std::int64_t> keys;          // hash map: row, or -1 for an empty slot
+  std::vector<std::uint32_t> key_slot;     // hash map: the row's number among the unique rows
+  std::vector<std::uint32_t> slot_of;      // per occurrence: its unique row's number
+  std::vector<std::int64_t> rows;          // unique rows, in order of first occurrence
+  std::vector<std::size_t> offsets, order; // sequential mode: occurrences grouped by row
+  std::vector<unsigned char> sums;         // sum mode: one summed gradient row per unique row
 };
 
-Groups group_by_row(const SparseProblem& p) {
-  Groups g;
+// Numbers the unique rows in order of first occurrence, without sorting: open addressing.
+void number_rows(const SparseProblem& p, Workspace& w) {
   std::size_t capacity = 16;
   while (capacity < 2 * p.k) capacity *= 2;
-  std::vector<std::int64_t> keys(capacity, -1);
-  std::vector<std::uint32_t> slot_of_key(capacity);
-  std::vector<std::uint32_t> slot_of(p.k);
-  std::vector<std::size_t> count;
+  w.keys.assign(capacity, -1);
+  w.key_slot.resize(capacity);
+  w.slot_of.resize(p.k);
+  w.rows.clear();
   const int shift = 64 - __builtin_ctzll(capacity);
   for (std::size_t i = 0; i < p.k; ++i) {
     const std::int64_t row = index_at(p, i);
     std::size_t h = static_cast<std::size_t>((static_cast<std::uint64_t>(row) * 0x9E3779B97F4A7C15ull) >> shift);
-    while (keys[h] != -1 && keys[h] != row) h = (h + 1) & (capacity - 1);
-    if (keys[h] == -1) {
-      keys[h] = row;
-      slot_of_key[h] = static_cast<std::uint32_t>(g.rows.size());
-      g.rows.push_back(row);
-      count.push_back(0);
+    while (w.keys[h] != -1 && w.keys[h] != row) h = (h + 1) & (capacity - 1);
+    if (w.keys[h] == -1) {
+      w.keys[h] = row;
+      w.key_slot[h] = static_cast<std::uint32_t>(w.rows.size());
+      w.rows.push_back(row);
     }
-    slot_of[i] = slot_of_key[h];
-    ++count[slot_of[i]];
+    w.slot_of[i] = w.key_slot[h];
   }
-  g.offsets.assign(g.rows.size() + 1, 0);
-  for (std::size_t u = 0; u < g.rows.size(); ++u) g.offsets[u + 1] = g.offsets[u] + count[u];
-  std::vector<std::size_t> fill(g.offsets.begin(), g.offsets.end() - 1);
-  g.order.resize(p.k);
-  for (std::size_t i = 0; i < p.k; ++i) g.order[fill[slot_of[i]]++] = i;
-  return g;
+}
+
+// Sequential mode: the occurrences of each unique row, in input order (a counting pass).
+void group_occurrences(const SparseProblem& p, Workspace& w) {
+  w.offsets.assign(w.rows.size() + 1, 0);
+  for (std::size_t i = 0; i < p.k; ++i) ++w.offsets[w.slot_of[i] + 1];
+  for (std::size_t u = 0; u < w.rows.size(); ++u) w.offsets[u + 1] += w.offsets[u];
+  std::vector<std::size_t> fill(w.offsets.begin(), w.offsets.end() - 1);
+  w.order.resize(p.k);
+  for (std::size_t i = 0; i < p.k; ++i) w.order[fill[w.slot_of[i]]++] = i;
 }
 
 // How many rows ahead the table and state rows are prefetched.
@@ -82,48 +86,63 @@ constexpr std::size_t kInlineSparseElements = std::size_t{1} << 15;
 template <class T>
 void run_typed(const KernelTable& table, const SparseProblem& p) {
   if (p.k == 0) return;
-  const Groups g = group_by_row(p);
+  thread_local Workspace calling_threads_workspace;
+  // A reference, so that the lambda below captures the caller's workspace: inside it a
+  // thread_local name would mean the worker thread's own (empty) one.
+  Workspace& w = calling_threads_workspace;
+  number_rows(p, w);
   const Kernels<T> kern = kernels_for(table, T{}, dense_variant(p.options));
   const DenseCoeffs<T> c = dense_coeffs<T>(p.options, p.step);
   T* const tab = static_cast<T*>(p.table);
   T* const st = static_cast<T*>(p.state);
   const T* const vals = static_cast<const T*>(p.values);
-  const std::size_t d = p.dim;
+  const std::size_t d = p.dim, unique = w.rows.size();
+  const bool sum_mode = p.duplicates == Duplicates::sum;
+
+  T* sums = nullptr;
+  if (sum_mode) {
+    // Stream the values once, in input order, into one row per unique row: each sum runs from +0
+    // in input order (the dense-equivalent gradient's bits) and values are read sequentially.
+    w.sums.resize(unique * d * sizeof(T));
+    sums = reinterpret_cast<T*>(w.sums.data());
+    std::fill(sums, sums + unique * d, T(0));
+    for (std::size_t i = 0; i < p.k; ++i) kern.accumulate(sums + std::size_t{w.slot_of[i]} * d, vals + i * d, d);
+  } else {
+    group_occurrences(p, w);
+  }
 
   auto update_rows = [&](std::size_t begin, std::size_t end) {
-    std::vector<T> scratch(d);
+    std::vector<T> scratch(p.rowwise && !sum_mode ? d : 0);
     for (std::size_t u = begin; u < end; ++u) {
       if (u + kPrefetchRows < end) {
-        const auto ahead = static_cast<std::size_t>(g.rows[u + kPrefetchRows]);
+        const auto ahead = static_cast<std::size_t>(w.rows[u + kPrefetchRows]);
         prefetch_row(tab + ahead * d, d * sizeof(T));
         prefetch_row(p.rowwise ? st + ahead : st + ahead * d, p.rowwise ? sizeof(T) : d * sizeof(T));
       }
-      const auto row = static_cast<std::size_t>(g.rows[u]);
+      const auto row = static_cast<std::size_t>(w.rows[u]);
       T* const param = tab + row * d;
       T* const state = p.rowwise ? st + row : st + row * d;
-      if (p.duplicates == Duplicates::sum) {
-        std::fill(scratch.begin(), scratch.end(), T(0));  // 0 + v: the dense-equivalent gradient's bits
-        for (std::size_t o = g.offsets[u]; o < g.offsets[u + 1]; ++o) kern.accumulate(scratch.data(), vals + g.order[o] * d, d);
+      if (sum_mode) {
+        T* const g = sums + u * d;  // ours to overwrite: the row-wise kernel rewrites its gradient
         if (p.rowwise) {
+          kern.rowwise(param, g, state, d, c);
+        } else {
+          kern.dense(param, g, state, d, c);
+        }
+        continue;
+      }
+      for (std::size_t o = w.offsets[u]; o < w.offsets[u + 1]; ++o) {
+        const T* v = vals + w.order[o] * d;
+        if (p.rowwise) {
+          std::memcpy(scratch.data(), v, d * sizeof(T));
           kern.rowwise(param, scratch.data(), state, d, c);
         } else {
-          kern.dense(param, scratch.data(), state, d, c);
-        }
-      } else {
-        for (std::size_t o = g.offsets[u]; o < g.offsets[u + 1]; ++o) {
-          const T* v = vals + g.order[o] * d;
-          if (p.rowwise) {
-            std::memcpy(scratch.data(), v, d * sizeof(T));  // the row-wise kernel rewrites its gradient
-            kern.rowwise(param, scratch.data(), state, d, c);
-          } else {
-            kern.dense(param, v, state, d, c);
-          }
+          kern.dense(param, v, state, d, c);
         }
       }
     }
   };
 
-  const std::size_t unique = g.rows.size();
   if (unique * d < kInlineSparseElements || get_num_threads() == 1) {
     update_rows(0, unique);
     return;

@@ -34,3 +34,18 @@ def update(
     eps_inside_sqrt: bool,
 ) -> None: ...
 def step(groups: list[tuple[Any, ...]]) -> None: ...
+def sparse_update(
+    table: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    state: np.ndarray,
+    step: int,
+    lr: float,
+    lr_decay: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+    eps_inside_sqrt: bool,
+    duplicates: str,
+) -> None: ...
+def stream_ceiling(params: Sequence[np.ndarray], grads: Sequence[np.ndarray], sums: Sequence[np.ndarray]) -> None: ...

@@ -56,3 +56,27 @@ def dense_cases() -> list[Case]:
 
 # Cases small enough for the pure-NumPy reference to be timed without dominating the run.
 REFERENCE_MAX_ELEMENTS = 1 << 16
+
+
+@dataclass(frozen=True)
+class SparseCase:
+    """A sparse step on a (rows, dim) float32 table: `k` Zipf(1.2) row ids per step."""
+
+    name: str
+    rows: int
+    dim: int
+    k: int
+    batches: int = 16  # distinct index batches, rotated, so that touched rows are not all cached
+
+    def index_batches(self, seed: int = 0) -> list[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        # Zipf ranks scattered over the table by a fixed permutation, as hashed ids would be.
+        scatter = rng.permutation(self.rows)
+        return [scatter[(rng.zipf(1.2, size=self.k) - 1) % self.rows] for _ in range(self.batches)]
+
+    def unique_rows(self) -> float:
+        return float(np.mean([np.unique(b).size for b in self.index_batches()]))
+
+
+def sparse_cases() -> list[SparseCase]:
+    return [SparseCase("sparse-1Mx64", 1 << 20, 64, 8192), SparseCase("sparse-1Mx128", 1 << 20, 128, 16384)]

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 from . import peers, report, targets
-from .cases import dense_cases
+from .cases import SparseCase, dense_cases, sparse_cases
 from .timing import interleaved_medians
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    cases = [c.name for c in dense_cases()]
+    cases = [c.name for c in dense_cases()] + [c.name for c in sparse_cases()]
     parser = argparse.ArgumentParser(prog="python -m adagrad bench", description=__doc__)
     parser.add_argument("--cases", nargs="+", metavar="NAME", choices=cases, default=cases,
                         help=f"cases to run (default: all): {' '.join(cases)}")
@@ -41,12 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     info = report.machine()
     print(f"adagrad {info['adagrad']} ({info['isa']}), torch {info['torch']}, numpy {info['numpy']}, "
           f"{info['processor']}, {info['cpus']} CPUs", flush=True)
-    chosen = [c for c in dense_cases() if c.name in args.cases]
+    chosen = [c for c in dense_cases() + sparse_cases() if c.name in args.cases]
     rows = []
     for threads in args.threads:
         peers.set_threads(threads)
         for case in chosen:
-            case_rows = report.rows_for(case, threads, interleaved_medians(peers.all_peers(case), args.repeats))
+            if isinstance(case, SparseCase):
+                medians = interleaved_medians(peers.sparse_peers(case), args.repeats)
+                case_rows = report.sparse_rows_for(case, threads, medians)
+            else:
+                case_rows = report.rows_for(case, threads, interleaved_medians(peers.all_peers(case), args.repeats))
             print(report.format_table(case_rows).split("\n", 2)[2] if rows else report.format_table(case_rows),
                   flush=True)
             rows += case_rows

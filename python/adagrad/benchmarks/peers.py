@@ -13,7 +13,7 @@ import numpy as np
 import adagrad
 from adagrad import _core
 
-from .cases import REFERENCE_MAX_ELEMENTS, Case
+from .cases import REFERENCE_MAX_ELEMENTS, Case, SparseCase
 
 LR = 1e-2
 EPS = 1e-10
@@ -93,3 +93,43 @@ def set_threads(n: int) -> None:
     except ImportError:
         return
     torch.set_num_threads(n)
+
+
+def _sparse_problem(case: SparseCase) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    rng = np.random.default_rng(1)
+    table = rng.standard_normal((case.rows, case.dim), dtype=np.float32)
+    batches = case.index_batches()
+    values = [rng.standard_normal((case.k, case.dim), dtype=np.float32) for _ in batches]
+    return table, batches, values
+
+
+def _rotating(step: Callable[[int], None], n: int) -> Step:
+    counter = iter(range(1 << 62))
+    return lambda: step(next(counter) % n)
+
+
+def sparse_peers(case: SparseCase) -> dict[str, Step]:
+    """adagrad element-wise and row-wise, and torch's sparse Adagrad, on the same batches."""
+    table, batches, values = _sparse_problem(case)
+    state = np.zeros_like(table)
+    rowwise_table, rowwise_state = table.copy(), np.zeros(case.rows, np.float32)
+    steps = {
+        "adagrad": _rotating(lambda i: adagrad.sparse_update(table, batches[i], values[i], state, step=1), len(batches)),
+        "adagrad rowwise": _rotating(
+            lambda i: adagrad.sparse_update(rowwise_table, batches[i], values[i], rowwise_state, step=1), len(batches)),
+    }
+    try:
+        import torch
+    except ImportError:
+        return steps
+    weight = torch.nn.Parameter(torch.from_numpy(table.copy()))
+    grads = [torch.sparse_coo_tensor(torch.from_numpy(b[None, :]), torch.from_numpy(v), (case.rows, case.dim))
+             for b, v in zip(batches, values)]  # uncoalesced, as nn.Embedding(sparse=True) produces
+    opt = torch.optim.Adagrad([weight], lr=LR, eps=EPS)
+
+    def torch_step(i: int) -> None:
+        weight.grad = grads[i]
+        opt.step()
+
+    steps["torch sparse"] = _rotating(torch_step, len(grads))
+    return steps

@@ -13,7 +13,7 @@ import numpy as np
 
 import adagrad
 
-from .cases import Case
+from .cases import Case, SparseCase
 
 
 def rows_for(case: Case, threads: int, medians: dict[str, float]) -> list[dict[str, Any]]:
@@ -31,6 +31,29 @@ def rows_for(case: Case, threads: int, medians: dict[str, float]) -> list[dict[s
             "gelem_per_s": case.elements / seconds / 1e9,
             "gb_per_s": case.bytes_moved / seconds / 1e9,
             "adagrad_speedup": seconds / ours,  # > 1: adagrad is that many times faster
+        }
+        for name, seconds in medians.items()
+    ]
+
+
+def sparse_rows_for(case: SparseCase, threads: int, medians: dict[str, float]) -> list[dict[str, Any]]:
+    """Sparse cases are counted in unique rows touched per step (and their elements)."""
+    ours, unique = medians["adagrad"], case.unique_rows()
+    return [
+        {
+            "case": case.name,
+            "note": f"{case.k} Zipf(1.2) indices, {unique:.0f} unique rows",
+            "dtype": "float32",
+            "tensors": 1,
+            "elements": int(unique * case.dim),
+            "unique_rows": unique,
+            "threads": threads,
+            "impl": name,
+            "median_s": seconds,
+            "ns_per_row": seconds / unique * 1e9,
+            "gelem_per_s": unique * case.dim / seconds / 1e9,
+            "gb_per_s": unique * case.dim * 4 * 5 / seconds / 1e9,
+            "adagrad_speedup": seconds / ours,
         }
         for name, seconds in medians.items()
     ]
@@ -83,15 +106,18 @@ def plot(path: Path, rows: list[dict[str, Any]]) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    single = [r for r in rows if r["tensors"] == 1 and r["dtype"] == "float32" and r["elements"] >= 4096]
+    single = [r for r in rows if r["tensors"] == 1 and r["dtype"] == "float32" and r["elements"] >= 4096
+              and "unique_rows" not in r]
     fig, ax = plt.subplots(figsize=(8, 5))
-    for impl in dict.fromkeys(r["impl"] for r in single):
+    palette = plt.get_cmap("tab10")
+    for colour, impl in enumerate(dict.fromkeys(r["impl"] for r in single)):
         for threads in sorted({r["threads"] for r in single}):
             points = sorted((r["elements"], r["gelem_per_s"]) for r in single
                             if r["impl"] == impl and r["threads"] == threads)
             if points:
-                style = "-" if threads > 1 else "--"
-                ax.plot(*zip(*points), style, marker="o", label=f"{impl} ({threads} thr)")
+                style = "-" if threads > 1 else "--"  # one colour per implementation
+                ax.plot(*zip(*points), style, marker="o", color=palette(colour % 10),
+                        linewidth=2.5 if impl == "adagrad" else 1.2, label=f"{impl} ({threads} thr)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("elements in the tensor (float32)")

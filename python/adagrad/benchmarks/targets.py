@@ -33,6 +33,11 @@ def evaluate(rows: Rows) -> list[dict[str, Any]]:
                        ">="))
     checks.append(("1K-f32: Adagrad.step (us per call)",
                    lambda: None if (t := _median(rows, "1K-f32", "adagrad", 1)) is None else t * 1e6, 3.0, "<="))
+    for case in ("sparse-1Mx64", "sparse-1Mx128"):
+        checks.append((f"{case}: vs torch sparse (1 thread)",
+                       lambda c=case: _ratio(rows, c, "torch sparse", "adagrad", 1), 20.0, ">="))
+    checks.append(("sparse-1Mx64: ns per unique row (1 thread)", lambda: _ns_per_row(rows, "sparse-1Mx64"), 150.0,
+                   "<="))
     if most > 1:
         for case in ("64K-f32", "1M-f32"):
             checks.append((f"{case}: {most} threads vs 1", lambda c=case: _threads_speedup(rows, c, most), 1.6, ">="))
@@ -42,6 +47,13 @@ def evaluate(rows: Rows) -> list[dict[str, Any]]:
         met = None if value is None else (value >= goal if sense == ">=" else value <= goal)
         results.append({"target": name, "value": value, "goal": f"{sense} {goal}", "met": met})
     return results
+
+
+def _ns_per_row(rows: Rows, case: str) -> float | None:
+    for r in rows:
+        if r["case"] == case and r["impl"] == "adagrad" and r["threads"] == 1:
+            return float(r["ns_per_row"])
+    return None
 
 
 def _threads_speedup(rows: Rows, case: str, threads: int) -> float | None:
