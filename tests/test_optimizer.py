@@ -44,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "decoupled_weight_decay": False,
     "eps_inside_sqrt": False,
     "initial_accumulator_value": 0.0,
+    "rowwise": False,
+    "duplicates": "sum",
 }
 
 

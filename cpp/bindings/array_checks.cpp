@@ -32,7 +32,7 @@ const char* order_name(const FloatArray& a) { return a.c_order ? "C" : "Fortran"
 }  // namespace
 
 std::string TensorName::operator()(Role role) const {
-  static const char* const kPrefix[] = {"param ", "grad of ", "state sum of "};
+  static const char* const kPrefix[] = {"param ", "grad of ", "state sum of ", "grad indices of "};
   const auto r = static_cast<int>(role);
   if (label.is_none()) return arguments[r];
   return kPrefix[r] + std::string(py::str(label));
@@ -93,7 +93,7 @@ void require_same_layout(const FloatArray& ref, const FloatArray& other, const T
 void OverlapChecker::add(const FloatArray& a, const TensorName& name, Role role) {
   if (a.nbytes == 0) return;
   const auto b = reinterpret_cast<std::uintptr_t>(a.data);
-  (role == Role::grad ? read_ : written_).push_back({b, b + a.nbytes, name, role});
+  (role == Role::grad || role == Role::indices ? read_ : written_).push_back({b, b + a.nbytes, name, role});
 }
 
 void OverlapChecker::add_read(const void* data, std::size_t nbytes, const TensorName& name, Role role) {

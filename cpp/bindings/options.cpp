@@ -11,6 +11,15 @@ bool is_bool(py::handle obj) {
   return PyBool_Check(obj.ptr()) || py::isinstance(obj, numpy_bool);
 }
 
+Duplicates duplicates_mode(py::handle obj) {
+  if (py::isinstance<py::str>(obj)) {
+    const std::string mode = py::str(obj);
+    if (mode == "sum") return Duplicates::sum;
+    if (mode == "sequential") return Duplicates::sequential;
+  }
+  throw py::value_error("duplicates must be 'sum' or 'sequential', got " + std::string(py::repr(obj)));
+}
+
 std::int64_t checked_step(py::handle step) {
   if (is_bool(step) || !PyIndex_Check(step.ptr())) throw py::type_error("step must be an int, got " + type_name(step));
   const auto as_int = py::reinterpret_steal<py::int_>(PyNumber_Index(step.ptr()));

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "adagrad/hyper.hpp"
+#include "adagrad/sparse.hpp"
 
 namespace adagrad::bindings {
 
@@ -62,6 +63,9 @@ DenseOptions checked_options(const py::handle (&h)[7], const Where& where) {
 
 // For calls whose errors need no prefix.
 inline std::string nowhere() { return {}; }
+
+// "sum" or "sequential" (the sparse update's treatment of repeated indices).
+Duplicates duplicates_mode(py::handle obj);
 
 // The 1-based number of an update: an int (not a bool) from 1 to 2**63 - 2.
 std::int64_t checked_step(py::handle step);

@@ -11,45 +11,12 @@
 #include "adagrad/dense.hpp"
 #include "adagrad/dispatch.hpp"
 #include "array_checks.hpp"
+#include "batch.hpp"
 #include "options.hpp"
 
 namespace adagrad::bindings {
 
 namespace {
-
-// The tensors of one call: each validated as it is added, nothing written before run().
-class DenseBatch {
- public:
-  void add(py::handle param, py::handle grad, py::handle sum, const TensorName& name, const DenseOptions& o,
-           std::int64_t step, int variant_override = -1) {
-    FloatArray p = float_array(param, name, Role::param);
-    FloatArray g = float_array(grad, name, Role::grad);
-    FloatArray s = float_array(sum, name, Role::sum);
-    require_same_layout(p, g, name, Role::grad);
-    require_same_layout(p, s, name, Role::sum);
-    overlap_.add(p, name, Role::param);
-    overlap_.add(g, name, Role::grad);
-    overlap_.add(s, name, Role::sum);
-    tensors_.push_back(make_dense_tensor(p.dtype, p.data, g.data, s.data, p.size, o, step));
-    if (variant_override >= 0) tensors_.back().variant = variant_override;
-    owners_.push_back(std::move(p.owner));
-    owners_.push_back(std::move(g.owner));
-    owners_.push_back(std::move(s.owner));
-  }
-
-  // The last check, then the arithmetic with the GIL released.
-  void run() {
-    overlap_.check();
-    const KernelTable& kernels = active_kernels();  // may raise for a bad ADAGRAD_ISA: before any write
-    py::gil_scoped_release release;
-    run_dense(kernels, tensors_);
-  }
-
- private:
-  std::vector<py::object> owners_;  // keep every buffer alive while the GIL is released
-  std::vector<DenseTensor> tensors_;
-  OverlapChecker overlap_;
-};
 
 void update(py::handle param, py::handle grad, py::handle state_sum, py::handle step, py::handle lr,
             py::handle lr_decay, py::handle weight_decay, py::handle eps, py::handle maximize,
@@ -57,8 +24,8 @@ void update(py::handle param, py::handle grad, py::handle state_sum, py::handle 
   const std::int64_t t = checked_step(step);
   const DenseOptions o =
       checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, nowhere);
-  DenseBatch batch;
-  batch.add(param, grad, state_sum, TensorName{py::none()}, o, t);
+  StepBatch batch;
+  batch.add_dense(param, grad, state_sum, TensorName{py::none()}, o, t);
   batch.run();
 }
 
@@ -93,20 +60,21 @@ std::int64_t* step_counts(py::handle obj, std::size_t n) {
 }
 
 // groups: a list of tuples (params, grads, sums, steps, labels, lr, lr_decay, weight_decay, eps,
-// maximize, decoupled_weight_decay, eps_inside_sqrt). steps is an int64 array of the updates done
-// so far per tensor; it is incremented for every tensor whose grad is not None.
+// maximize, decoupled_weight_decay, eps_inside_sqrt, duplicates). steps is an int64 array of the
+// updates done so far per tensor; it is incremented for every tensor whose grad is not None.
+// A grad that is a 2-tuple (indices, values) is a sparse gradient of a 2-D param.
 void step(const py::list& groups) {
   static_assert(sizeof(long long) == sizeof(std::int64_t));
   struct Slot {
     std::int64_t* step;
     std::int64_t value;
   };
-  DenseBatch batch;
+  StepBatch batch;
   std::vector<Slot> slots;
   for (std::size_t gi = 0; gi < groups.size(); ++gi) {
     const auto where = [gi] { return "param group " + std::to_string(gi) + ": "; };  // for errors only
     const py::handle group_obj = PyList_GET_ITEM(groups.ptr(), static_cast<py::ssize_t>(gi));
-    if (!PyTuple_Check(group_obj.ptr()) || PyTuple_GET_SIZE(group_obj.ptr()) != 12) {
+    if (!PyTuple_Check(group_obj.ptr()) || PyTuple_GET_SIZE(group_obj.ptr()) != 13) {
       throw py::type_error(where() + "malformed group tuple");
     }
     const Items group = items_of(group_obj, where, "group");
@@ -125,6 +93,7 @@ void step(const py::list& groups) {
     }
     const DenseOptions o =
         checked_options({group[5], group[6], group[7], group[8], group[9], group[10], group[11]}, where);
+    const Duplicates duplicates = duplicates_mode(group[12]);
     for (std::size_t i = 0; i < n; ++i) {
       const py::handle grad = grads[i];
       if (grad.is_none()) continue;
@@ -133,7 +102,15 @@ void step(const py::list& groups) {
         throw py::value_error(where() + "step count of " + name(Role::param) + " is out of range");
       }
       const std::int64_t t = step_data[i] + 1;
-      batch.add(params[i], grad, sums[i], name, o, t);
+      if (PyTuple_Check(grad.ptr())) {
+        if (PyTuple_GET_SIZE(grad.ptr()) != 2) {
+          throw py::value_error(name(Role::grad) + " must be an array, or (indices, values) for a sparse gradient");
+        }
+        batch.add_sparse(params[i], PyTuple_GET_ITEM(grad.ptr(), 0), PyTuple_GET_ITEM(grad.ptr(), 1), sums[i], name, o,
+                         duplicates, t);
+      } else {
+        batch.add_dense(params[i], grad, sums[i], name, o, t);
+      }
       slots.push_back({step_data + i, t});
     }
   }
@@ -148,9 +125,9 @@ void stream_ceiling(const py::sequence& params, const py::sequence& grads, const
   }
   py::list labels;  // owned for the whole call: TensorName only borrows its label
   for (std::size_t i = 0; i < params.size(); ++i) labels.append(py::str("[" + std::to_string(i) + "]"));
-  DenseBatch batch;
+  StepBatch batch;
   for (std::size_t i = 0; i < params.size(); ++i) {
-    batch.add(params[i], grads[i], sums[i], TensorName{labels[i]}, DenseOptions{}, 1, kStreamVariant);
+    batch.add_dense(params[i], grads[i], sums[i], TensorName{labels[i]}, DenseOptions{}, 1, kStreamVariant);
   }
   batch.run();
 }

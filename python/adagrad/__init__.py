@@ -13,10 +13,11 @@ Public API:
 from . import reference
 from ._core import __version__, cpu_info, get_num_threads, set_isa, set_num_threads
 from .functional import sparse_update, update
-from .optimizer import Adagrad
+from .optimizer import Adagrad, SparseGrad
 
 __all__ = [
     "Adagrad",
+    "SparseGrad",
     "__version__",
     "cpu_info",
     "get_num_threads",

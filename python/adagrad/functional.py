@@ -66,6 +66,7 @@ def sparse_update(
     weight_decay: float = 0.0,
     maximize: bool = False,
     eps_inside_sqrt: bool = False,
+    decoupled_weight_decay: bool = False,
     duplicates: str = "sum",
 ) -> None:
     r"""Adagrad on the indexed rows of a 2-D table, in place; rows not indexed are never touched.
@@ -86,8 +87,9 @@ def sparse_update(
     dense gradient ``np.add.at(zeros, indices, values)``. ``duplicates="sequential"`` (FBGEMM /
     TF raw ops) applies each occurrence as its own update, in input order.
 
-    ``weight_decay`` is lazy: it applies to the touched rows only (torch refuses weight decay with
-    sparse gradients; FBGEMM is lazy too). Every index is checked before anything is written.
+    ``weight_decay`` (coupled, or decoupled as in :func:`update`) is lazy: it applies to the touched
+    rows only (torch refuses weight decay with sparse gradients; FBGEMM is lazy too). Every index
+    is checked before anything is written.
 
     Example:
         >>> import numpy as np, adagrad
@@ -103,6 +105,5 @@ def sparse_update(
                [-0.1,  0.1],
                [ 0. ,  0. ]], dtype=float32)
     """
-    _core.sparse_update(
-        table, indices, values, state, step, lr, lr_decay, eps, weight_decay, maximize, eps_inside_sqrt, duplicates
-    )
+    _core.sparse_update(table, indices, values, state, step, lr, lr_decay, eps, weight_decay, maximize,
+                        eps_inside_sqrt, decoupled_weight_decay, duplicates)

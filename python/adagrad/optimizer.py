@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import _core
 from ._groups import GroupLayout, check_unique_keys, group_params, grads_per_group, label, split_groups
 
-__all__ = ["Adagrad"]
+__all__ = ["Adagrad", "SparseGrad"]
 
 # The order the native step takes them in.
 OPTION_NAMES = ("lr", "lr_decay", "weight_decay", "eps", "maximize", "decoupled_weight_decay", "eps_inside_sqrt")
-GROUP_DEFAULT_NAMES = OPTION_NAMES + ("initial_accumulator_value",)
+GROUP_DEFAULT_NAMES = OPTION_NAMES + ("initial_accumulator_value", "rowwise", "duplicates")
+
+
+class SparseGrad(NamedTuple):
+    """The gradient of some rows of a 2-D param: row ``indices[i]`` receives ``values[i]``.
+
+    Give it (or a plain ``(indices, values)`` tuple) to :meth:`Adagrad.step` in place of a dense
+    grad; see :func:`adagrad.sparse_update` for the semantics.
+    """
+
+    indices: np.ndarray
+    values: np.ndarray
 
 
 def check_group_options(group: Mapping[str, Any], where: str) -> None:
@@ -33,6 +44,10 @@ def check_group_options(group: Mapping[str, Any], where: str) -> None:
         finite = False
     if not finite or initial < 0:
         raise ValueError(f"{where}initial_accumulator_value must be a finite number >= 0, got {initial}")
+    if not isinstance(group["rowwise"], (bool, np.bool_)):
+        raise TypeError(f"{where}rowwise must be a bool, got {type(group['rowwise']).__name__}")
+    if group["duplicates"] not in ("sum", "sequential"):
+        raise ValueError(f"{where}duplicates must be 'sum' or 'sequential', got {group['duplicates']!r}")
 
 
 class Adagrad:
@@ -61,9 +76,18 @@ class Adagrad:
         decoupled_weight_decay: decay the weights directly, AdamW-style, instead of adding
             ``wd * theta`` to the gradient (default False).
         eps_inside_sqrt: use ``sqrt(s + eps)``, the Keras 3 / optax placement (default False).
+        rowwise: keep one accumulator per row of each 2-D param (FBGEMM's row-wise Adagrad; its
+            grads must then be sparse) (default False).
+        duplicates: for sparse grads, ``"sum"`` repeated indices then update once (default) or
+            ``"sequential"``: one update per occurrence (see :func:`adagrad.sparse_update`).
 
     ``step(grads)`` takes the grads in the same structure as ``params`` (a list, a dict, or a list
-    with one list/dict per group); a grad of None skips that param. Every array is validated before
+    with one list/dict per group); a grad of None skips that param. A grad may be sparse:
+    ``SparseGrad(indices, values)`` (or a plain ``(indices, values)`` tuple) updates only those
+    rows of a 2-D param, in the same all-or-nothing call as the dense grads::
+
+        opt = adagrad.Adagrad([{"params": {"emb": table}, "rowwise": True}, {"params": {"w": w}}])
+        opt.step([{"emb": adagrad.SparseGrad(ids, rows_grad)}, {"w": grad_w}]) Every array is validated before
     any is written: a bad one raises and leaves everything untouched. Arrays are never copied or
     cast: dtypes, shapes and memory order must match exactly.
 
@@ -96,6 +120,8 @@ class Adagrad:
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
         eps_inside_sqrt: bool = False,
+        rowwise: bool = False,
+        duplicates: str = "sum",
     ) -> None:
         self.defaults: dict[str, Any] = {
             "lr": lr,
@@ -106,6 +132,8 @@ class Adagrad:
             "decoupled_weight_decay": decoupled_weight_decay,
             "eps_inside_sqrt": eps_inside_sqrt,
             "initial_accumulator_value": initial_accumulator_value,
+            "rowwise": rowwise,
+            "duplicates": duplicates,
         }
         check_group_options(self.defaults, "")
         groups, self._as_groups = split_groups(params)
@@ -134,7 +162,13 @@ class Adagrad:
 
         for group, layout in zip(self.param_groups, self._layouts):
             initial = group["initial_accumulator_value"]
-            layout.sums = [np.full_like(p, initial) for p in group["params"]]
+            if group["rowwise"]:
+                for p, name in zip(group["params"], layout.labels):
+                    if p.ndim != 2:
+                        raise ValueError(f"param {name} has shape {p.shape}: rowwise=True needs 2-D params (rows, dim)")
+                layout.sums = [np.full(p.shape[0], initial, p.dtype) for p in group["params"]]
+            else:
+                layout.sums = [np.full_like(p, initial) for p in group["params"]]
             layout.steps = np.zeros(len(layout.keys), np.int64)
             for i, key in enumerate(layout.keys):
                 self.state[key] = {"sum": layout.sums[i], "step": layout.steps[i : i + 1].reshape(())}
@@ -150,7 +184,7 @@ class Adagrad:
             [
                 (group["params"], group_grads, layout.sums, layout.steps, layout.labels, group["lr"],
                  group["lr_decay"], group["weight_decay"], group["eps"], group["maximize"],
-                 group["decoupled_weight_decay"], group["eps_inside_sqrt"])
+                 group["decoupled_weight_decay"], group["eps_inside_sqrt"], group["duplicates"])
                 for group, layout, group_grads in zip(self.param_groups, self._layouts, per_group)
             ]
         )

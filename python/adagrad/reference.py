@@ -67,11 +67,13 @@ def sparse_update(
     weight_decay: float = 0.0,
     maximize: bool = False,
     eps_inside_sqrt: bool = False,
+    decoupled_weight_decay: bool = False,
     duplicates: str = "sum",
 ) -> None:
     """Reference for :func:`adagrad.sparse_update`: one row at a time, in plain NumPy."""
     options = {"step": step, "lr": lr, "lr_decay": lr_decay, "eps": eps, "weight_decay": weight_decay,
-               "maximize": maximize, "eps_inside_sqrt": eps_inside_sqrt}
+               "maximize": maximize, "eps_inside_sqrt": eps_inside_sqrt,
+               "decoupled_weight_decay": decoupled_weight_decay}
     rows = [int(i) for i in indices]
     if not all(0 <= r < table.shape[0] for r in rows):
         raise ValueError("index out of range")
@@ -100,7 +102,7 @@ def _update_row(table: np.ndarray, state: np.ndarray, row: int, g: np.ndarray, *
 
 def _rowwise_update(
     param: np.ndarray, g: np.ndarray, state: np.ndarray, row: int, *, step: int, lr: float, lr_decay: float,
-    eps: float, weight_decay: float, maximize: bool, eps_inside_sqrt: bool,
+    eps: float, weight_decay: float, maximize: bool, eps_inside_sqrt: bool, decoupled_weight_decay: bool,
 ) -> None:
     """One accumulator per row: s += mean(g^2), with the canonical 8-lane sum of squares."""
     dtype = param.dtype.type
@@ -110,7 +112,10 @@ def _rowwise_update(
         if maximize:
             g = -g
         if weight_decay != 0:
-            g = fma(param, np.full_like(param, weight_decay), g)
+            if decoupled_weight_decay:
+                param *= dtype(1 - clr * weight_decay)
+            else:
+                g = fma(param, np.full_like(param, weight_decay), g)
         # Element j goes to lane j % 8, lanes accumulate by fma in increasing j (zero padding
         # leaves a lane unchanged), then a fixed pairwise tree.
         padded = np.zeros(-(-d // 8) * 8, param.dtype)
@@ -130,10 +135,13 @@ class Adagrad(optimizer.Adagrad):
     updated by :func:`update` above, one at a time, in a Python loop."""
 
     def _apply(self, batches: list[tuple[Any, ...]]) -> None:
-        for params, grads, sums, steps, _labels, *options in batches:
+        for params, grads, sums, steps, _labels, *options, duplicates in batches:
             hyper = dict(zip(optimizer.OPTION_NAMES, options))
             for i, (param, grad) in enumerate(zip(params, grads)):
                 if grad is None:
                     continue
-                update(param, grad, sums[i], step=int(steps[i]) + 1, **hyper)
+                if isinstance(grad, tuple):
+                    sparse_update(param, *grad, sums[i], step=int(steps[i]) + 1, duplicates=duplicates, **hyper)
+                else:
+                    update(param, grad, sums[i], step=int(steps[i]) + 1, **hyper)
                 steps[i] += 1

@@ -1,0 +1,125 @@
+#include "batch.hpp"
+
+#include <string>
+
+#include "adagrad/dispatch.hpp"
+
+namespace adagrad::bindings {
+
+namespace {
+
+using npy = py::detail::npy_api;
+
+std::string shape_of(const FloatArray& a) {
+  std::string out = "(";
+  for (int i = 0; i < a.ndim; ++i) out += std::to_string(a.shape[i]) + (i + 1 < a.ndim ? ", " : (a.ndim == 1 ? "," : ""));
+  return out + ")";
+}
+
+struct Indices {
+  py::object owner;
+  const void* data;
+  std::size_t size;
+  bool int64;
+};
+
+Indices index_array(py::handle obj, const TensorName& name) {
+  if (!npy::get().PyArray_Check_(obj.ptr())) {
+    throw py::type_error(name(Role::indices) + " must be a 1-D numpy.ndarray of int32 or int64, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  const auto* a = py::detail::array_proxy(obj.ptr());
+  const auto* descr = py::detail::array_descriptor_proxy(a->descr);
+  const int type = descr->type_num;
+  const bool i32 = type == npy::NPY_INT_;
+  const bool i64 = type == npy::NPY_LONGLONG_ || (sizeof(long) == 8 && type == npy::NPY_LONG_);
+  if (!i32 && !i64) {
+    throw py::type_error(name(Role::indices) + " must have dtype int32 or int64, got " +
+                         std::string(py::str(py::handle(a->descr))));
+  }
+  if (descr->byteorder == '>') throw py::type_error(name(Role::indices) + " must be in native byte order");
+  if (a->nd != 1) {
+    throw py::value_error(name(Role::indices) + " must be 1-D, got " + std::to_string(a->nd) + " dimensions");
+  }
+  const int need = npy::NPY_ARRAY_C_CONTIGUOUS_ | npy::NPY_ARRAY_ALIGNED_;
+  if ((a->flags & need) != need) throw py::value_error(name(Role::indices) + " must be contiguous and aligned");
+  return {py::reinterpret_borrow<py::object>(obj), a->data, static_cast<std::size_t>(a->dimensions[0]), i64};
+}
+
+}  // namespace
+
+void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, const TensorName& name,
+                          const DenseOptions& o, std::int64_t step, int variant_override) {
+  FloatArray p = float_array(param, name, Role::param);
+  FloatArray g = float_array(grad, name, Role::grad);
+  FloatArray s = float_array(sum, name, Role::sum);
+  require_same_layout(p, g, name, Role::grad);
+  if (s.ndim == 1 && p.ndim == 2 && s.size == static_cast<std::size_t>(p.shape[0])) {
+    throw py::value_error(name(Role::param) + " keeps row-wise state (one accumulator per row): "
+                          "give its grad as (indices, values)");
+  }
+  require_same_layout(p, s, name, Role::sum);
+  overlap_.add(p, name, Role::param);
+  overlap_.add(g, name, Role::grad);
+  overlap_.add(s, name, Role::sum);
+  dense_.push_back(make_dense_tensor(p.dtype, p.data, g.data, s.data, p.size, o, step));
+  if (variant_override >= 0) dense_.back().variant = variant_override;
+  owners_.push_back(std::move(p.owner));
+  owners_.push_back(std::move(g.owner));
+  owners_.push_back(std::move(s.owner));
+}
+
+void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle values, py::handle state,
+                           const TensorName& name, const DenseOptions& o, Duplicates duplicates, std::int64_t step) {
+  FloatArray tab = float_array(table, name, Role::param);
+  if (tab.ndim != 2 || !tab.c_order) {
+    throw py::value_error(name(Role::param) + " must be a 2-D C-contiguous array (rows, dim) for sparse updates, got shape " +
+                          shape_of(tab) + (tab.c_order ? "" : " in Fortran order"));
+  }
+  const auto rows = static_cast<std::size_t>(tab.shape[0]), dim = static_cast<std::size_t>(tab.shape[1]);
+  Indices idx = index_array(indices, name);
+  FloatArray val = float_array(values, name, Role::grad);
+  FloatArray st = float_array(state, name, Role::sum);
+  for (const auto& [arr, role] : {std::pair{&val, Role::grad}, std::pair{&st, Role::sum}}) {
+    if (arr->dtype != tab.dtype) throw py::type_error(name(role) + " must have the dtype of " + name(Role::param));
+  }
+  if (val.ndim != 2 || static_cast<std::size_t>(val.shape[0]) != idx.size ||
+      static_cast<std::size_t>(val.shape[1]) != dim || !val.c_order) {
+    throw py::value_error(name(Role::grad) + " must be C-contiguous of shape (len(indices), dim) = (" +
+                          std::to_string(idx.size) + ", " + std::to_string(dim) + "), got " + shape_of(val));
+  }
+  const bool elementwise = st.ndim == 2 && static_cast<std::size_t>(st.shape[0]) == rows &&
+                           static_cast<std::size_t>(st.shape[1]) == dim && st.c_order;
+  const bool rowwise = st.ndim == 1 && static_cast<std::size_t>(st.shape[0]) == rows;
+  if (!elementwise && !rowwise) {
+    throw py::value_error(name(Role::sum) + " must have shape (rows, dim) = (" + std::to_string(rows) + ", " +
+                          std::to_string(dim) + ") for element-wise Adagrad or (rows,) = (" + std::to_string(rows) +
+                          ",) for row-wise Adagrad, got " + shape_of(st));
+  }
+  if (rowwise && dim == 0) throw py::value_error("row-wise Adagrad needs dim >= 1");
+  if (idx.size >= (std::size_t{1} << 32)) throw py::value_error(name(Role::indices) + " has 2**32 or more entries");
+  overlap_.add(tab, name, Role::param);
+  overlap_.add(st, name, Role::sum);
+  overlap_.add(val, name, Role::grad);
+  overlap_.add_read(idx.data, idx.size * (idx.int64 ? 8 : 4), name, Role::indices);
+  const SparseProblem problem{tab.dtype, tab.data, rows,    dim,        idx.data, idx.int64, idx.size,
+                              val.data,  st.data,  rowwise, duplicates, o,        step};
+  if (const std::size_t bad = first_bad_index(problem); bad != idx.size) {
+    const std::int64_t value = idx.int64 ? static_cast<const std::int64_t*>(idx.data)[bad]
+                                         : static_cast<const std::int32_t*>(idx.data)[bad];
+    throw py::value_error(name(Role::indices) + "[" + std::to_string(bad) + "] = " + std::to_string(value) +
+                          " is out of range for a table of " + std::to_string(rows) + " rows");
+  }
+  sparse_.push_back(problem);
+  for (py::object* owner : {&tab.owner, &idx.owner, &val.owner, &st.owner}) owners_.push_back(std::move(*owner));
+}
+
+void StepBatch::run() {
+  overlap_.check();
+  const KernelTable& kernels = active_kernels();  // may raise for a bad ADAGRAD_ISA: before any write
+  py::gil_scoped_release release;
+  run_dense(kernels, dense_);
+  for (const SparseProblem& p : sparse_) run_sparse(kernels, p);
+}
+
+}  // namespace adagrad::bindings
