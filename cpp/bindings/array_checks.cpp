@@ -19,6 +19,11 @@ constexpr char kSwappedByteOrder = '>';
 
 std::string dtype_name(const py::detail::PyArray_Proxy* a) { return py::str(py::handle(a->descr)); }
 
+
+const char* order_name(const FloatArray& a) { return a.c_order ? "C" : "Fortran"; }
+
+}  // namespace
+
 std::string shape_string(const FloatArray& a) {
   std::string out = "(";
   for (int i = 0; i < a.ndim; ++i) {
@@ -26,10 +31,6 @@ std::string shape_string(const FloatArray& a) {
   }
   return out + ")";
 }
-
-const char* order_name(const FloatArray& a) { return a.c_order ? "C" : "Fortran"; }
-
-}  // namespace
 
 std::string TensorName::operator()(Role role) const {
   static const char* const kPrefix[] = {"param ", "grad of ", "state sum of ", "grad indices of "};

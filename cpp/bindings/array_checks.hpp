@@ -47,6 +47,9 @@ struct FloatArray {
 // state sums must also be writeable, grads are only read.
 FloatArray float_array(py::handle obj, const TensorName& name, Role role);
 
+// "(3, 4)", "(5,)": the array's shape as Python prints it, for messages.
+std::string shape_string(const FloatArray& a);
+
 // The grad or state sum must have the param's dtype, shape and memory order.
 void require_same_layout(const FloatArray& param, const FloatArray& other, const TensorName& name, Role role);
 

@@ -10,11 +10,6 @@ namespace {
 
 using npy = py::detail::npy_api;
 
-std::string shape_of(const FloatArray& a) {
-  std::string out = "(";
-  for (int i = 0; i < a.ndim; ++i) out += std::to_string(a.shape[i]) + (i + 1 < a.ndim ? ", " : (a.ndim == 1 ? "," : ""));
-  return out + ")";
-}
 
 struct Indices {
   py::object owner;
@@ -74,7 +69,7 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
   FloatArray tab = float_array(table, name, Role::param);
   if (tab.ndim != 2 || !tab.c_order) {
     throw py::value_error(name(Role::param) + " must be a 2-D C-contiguous array (rows, dim) for sparse updates, got shape " +
-                          shape_of(tab) + (tab.c_order ? "" : " in Fortran order"));
+                          shape_string(tab) + (tab.c_order ? "" : " in Fortran order"));
   }
   const auto rows = static_cast<std::size_t>(tab.shape[0]), dim = static_cast<std::size_t>(tab.shape[1]);
   Indices idx = index_array(indices, name);
@@ -86,7 +81,7 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
   if (val.ndim != 2 || static_cast<std::size_t>(val.shape[0]) != idx.size ||
       static_cast<std::size_t>(val.shape[1]) != dim || !val.c_order) {
     throw py::value_error(name(Role::grad) + " must be C-contiguous of shape (len(indices), dim) = (" +
-                          std::to_string(idx.size) + ", " + std::to_string(dim) + "), got " + shape_of(val));
+                          std::to_string(idx.size) + ", " + std::to_string(dim) + "), got " + shape_string(val));
   }
   const bool elementwise = st.ndim == 2 && static_cast<std::size_t>(st.shape[0]) == rows &&
                            static_cast<std::size_t>(st.shape[1]) == dim && st.c_order;
@@ -94,7 +89,7 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
   if (!elementwise && !rowwise) {
     throw py::value_error(name(Role::sum) + " must have shape (rows, dim) = (" + std::to_string(rows) + ", " +
                           std::to_string(dim) + ") for element-wise Adagrad or (rows,) = (" + std::to_string(rows) +
-                          ",) for row-wise Adagrad, got " + shape_of(st));
+                          ",) for row-wise Adagrad, got " + shape_string(st));
   }
   if (rowwise && dim == 0) throw py::value_error("row-wise Adagrad needs dim >= 1");
   if (idx.size >= (std::size_t{1} << 32)) throw py::value_error(name(Role::indices) + " has 2**32 or more entries");
