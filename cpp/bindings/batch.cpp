@@ -100,9 +100,8 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
   const SparseProblem problem{tab.dtype, tab.data, rows,    dim,        idx.data, idx.int64, idx.size,
                               val.data,  st.data,  rowwise, duplicates, o,        step};
   if (const std::size_t bad = first_bad_index(problem); bad != idx.size) {
-    const std::int64_t value = idx.int64 ? static_cast<const std::int64_t*>(idx.data)[bad]
-                                         : static_cast<const std::int32_t*>(idx.data)[bad];
-    throw py::value_error(name(Role::indices) + "[" + std::to_string(bad) + "] = " + std::to_string(value) +
+    throw py::value_error(name(Role::indices) + "[" + std::to_string(bad) + "] = " +
+                          std::to_string(index_at(problem, bad)) +
                           " is out of range for a table of " + std::to_string(rows) + " rows");
   }
   sparse_.push_back(problem);

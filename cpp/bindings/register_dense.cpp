@@ -5,11 +5,9 @@
 
 #include <cstdint>
 #include <limits>
-#include <stdexcept>
 #include <vector>
 
 #include "adagrad/dense.hpp"
-#include "adagrad/dispatch.hpp"
 #include "array_checks.hpp"
 #include "batch.hpp"
 #include "options.hpp"

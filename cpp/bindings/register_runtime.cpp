@@ -2,8 +2,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <stdexcept>
-
 #include "adagrad/dense.hpp"
 #include "adagrad/dispatch.hpp"
 #include "adagrad/thread_pool.hpp"

@@ -10,11 +10,6 @@ namespace adagrad {
 
 namespace {
 
-std::int64_t index_at(const SparseProblem& p, std::size_t i) {
-  return p.indices_int64 ? static_cast<const std::int64_t*>(p.indices)[i]
-                         : static_cast<const std::int32_t*>(p.indices)[i];
-}
-
 // Reused from call to call (per calling thread): fresh allocations of this size cost page faults.
 struct Workspace {
   std::vector<std::int64_t> keys;          // hash map: row, or -1 for an empty slot
@@ -156,6 +151,11 @@ void run_typed(const KernelTable& table, const SparseProblem& p) {
 }
 
 }  // namespace
+
+std::int64_t index_at(const SparseProblem& p, std::size_t i) {
+  return p.indices_int64 ? static_cast<const std::int64_t*>(p.indices)[i]
+                         : static_cast<const std::int32_t*>(p.indices)[i];
+}
 
 std::size_t first_bad_index(const SparseProblem& p) {
   const auto rows = static_cast<std::int64_t>(p.rows);

@@ -30,6 +30,9 @@ struct SparseProblem {
   std::int64_t step;
 };
 
+// indices[i], whichever of int32 / int64 they are.
+std::int64_t index_at(const SparseProblem& p, std::size_t i);
+
 // Index of the first out-of-range index, or k when all are within [0, rows).
 std::size_t first_bad_index(const SparseProblem& p);
 

@@ -123,7 +123,8 @@ def sparse_peers(case: SparseCase) -> dict[str, Step]:
     except ImportError:
         return steps
     weight = torch.nn.Parameter(torch.from_numpy(table.copy()))
-    grads = [torch.sparse_coo_tensor(torch.from_numpy(b[None, :]), torch.from_numpy(v), (case.rows, case.dim))
+    grads = [torch.sparse_coo_tensor(torch.from_numpy(b[None, :]), torch.from_numpy(v), (case.rows, case.dim),
+                                     check_invariants=False)  # valid by construction
              for b, v in zip(batches, values)]  # uncoalesced, as nn.Embedding(sparse=True) produces
     opt = torch.optim.Adagrad([weight], lr=LR, eps=EPS)
 

@@ -16,47 +16,37 @@ import adagrad
 from .cases import Case, SparseCase
 
 
-def rows_for(case: Case, threads: int, medians: dict[str, float]) -> list[dict[str, Any]]:
+def _rows(common: dict[str, Any], elements: float, bytes_moved: float, medians: dict[str, float],
+          extra: Any = None) -> list[dict[str, Any]]:
+    """One row per implementation; `extra(seconds)` adds case-specific columns."""
     ours = medians["adagrad"]
     return [
         {
-            "case": case.name,
-            "note": case.note,
-            "dtype": np.dtype(case.dtype).name,
-            "tensors": len(case.shapes),
-            "elements": case.elements,
-            "threads": threads,
+            **common,
             "impl": name,
             "median_s": seconds,
-            "gelem_per_s": case.elements / seconds / 1e9,
-            "gb_per_s": case.bytes_moved / seconds / 1e9,
+            "gelem_per_s": elements / seconds / 1e9,
+            "gb_per_s": bytes_moved / seconds / 1e9,
             "adagrad_speedup": seconds / ours,  # > 1: adagrad is that many times faster
+            **(extra(seconds) if extra else {}),
         }
         for name, seconds in medians.items()
     ]
+
+
+def rows_for(case: Case, threads: int, medians: dict[str, float]) -> list[dict[str, Any]]:
+    common = {"case": case.name, "note": case.note, "dtype": np.dtype(case.dtype).name,
+              "tensors": len(case.shapes), "elements": case.elements, "threads": threads}
+    return _rows(common, case.elements, case.bytes_moved, medians)
 
 
 def sparse_rows_for(case: SparseCase, threads: int, medians: dict[str, float]) -> list[dict[str, Any]]:
     """Sparse cases are counted in unique rows touched per step (and their elements)."""
-    ours, unique = medians["adagrad"], case.unique_rows()
-    return [
-        {
-            "case": case.name,
-            "note": f"{case.k} Zipf(1.2) indices, {unique:.0f} unique rows",
-            "dtype": "float32",
-            "tensors": 1,
-            "elements": int(unique * case.dim),
-            "unique_rows": unique,
-            "threads": threads,
-            "impl": name,
-            "median_s": seconds,
-            "ns_per_row": seconds / unique * 1e9,
-            "gelem_per_s": unique * case.dim / seconds / 1e9,
-            "gb_per_s": unique * case.dim * 4 * 5 / seconds / 1e9,
-            "adagrad_speedup": seconds / ours,
-        }
-        for name, seconds in medians.items()
-    ]
+    unique = case.unique_rows()
+    elements = unique * case.dim
+    common = {"case": case.name, "note": f"{case.k} Zipf(1.2) indices, {unique:.0f} unique rows",
+              "dtype": "float32", "tensors": 1, "elements": int(elements), "unique_rows": unique, "threads": threads}
+    return _rows(common, elements, elements * 4 * 5, medians, lambda s: {"ns_per_row": s / unique * 1e9})
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
