@@ -122,6 +122,9 @@ def sparse_peers(case: SparseCase) -> dict[str, Step]:
         import torch
     except ImportError:
         return steps
+    # torch.optim.Adagrad builds sparse tensors internally; opt out of its invariant checks
+    # explicitly (as its warning asks), the indices here are valid by construction.
+    torch.sparse.check_sparse_tensor_invariants.disable()
     weight = torch.nn.Parameter(torch.from_numpy(table.copy()))
     grads = [torch.sparse_coo_tensor(torch.from_numpy(b[None, :]), torch.from_numpy(v), (case.rows, case.dim),
                                      check_invariants=False)  # valid by construction
