@@ -50,16 +50,41 @@ def row(case: str, impl: str, seconds: float, threads: int = 2) -> dict[str, Any
 
 
 TARGET_CASES = [
-    pytest.param([row("64K-f32", "adagrad", 1.0), row("64K-f32", "torch fused", 3.5)], "64K-f32: vs torch fused",
-                 3.5, True, id="64K-met"),
-    pytest.param([row("64K-f32", "adagrad", 1.0), row("64K-f32", "torch fused", 2.0)], "64K-f32: vs torch fused",
-                 2.0, False, id="64K-not-met"),
-    pytest.param([row("16M-f32", "adagrad", 1.0), row("16M-f32", "ceiling", 0.9)], "16M-f32: adagrad vs ceiling",
-                 0.9, False, id="ceiling-not-met"),
-    pytest.param([row("1K-f32", "adagrad", 2e-6, threads=1)], "1K-f32: Adagrad.step (us per call)", 2.0, True,
-                 id="call-overhead-met"),
-    pytest.param([row("1M-f32", "adagrad", 1.0, 1), row("1M-f32", "adagrad", 0.7, 2)], "1M-f32: 2 threads vs 1",
-                 1 / 0.7, False, id="threads-not-met"),
+    pytest.param(
+        [row("64K-f32", "adagrad", 1.0), row("64K-f32", "torch fused", 3.5)],
+        "64K-f32: vs torch fused",
+        3.5,
+        True,
+        id="64K-met",
+    ),
+    pytest.param(
+        [row("64K-f32", "adagrad", 1.0), row("64K-f32", "torch fused", 2.0)],
+        "64K-f32: vs torch fused",
+        2.0,
+        False,
+        id="64K-not-met",
+    ),
+    pytest.param(
+        [row("16M-f32", "adagrad", 1.0), row("16M-f32", "ceiling", 0.9)],
+        "16M-f32: adagrad vs ceiling",
+        0.9,
+        False,
+        id="ceiling-not-met",
+    ),
+    pytest.param(
+        [row("1K-f32", "adagrad", 2e-6, threads=1)],
+        "1K-f32: Adagrad.step (us per call)",
+        2.0,
+        True,
+        id="call-overhead-met",
+    ),
+    pytest.param(
+        [row("1M-f32", "adagrad", 1.0, 1), row("1M-f32", "adagrad", 0.7, 2)],
+        "1M-f32: 2 threads vs 1",
+        1 / 0.7,
+        False,
+        id="threads-not-met",
+    ),
 ]
 
 
@@ -84,11 +109,14 @@ def test_cli_runs_a_case_and_writes_json(tmp_path: Path, capsys: pytest.CaptureF
     assert "adagrad" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--cases", "nope"], "invalid choice"),
-    (["--repeats", "0"], "must be >= 1"),
-    (["--out", "/proc/adagrad-cannot-write-here"], "cannot create output folder"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--cases", "nope"], "invalid choice"),
+        (["--repeats", "0"], "must be >= 1"),
+        (["--out", "/proc/adagrad-cannot-write-here"], "cannot create output folder"),
+    ],
+)
 def test_cli_rejects_bad_options(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)

@@ -41,8 +41,10 @@ def test_bad_options_exit_2_with_a_message(argv: list[str], message: str, capsys
     ("argv", "expected"),
     [
         ([], {"command": "demo", "steps": 2000, "seed": 0, "out": Path("adagrad-demo"), "quiet": False, "plot": True}),
-        (["demo", "--steps", "7", "--seed", "3", "--out", "x", "-q", "--no-plot"],
-         {"steps": 7, "seed": 3, "out": Path("x"), "quiet": True, "plot": False}),
+        (
+            ["demo", "--steps", "7", "--seed", "3", "--out", "x", "-q", "--no-plot"],
+            {"steps": 7, "seed": 3, "out": Path("x"), "quiet": True, "plot": False},
+        ),
     ],
 )
 def test_options_reach_the_demo(argv: list[str], expected: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,9 +74,14 @@ def test_info_shows_every_cpu_info_entry(capsys: pytest.CaptureFixture[str]) -> 
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
     info = adagrad.cpu_info()
-    for label, value in [("version", info["version"]), ("kernel in use", info["isa"]),
-                         ("available here", ", ".join(info["available"])), ("compiled in", ", ".join(info["compiled"])),
-                         ("threads", str(info["threads"])), ("numpy", "")]:
+    for label, value in [
+        ("version", info["version"]),
+        ("kernel in use", info["isa"]),
+        ("available here", ", ".join(info["available"])),
+        ("compiled in", ", ".join(info["compiled"])),
+        ("threads", str(info["threads"])),
+        ("numpy", ""),
+    ]:
         assert any(line.startswith(label) and value in line for line in out.splitlines()), (label, out)
 
 
@@ -91,7 +98,9 @@ def test_info_json_is_cpu_info(capsys: pytest.CaptureFixture[str]) -> None:
         ({"zz_new_key": [1, 2]}, "zz_new_key 1, 2", None),
     ],
 )
-def test_info_shows_build_flags_and_keys_it_does_not_know(extra: dict[str, object], expected: str, absent: str | None) -> None:
+def test_info_shows_build_flags_and_keys_it_does_not_know(
+    extra: dict[str, object], expected: str, absent: str | None
+) -> None:
     text = describe({"version": "0.1.0", "isa": "avx2", **extra})
     assert expected in [" ".join(line.split()) for line in text.splitlines()]
     assert absent is None or absent not in text
@@ -127,13 +136,19 @@ def read_only_folder(tmp_path: Path) -> Path:
     [
         (a_file, "exists and is not a folder"),
         (under_a_file, "cannot write to output folder"),
-        pytest.param(read_only_folder, "cannot write to output folder", marks=pytest.mark.skipif(
-            os.name != "posix" or os.geteuid() == 0, reason="root may write anywhere")),
+        pytest.param(
+            read_only_folder,
+            "cannot write to output folder",
+            marks=pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write anywhere"),
+        ),
     ],
 )
 def test_unwritable_output_folder_fails_before_training(
-    make_out: Callable[[Path], Path], message: str, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    make_out: Callable[[Path], Path],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("sklearn")
     pytest.importorskip("tqdm")
@@ -161,8 +176,12 @@ def test_unwritable_output_folder_fails_before_training(
     ],
 )
 def test_missing_packages_are_named_with_the_install_command(
-    hidden: list[str], options: list[str], named: str, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    hidden: list[str],
+    options: list[str],
+    named: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     for module in hidden:
         monkeypatch.setitem(sys.modules, module, None)  # makes "import module" fail

@@ -11,11 +11,11 @@ pytest.importorskip("sklearn")
 pytest.importorskip("tqdm")
 pytest.importorskip("matplotlib")
 
-from adagrad.demo import DemoConfig, DemoResult, run  # noqa: E402 - after the skips
-from adagrad.demo.logistic import compare_with_reference, train_logistic  # noqa: E402
-from adagrad.demo.metrics import BANDS, FREQUENT, RARE, Band, band_error  # noqa: E402
-from adagrad.demo.problems import HashedZipfProblem  # noqa: E402
-from adagrad.demo.pipeline import SPARSE_LR  # noqa: E402
+from adagrad.demo import DemoConfig, DemoResult, run
+from adagrad.demo.logistic import compare_with_reference, train_logistic
+from adagrad.demo.metrics import BANDS, FREQUENT, RARE, Band, band_error
+from adagrad.demo.pipeline import SPARSE_LR
+from adagrad.demo.problems import HashedZipfProblem
 
 SMALL_STEPS = 150
 
@@ -105,8 +105,9 @@ def test_adagrad_traces_the_step_size_of_a_frequent_and_a_rare_weight(demo: Demo
 
 
 @pytest.mark.parametrize(("options", "files"), [([], {"summary.txt"}), (["--progress"], {"summary.txt"})])
-def test_no_plot_writes_no_figure(options: list[str], files: set[str], tmp_path: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_plot_writes_no_figure(
+    options: list[str], files: set[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from adagrad.__main__ import main
 
     quiet = [] if "--progress" in options else ["--quiet"]

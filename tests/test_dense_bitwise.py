@@ -86,8 +86,11 @@ def test_small_sizes_every_option(
 LARGE_CASES = [
     pytest.param({"lr": 0.05}, 0.0, id="default"),
     pytest.param({"lr": 0.05, "weight_decay": 0.1, "maximize": True, "lr_decay": 0.05}, 0.1, id="coupled-max-decay"),
-    pytest.param({"lr": 0.05, "weight_decay": 0.1, "decoupled_weight_decay": True, "eps_inside_sqrt": True}, 0.1,
-                 id="decoupled-inside"),
+    pytest.param(
+        {"lr": 0.05, "weight_decay": 0.1, "decoupled_weight_decay": True, "eps_inside_sqrt": True},
+        0.1,
+        id="decoupled-inside",
+    ),
 ]
 
 
@@ -99,16 +102,18 @@ def test_large_tensor(options: dict[str, Any], initial: float, dtype: type, isa:
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 def test_many_steps(dtype: type, isa: str) -> None:
-    run_both([257, 64], dtype, {"lr": 0.3, "lr_decay": 0.01, "weight_decay": 0.01}, 0.0, steps=300, seed=3,
-             shift=False)
+    run_both([257, 64], dtype, {"lr": 0.3, "lr_decay": 0.01, "weight_decay": 0.01}, 0.0, steps=300, seed=3, shift=False)
 
 
 SPECIAL_GRADS = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, 5e-324, 1e-30, 1e30, 3e38, 1e300, -1e-300]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
-@pytest.mark.parametrize("options", [{}, {"weight_decay": 0.5}, {"eps": 0.0}, {"eps_inside_sqrt": True, "eps": 0.0}],
-                         ids=["default", "wd", "eps0", "inside-eps0"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"weight_decay": 0.5}, {"eps": 0.0}, {"eps_inside_sqrt": True, "eps": 0.0}],
+    ids=["default", "wd", "eps0", "inside-eps0"],
+)
 def test_special_values_propagate_like_reference(dtype: type, options: dict[str, Any], isa: str) -> None:
     with np.errstate(all="ignore"):
         grads = np.array(SPECIAL_GRADS * 3, dtype=dtype)

@@ -27,9 +27,9 @@ from typing import Any, Union
 
 import numpy as np
 import pytest
-from conftest import assert_same_bits
 
 import adagrad
+from conftest import assert_same_bits
 
 Key = Union[int, str]
 F32, F64 = np.float32, np.float64
@@ -386,7 +386,9 @@ def test_skipped_param_later_uses_its_own_step_count_not_the_optimizers() -> Non
 STATE_KEYS = [
     pytest.param(bare_list(P((2,)), P((3,)), P((1,))), [[0, 1, 2]], id="list"),
     pytest.param(bare_dict(P((2,)), P((3,))), [["g0_w0", "g0_w1"]], id="dict"),
-    pytest.param(Setup((G((P((2,)), P((3,)))), G((P((1,)), P((4,)), P((5,)))))), [[0, 1], [2, 3, 4]], id="groups-lists"),
+    pytest.param(
+        Setup((G((P((2,)), P((3,)))), G((P((1,)), P((4,)), P((5,)))))), [[0, 1], [2, 3, 4]], id="groups-lists"
+    ),
     pytest.param(
         Setup((G((P((2,)), P((3,))), by_name=True), G((P((1,)), P((4,)))))),
         [["g0_w0", "g0_w1"], [2, 3]],
@@ -416,7 +418,11 @@ def test_state_keys_are_flat_indices_or_names(setup: Setup, expected_keys: list[
 
 @pytest.mark.parametrize(
     "spec",
-    [pytest.param(P((4,)), id="f32"), pytest.param(P((2, 3), F64), id="f64-2d"), pytest.param(P((3, 2), F32, "F"), id="f32-F")],
+    [
+        pytest.param(P((4,)), id="f32"),
+        pytest.param(P((2, 3), F64), id="f64-2d"),
+        pytest.param(P((3, 2), F32, "F"), id="f32-F"),
+    ],
 )
 def test_state_sum_is_the_live_accumulator_and_step_counts_updates(spec: P) -> None:
     setup = bare_dict(spec, lr=0.1)
@@ -815,7 +821,9 @@ LAYOUTS = [
 ]
 
 
-@pytest.mark.parametrize("readonly", [pytest.param(False, id="writeable-grads"), pytest.param(True, id="readonly-grads")])
+@pytest.mark.parametrize(
+    "readonly", [pytest.param(False, id="writeable-grads"), pytest.param(True, id="readonly-grads")]
+)
 @pytest.mark.parametrize("spec", LAYOUTS)
 def test_layouts_and_readonly_grads(spec: P, readonly: bool) -> None:
     setup = Setup(
@@ -862,7 +870,13 @@ REPRS = [
     pytest.param(bare_list(P((2,)), P((3,)), lr=0.25), [(2, 0.25)], id="list"),
     pytest.param(bare_dict(P((2,)), lr=0.25), [(1, 0.25)], id="dict"),
     pytest.param(
-        Setup((G((P((2,)),), options={"lr": 0.1}), G((P((2,)), P((1,))), by_name=True, options={"lr": 0.2}), G((P((3,)),)))),
+        Setup(
+            (
+                G((P((2,)),), options={"lr": 0.1}),
+                G((P((2,)), P((1,))), by_name=True, options={"lr": 0.2}),
+                G((P((3,)),)),
+            )
+        ),
         [(1, 0.1), (2, 0.2), (1, 0.01)],
         id="groups",
     ),

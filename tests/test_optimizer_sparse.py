@@ -15,22 +15,29 @@ ROWS, DIM = 500, 16
 
 def model(dtype: type = np.float32) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    return {"emb": rng.standard_normal((ROWS, DIM)).astype(dtype),
-            "rw": rng.standard_normal((ROWS, DIM)).astype(dtype),
-            "w": rng.standard_normal(DIM).astype(dtype)}
+    return {
+        "emb": rng.standard_normal((ROWS, DIM)).astype(dtype),
+        "rw": rng.standard_normal((ROWS, DIM)).astype(dtype),
+        "w": rng.standard_normal(DIM).astype(dtype),
+    }
 
 
 def groups(params: dict[str, np.ndarray], duplicates: str = "sum") -> list[dict[str, Any]]:
-    return [{"params": {"emb": params["emb"]}, "duplicates": duplicates, "lr_decay": 0.1},
-            {"params": {"rw": params["rw"]}, "rowwise": True, "weight_decay": 0.01},
-            {"params": {"w": params["w"]}, "lr": 0.05}]
+    return [
+        {"params": {"emb": params["emb"]}, "duplicates": duplicates, "lr_decay": 0.1},
+        {"params": {"rw": params["rw"]}, "rowwise": True, "weight_decay": 0.01},
+        {"params": {"w": params["w"]}, "lr": 0.05},
+    ]
 
 
 def batch(rng: np.random.Generator, dtype: type, grad_type: type = adagrad.SparseGrad) -> list[dict[str, Any]]:
     ids = (rng.zipf(1.3, size=64) - 1) % ROWS
     rows = rng.standard_normal((64, DIM)).astype(dtype)
-    return [{"emb": grad_type(ids, rows)}, {"rw": grad_type(ids[::-1].copy(), rows[::-1].copy())},
-            {"w": rng.standard_normal(DIM).astype(dtype)}]
+    return [
+        {"emb": grad_type(ids, rows)},
+        {"rw": grad_type(ids[::-1].copy(), rows[::-1].copy())},
+        {"w": rng.standard_normal(DIM).astype(dtype)},
+    ]
 
 
 @pytest.mark.parametrize("grad_type", [adagrad.SparseGrad, tuple], ids=["SparseGrad", "tuple"])
@@ -45,8 +52,9 @@ def test_mixed_step_matches_the_functional_calls(dtype: type, duplicates: str, g
         grads = batch(rng, dtype, (lambda i, v: (i, v)) if grad_type is tuple else grad_type)
         opt.step(grads)
         (emb_ids, emb_rows), (rw_ids, rw_rows), w_grad = grads[0]["emb"], grads[1]["rw"], grads[2]["w"]
-        adagrad.sparse_update(expected["emb"], emb_ids, emb_rows, sums["emb"], step=t, lr=0.1, lr_decay=0.1,
-                              duplicates=duplicates)
+        adagrad.sparse_update(
+            expected["emb"], emb_ids, emb_rows, sums["emb"], step=t, lr=0.1, lr_decay=0.1, duplicates=duplicates
+        )
         adagrad.sparse_update(expected["rw"], rw_ids, rw_rows, sums["rw"], step=t, lr=0.1, weight_decay=0.01)
         adagrad.update(expected["w"], w_grad, sums["w"], step=t, lr=0.05)
     for name in params:
@@ -71,16 +79,33 @@ def test_native_and_reference_optimizers_agree(isa: str, threads: int) -> None:
 
 
 BAD_SPARSE = [
-    pytest.param(lambda ids, rows: adagrad.SparseGrad(np.append(ids[:-1], ROWS), rows), ValueError,
-                 r"grad indices of 'rw'\[63\] = 500 is out of range", id="index-out-of-range"),
-    pytest.param(lambda ids, rows: adagrad.SparseGrad(ids.astype(np.float32), rows), TypeError,
-                 "grad indices of 'rw' must have dtype int32 or int64", id="float-indices"),
-    pytest.param(lambda ids, rows: adagrad.SparseGrad(ids, np.ascontiguousarray(rows[:, :3])), ValueError,
-                 r"grad of 'rw' must be C-contiguous of shape \(len\(indices\), dim\)", id="values-shape"),
-    pytest.param(lambda ids, rows: (ids, rows, rows), ValueError, "must be an array, or \\(indices, values\\)",
-                 id="three-tuple"),
-    pytest.param(lambda ids, rows: np.zeros((ROWS, DIM), np.float32), ValueError, "param 'rw' keeps row-wise state",
-                 id="dense-grad-for-rowwise-param"),
+    pytest.param(
+        lambda ids, rows: adagrad.SparseGrad(np.append(ids[:-1], ROWS), rows),
+        ValueError,
+        r"grad indices of 'rw'\[63\] = 500 is out of range",
+        id="index-out-of-range",
+    ),
+    pytest.param(
+        lambda ids, rows: adagrad.SparseGrad(ids.astype(np.float32), rows),
+        TypeError,
+        "grad indices of 'rw' must have dtype int32 or int64",
+        id="float-indices",
+    ),
+    pytest.param(
+        lambda ids, rows: adagrad.SparseGrad(ids, np.ascontiguousarray(rows[:, :3])),
+        ValueError,
+        r"grad of 'rw' must be C-contiguous of shape \(len\(indices\), dim\)",
+        id="values-shape",
+    ),
+    pytest.param(
+        lambda ids, rows: (ids, rows, rows), ValueError, "must be an array, or \\(indices, values\\)", id="three-tuple"
+    ),
+    pytest.param(
+        lambda ids, rows: np.zeros((ROWS, DIM), np.float32),
+        ValueError,
+        "param 'rw' keeps row-wise state",
+        id="dense-grad-for-rowwise-param",
+    ),
 ]
 
 
@@ -103,14 +128,29 @@ def test_a_bad_sparse_grad_changes_nothing(make_bad: Any, error: type, message: 
         assert int(opt.state[name]["step"]) == state_before[name][1]
 
 
-@pytest.mark.parametrize("group, error, message", [
-    pytest.param({"params": [np.zeros(5, np.float32)], "rowwise": True}, ValueError, "rowwise=True needs 2-D params",
-                 id="rowwise-1d"),
-    pytest.param({"params": [np.zeros((5, 2), np.float32)], "rowwise": 1}, TypeError, "rowwise must be a bool",
-                 id="rowwise-int"),
-    pytest.param({"params": [np.zeros((5, 2), np.float32)], "duplicates": "mean"}, ValueError,
-                 "duplicates must be 'sum' or 'sequential'", id="duplicates"),
-])
+@pytest.mark.parametrize(
+    "group, error, message",
+    [
+        pytest.param(
+            {"params": [np.zeros(5, np.float32)], "rowwise": True},
+            ValueError,
+            "rowwise=True needs 2-D params",
+            id="rowwise-1d",
+        ),
+        pytest.param(
+            {"params": [np.zeros((5, 2), np.float32)], "rowwise": 1},
+            TypeError,
+            "rowwise must be a bool",
+            id="rowwise-int",
+        ),
+        pytest.param(
+            {"params": [np.zeros((5, 2), np.float32)], "duplicates": "mean"},
+            ValueError,
+            "duplicates must be 'sum' or 'sequential'",
+            id="duplicates",
+        ),
+    ],
+)
 def test_bad_sparse_options(group: dict[str, Any], error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         adagrad.Adagrad([group])

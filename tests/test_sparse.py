@@ -36,20 +36,34 @@ def problem(d: int, dtype: type, rowwise: bool, seed: int = 0) -> tuple[np.ndarr
 
 
 CASES = [
-    pytest.param(d, dtype, rowwise, duplicates, idx_dtype, heavy, opt,
-                 id=f"D{d}-{dtype.__name__}-{'rowwise' if rowwise else 'elementwise'}-{duplicates}-"
-                    f"{idx_dtype.__name__}-{'zipf' if heavy else 'distinct'}-{opt}")
+    pytest.param(
+        d,
+        dtype,
+        rowwise,
+        duplicates,
+        idx_dtype,
+        heavy,
+        opt,
+        id=f"D{d}-{dtype.__name__}-{'rowwise' if rowwise else 'elementwise'}-{duplicates}-"
+        f"{idx_dtype.__name__}-{'zipf' if heavy else 'distinct'}-{opt}",
+    )
     for d, (dtype, idx_dtype), rowwise, duplicates, heavy, opt in itertools.product(
-        DIMS, [(np.float32, np.int32), (np.float64, np.int64), (np.float32, np.int64)], [False, True],
-        ["sum", "sequential"], [True, False], OPTIONS)
+        DIMS,
+        [(np.float32, np.int32), (np.float64, np.int64), (np.float32, np.int64)],
+        [False, True],
+        ["sum", "sequential"],
+        [True, False],
+        OPTIONS,
+    )
     if not (heavy is False and duplicates == "sequential")  # without repeats the two modes coincide
     and not (idx_dtype == np.int64 and dtype == np.float32 and opt != "default")  # the pairing is enough
 ]
 
 
 @pytest.mark.parametrize("d, dtype, rowwise, duplicates, idx_dtype, heavy, opt", CASES)
-def test_native_matches_reference(d: int, dtype: type, rowwise: bool, duplicates: str, idx_dtype: type,
-                                  heavy: bool, opt: str) -> None:
+def test_native_matches_reference(
+    d: int, dtype: type, rowwise: bool, duplicates: str, idx_dtype: type, heavy: bool, opt: str
+) -> None:
     rng = np.random.default_rng(d)
     table, state = problem(d, dtype, rowwise)
     ref_table, ref_state = table.copy(), state.copy()
@@ -106,8 +120,7 @@ def test_coalesced_equals_dense_update_of_touched_rows(dtype: type, opt: str) ->
 def test_empty_gradient_changes_nothing(rowwise: bool) -> None:
     table, state = problem(8, np.float32, rowwise)
     before = table.copy(), state.copy()
-    adagrad.sparse_update(table, np.zeros(0, np.int64), np.zeros((0, 8), np.float32), state, step=1,
-                          weight_decay=0.5)
+    adagrad.sparse_update(table, np.zeros(0, np.int64), np.zeros((0, 8), np.float32), state, step=1, weight_decay=0.5)
     assert_same_bits(table, before[0])
     assert_same_bits(state, before[1])
 
@@ -122,11 +135,10 @@ def test_rowwise_accumulates_the_mean_square() -> None:
     assert table[0].tolist() == [0.0, 0.0]
 
 
-torch = None
 try:
     import torch
 except ImportError:
-    pass
+    torch = None
 
 
 @pytest.mark.skipif(torch is None, reason="torch is not installed")
@@ -177,37 +189,58 @@ def test_close_to_torch_sparse_adagrad(module: str, heavy: bool) -> None:
 
 def good_inputs() -> dict[str, Any]:
     table = np.zeros((10, 4), np.float32)
-    return {"table": table, "indices": np.array([1, 9, 1]), "values": np.ones((3, 4), np.float32),
-            "state": np.zeros((10, 4), np.float32)}
+    return {
+        "table": table,
+        "indices": np.array([1, 9, 1]),
+        "values": np.ones((3, 4), np.float32),
+        "state": np.zeros((10, 4), np.float32),
+    }
 
 
 BAD_INPUTS = [
     pytest.param({"indices": np.array([1, 10, 2])}, ValueError, r"indices\[1\] = 10 is out of range", id="index-R"),
-    pytest.param({"indices": np.array([1, 2, -1])}, ValueError, r"indices\[2\] = -1 is out of range",
-                 id="index-negative"),
-    pytest.param({"indices": np.array([1.0, 2.0, 3.0])}, TypeError, "indices must have dtype int32 or int64",
-                 id="float-indices"),
-    pytest.param({"indices": np.array([True, False, True])}, TypeError, "indices must have dtype int32 or int64",
-                 id="bool-indices"),
+    pytest.param(
+        {"indices": np.array([1, 2, -1])}, ValueError, r"indices\[2\] = -1 is out of range", id="index-negative"
+    ),
+    pytest.param(
+        {"indices": np.array([1.0, 2.0, 3.0])}, TypeError, "indices must have dtype int32 or int64", id="float-indices"
+    ),
+    pytest.param(
+        {"indices": np.array([True, False, True])},
+        TypeError,
+        "indices must have dtype int32 or int64",
+        id="bool-indices",
+    ),
     pytest.param({"indices": [1, 2, 3]}, TypeError, "indices must be a 1-D numpy.ndarray", id="list-indices"),
     pytest.param({"indices": np.array([[1, 2, 3]])}, ValueError, "indices must be 1-D", id="2d-indices"),
-    pytest.param({"indices": np.array([1, 2])}, ValueError, r"values must be C-contiguous of shape \(len\(indices\)",
-                 id="length-mismatch"),
-    pytest.param({"values": np.ones((3, 5), np.float32)}, ValueError, "values must be C-contiguous of shape",
-                 id="values-dim"),
-    pytest.param({"values": np.ones((3, 4), np.float64)}, TypeError, "values must have the dtype of table",
-                 id="values-dtype"),
-    pytest.param({"values": np.ones((3, 4), np.int32)}, TypeError, "values must have dtype float32 or float64",
-                 id="values-int"),
-    pytest.param({"state": np.zeros((10, 3), np.float32)}, ValueError, r"state must have shape \(rows, dim\)",
-                 id="state-shape"),
+    pytest.param(
+        {"indices": np.array([1, 2])},
+        ValueError,
+        r"values must be C-contiguous of shape \(len\(indices\)",
+        id="length-mismatch",
+    ),
+    pytest.param(
+        {"values": np.ones((3, 5), np.float32)}, ValueError, "values must be C-contiguous of shape", id="values-dim"
+    ),
+    pytest.param(
+        {"values": np.ones((3, 4), np.float64)}, TypeError, "values must have the dtype of table", id="values-dtype"
+    ),
+    pytest.param(
+        {"values": np.ones((3, 4), np.int32)}, TypeError, "values must have dtype float32 or float64", id="values-int"
+    ),
+    pytest.param(
+        {"state": np.zeros((10, 3), np.float32)}, ValueError, r"state must have shape \(rows, dim\)", id="state-shape"
+    ),
     pytest.param({"state": np.zeros(9, np.float32)}, ValueError, r"state must have shape", id="rowwise-state-length"),
-    pytest.param({"state": np.zeros((10, 4), np.float64)}, TypeError, "state must have the dtype of table",
-                 id="state-dtype"),
-    pytest.param({"table": np.zeros(40, np.float32)}, ValueError, "table must be a 2-D C-contiguous array",
-                 id="table-1d"),
-    pytest.param({"table": np.zeros((4, 10), np.float32).T}, ValueError, "table must be a 2-D C-contiguous",
-                 id="table-fortran"),
+    pytest.param(
+        {"state": np.zeros((10, 4), np.float64)}, TypeError, "state must have the dtype of table", id="state-dtype"
+    ),
+    pytest.param(
+        {"table": np.zeros(40, np.float32)}, ValueError, "table must be a 2-D C-contiguous array", id="table-1d"
+    ),
+    pytest.param(
+        {"table": np.zeros((4, 10), np.float32).T}, ValueError, "table must be a 2-D C-contiguous", id="table-fortran"
+    ),
     pytest.param({"duplicates": "mean"}, ValueError, "duplicates must be 'sum' or 'sequential'", id="mode"),
     pytest.param({"lr": -1.0}, ValueError, "lr must be a finite number >= 0", id="lr"),
     pytest.param({"step": 0}, ValueError, "step must be >= 1", id="step"),
@@ -226,7 +259,8 @@ def test_bad_input_raises_and_changes_nothing(change: dict[str, Any], error: typ
         adagrad.sparse_update(inputs["table"], inputs["indices"], inputs["values"], inputs["state"], **kwargs)
     for key, before in snapshots.items():
         assert_same_bits(inputs[key], before) if before.dtype.kind == "f" else np.testing.assert_array_equal(
-            inputs[key], before)
+            inputs[key], before
+        )
 
 
 def test_values_aliasing_the_table_is_refused() -> None:

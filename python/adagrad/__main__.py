@@ -48,23 +48,44 @@ def build_parser() -> argparse.ArgumentParser:
             "summary and writes summary.txt and demo.png into the output folder. Needs "
             "pip install 'adagrad[demo]'."
         ),
-        epilog="Exit status: 0 done; 1 native and reference disagree; 2 bad option, missing package or unwritable folder.",
+        epilog=(
+            "Exit status: 0 done; 1 native and reference disagree; 2 bad option, missing package or unwritable folder."
+        ),
     )
-    demo.add_argument("--steps", type=bounded_int(1, MAX_STEPS), default=2000, metavar="N",
-                      help="optimizer steps of each training run (default: 2000)")
-    demo.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0, metavar="N",
-                      help="seed of the planted problem, the digits split and the MLP (default: 0)")
-    demo.add_argument("--out", type=Path, default=Path("adagrad-demo"), metavar="DIR",
-                      help="folder for demo.png and summary.txt, created if needed (default: ./adagrad-demo)")
+    demo.add_argument(
+        "--steps",
+        type=bounded_int(1, MAX_STEPS),
+        default=2000,
+        metavar="N",
+        help="optimizer steps of each training run (default: 2000)",
+    )
+    demo.add_argument(
+        "--seed",
+        type=bounded_int(0, MAX_SEED),
+        default=0,
+        metavar="N",
+        help="seed of the planted problem, the digits split and the MLP (default: 0)",
+    )
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("adagrad-demo"),
+        metavar="DIR",
+        help="folder for demo.png and summary.txt, created if needed (default: ./adagrad-demo)",
+    )
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars; print only the summary")
     demo.add_argument("--no-plot", dest="plot", action="store_false", help="skip the figure (no matplotlib needed)")
 
-    info = commands.add_parser("info", help="version, instruction sets, threads, build",
-                               description="Which kernel runs, what this CPU and build offer, how many threads.")
+    info = commands.add_parser(
+        "info",
+        help="version, instruction sets, threads, build",
+        description="Which kernel runs, what this CPU and build offer, how many threads.",
+    )
     info.add_argument("--json", action="store_true", help="print adagrad.cpu_info() as JSON")
 
-    commands.add_parser("bench", add_help=False,
-                        help="benchmarks against peers and the memory ceiling (bench --help for its options)")
+    commands.add_parser(
+        "bench", add_help=False, help="benchmarks against peers and the memory ceiling (bench --help for its options)"
+    )
     return parser
 
 

@@ -1,6 +1,7 @@
 """Typing for the native module. Use the public API in ``adagrad`` instead of calling these."""
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -12,9 +12,9 @@ In every shape a grad may be None: that param is skipped this step (its step cou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Hashable, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -47,7 +47,9 @@ def split_groups(params: Any) -> tuple[list[dict[str, Any]], bool]:
             raise ValueError("the optimizer got an empty parameter dict")
         return [{"params": dict(params)}], False
     if isinstance(params, (str, bytes)) or not isinstance(params, Iterable):
-        raise TypeError(f"params must be a list or dict of arrays, or a list of param groups, got {type(params).__name__}")
+        raise TypeError(
+            f"params must be a list or dict of arrays, or a list of param groups, got {type(params).__name__}"
+        )
     items = list(params)
     if not items:
         raise ValueError("the optimizer got an empty parameter list")

@@ -105,5 +105,18 @@ def sparse_update(
                [-0.1,  0.1],
                [ 0. ,  0. ]], dtype=float32)
     """
-    _core.sparse_update(table, indices, values, state, step, lr, lr_decay, eps, weight_decay, maximize,
-                        eps_inside_sqrt, decoupled_weight_decay, duplicates)
+    _core.sparse_update(
+        table,
+        indices,
+        values,
+        state,
+        step,
+        lr,
+        lr_decay,
+        eps,
+        weight_decay,
+        maximize,
+        eps_inside_sqrt,
+        decoupled_weight_decay,
+        duplicates,
+    )

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _core
-from ._groups import GroupLayout, check_unique_keys, group_params, grads_per_group, label, split_groups
+from ._groups import GroupLayout, check_unique_keys, grads_per_group, group_params, label, split_groups
 
 __all__ = ["Adagrad", "SparseGrad"]
 
@@ -182,9 +182,21 @@ class Adagrad:
         # Options are read at every step, so that changes to param_groups take effect (schedulers).
         self._apply(
             [
-                (group["params"], group_grads, layout.sums, layout.steps, layout.labels, group["lr"],
-                 group["lr_decay"], group["weight_decay"], group["eps"], group["maximize"],
-                 group["decoupled_weight_decay"], group["eps_inside_sqrt"], group["duplicates"])
+                (
+                    group["params"],
+                    group_grads,
+                    layout.sums,
+                    layout.steps,
+                    layout.labels,
+                    group["lr"],
+                    group["lr_decay"],
+                    group["weight_decay"],
+                    group["eps"],
+                    group["maximize"],
+                    group["decoupled_weight_decay"],
+                    group["eps_inside_sqrt"],
+                    group["duplicates"],
+                )
                 for group, layout, group_grads in zip(self.param_groups, self._layouts, per_group)
             ]
         )
@@ -200,8 +212,10 @@ class Adagrad:
             for i, key in enumerate(layout.keys)
         }
         groups = [
-            {**{k: list(v) if isinstance(v, list) else v for k, v in group.items() if k != "params"},
-             "params": list(layout.keys)}
+            {
+                **{k: list(v) if isinstance(v, list) else v for k, v in group.items() if k != "params"},
+                "params": list(layout.keys),
+            }
             for group, layout in zip(self.param_groups, self._layouts)
         ]
         return {"state": state, "param_groups": groups}
@@ -212,10 +226,14 @@ class Adagrad:
             raise TypeError("state_dict must be a dict with 'state' and 'param_groups'")
         saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"state_dict has {len(saved_groups)} param groups, this optimizer {len(self.param_groups)}")
+            raise ValueError(
+                f"state_dict has {len(saved_groups)} param groups, this optimizer {len(self.param_groups)}"
+            )
         for index, (saved, layout) in enumerate(zip(saved_groups, self._layouts)):
             if list(saved.get("params", [])) != layout.keys:
-                raise ValueError(f"param group {index}: state_dict holds params {saved.get('params')}, expected {layout.keys}")
+                raise ValueError(
+                    f"param group {index}: state_dict holds params {saved.get('params')}, expected {layout.keys}"
+                )
             check_group_options({**self.param_groups[index], **saved}, f"state_dict param group {index}: ")
             for i, key in enumerate(layout.keys):
                 _check_saved_entry(saved_state.get(key), layout.sums[i], layout.labels[i])

@@ -71,9 +71,16 @@ def sparse_update(
     duplicates: str = "sum",
 ) -> None:
     """Reference for :func:`adagrad.sparse_update`: one row at a time, in plain NumPy."""
-    options = {"step": step, "lr": lr, "lr_decay": lr_decay, "eps": eps, "weight_decay": weight_decay,
-               "maximize": maximize, "eps_inside_sqrt": eps_inside_sqrt,
-               "decoupled_weight_decay": decoupled_weight_decay}
+    options = {
+        "step": step,
+        "lr": lr,
+        "lr_decay": lr_decay,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "maximize": maximize,
+        "eps_inside_sqrt": eps_inside_sqrt,
+        "decoupled_weight_decay": decoupled_weight_decay,
+    }
     rows = [int(i) for i in indices]
     if not all(0 <= r < table.shape[0] for r in rows):
         raise ValueError("index out of range")
@@ -101,8 +108,19 @@ def _update_row(table: np.ndarray, state: np.ndarray, row: int, g: np.ndarray, *
 
 
 def _rowwise_update(
-    param: np.ndarray, g: np.ndarray, state: np.ndarray, row: int, *, step: int, lr: float, lr_decay: float,
-    eps: float, weight_decay: float, maximize: bool, eps_inside_sqrt: bool, decoupled_weight_decay: bool,
+    param: np.ndarray,
+    g: np.ndarray,
+    state: np.ndarray,
+    row: int,
+    *,
+    step: int,
+    lr: float,
+    lr_decay: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+    eps_inside_sqrt: bool,
+    decoupled_weight_decay: bool,
 ) -> None:
     """One accumulator per row: s += mean(g^2), with the canonical 8-lane sum of squares."""
     dtype = param.dtype.type

@@ -15,14 +15,29 @@ from .timing import interleaved_medians
 def parse(argv: list[str] | None) -> argparse.Namespace:
     cases = [c.name for c in dense_cases()] + [c.name for c in sparse_cases()]
     parser = argparse.ArgumentParser(prog="python -m adagrad bench", description=__doc__)
-    parser.add_argument("--cases", nargs="+", metavar="NAME", choices=cases, default=cases,
-                        help=f"cases to run (default: all): {' '.join(cases)}")
-    parser.add_argument("--threads", type=int, nargs="+", metavar="N",
-                        default=sorted({1, len(os.sched_getaffinity(0))}),
-                        help="thread counts to run each case with (default: 1 and all CPUs)")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        metavar="NAME",
+        choices=cases,
+        default=cases,
+        help=f"cases to run (default: all): {' '.join(cases)}",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        metavar="N",
+        default=sorted({1, len(os.sched_getaffinity(0))}),
+        help="thread counts to run each case with (default: 1 and all CPUs)",
+    )
     parser.add_argument("--repeats", type=int, default=9, help="interleaved rounds per case (default 9)")
-    parser.add_argument("--out", type=Path, default=Path("bench/results"),
-                        help="folder for results.json and throughput.png (default bench/results)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench/results"),
+        help="folder for results.json and throughput.png (default bench/results)",
+    )
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     args = parser.parse_args(argv)
     if args.repeats < 1 or any(t < 1 for t in args.threads):
@@ -39,8 +54,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     info = report.machine()
-    print(f"adagrad {info['adagrad']} ({info['isa']}), torch {info['torch']}, numpy {info['numpy']}, "
-          f"{info['processor']}, {info['cpus']} CPUs", flush=True)
+    print(
+        f"adagrad {info['adagrad']} ({info['isa']}), torch {info['torch']}, numpy {info['numpy']}, "
+        f"{info['processor']}, {info['cpus']} CPUs",
+        flush=True,
+    )
     chosen = [c for c in dense_cases() + sparse_cases() if c.name in args.cases]
     rows = []
     for threads in args.threads:
@@ -51,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                 case_rows = report.sparse_rows_for(case, threads, medians)
             else:
                 case_rows = report.rows_for(case, threads, interleaved_medians(peers.all_peers(case), args.repeats))
-            print(report.format_table(case_rows).split("\n", 2)[2] if rows else report.format_table(case_rows),
-                  flush=True)
+            print(
+                report.format_table(case_rows).split("\n", 2)[2] if rows else report.format_table(case_rows), flush=True
+            )
             rows += case_rows
     results = targets.evaluate(rows)
     print("\nTargets\n" + targets.format_targets(results))

@@ -69,8 +69,11 @@ def torch_steps(case: Case) -> dict[str, Step]:
         return {}
     params, grads = _arrays(case)
     steps = {}
-    for name, flags in (("torch loop", {"foreach": False}), ("torch foreach", {"foreach": True}),
-                        ("torch fused", {"fused": True})):
+    for name, flags in (
+        ("torch loop", {"foreach": False}),
+        ("torch foreach", {"foreach": True}),
+        ("torch fused", {"fused": True}),
+    ):
         tensors = [torch.tensor(p, requires_grad=True) for p in params]
         for t, g in zip(tensors, grads):
             t.grad = torch.from_numpy(g.copy())
@@ -80,8 +83,12 @@ def torch_steps(case: Case) -> dict[str, Step]:
 
 def all_peers(case: Case) -> dict[str, Step]:
     """adagrad first: ratios are reported against it."""
-    peers: dict[str, Any] = {"adagrad": adagrad_step(case), "ceiling": ceiling_step(case),
-                             "numpy": numpy_step(case), "reference": reference_step(case)}
+    peers: dict[str, Any] = {
+        "adagrad": adagrad_step(case),
+        "ceiling": ceiling_step(case),
+        "numpy": numpy_step(case),
+        "reference": reference_step(case),
+    }
     peers.update(torch_steps(case))
     return {name: step for name, step in peers.items() if step is not None}
 
@@ -114,9 +121,12 @@ def sparse_peers(case: SparseCase) -> dict[str, Step]:
     state = np.zeros_like(table)
     rowwise_table, rowwise_state = table.copy(), np.zeros(case.rows, np.float32)
     steps = {
-        "adagrad": _rotating(lambda i: adagrad.sparse_update(table, batches[i], values[i], state, step=1), len(batches)),
+        "adagrad": _rotating(
+            lambda i: adagrad.sparse_update(table, batches[i], values[i], state, step=1), len(batches)
+        ),
         "adagrad rowwise": _rotating(
-            lambda i: adagrad.sparse_update(rowwise_table, batches[i], values[i], rowwise_state, step=1), len(batches)),
+            lambda i: adagrad.sparse_update(rowwise_table, batches[i], values[i], rowwise_state, step=1), len(batches)
+        ),
     }
     try:
         import torch
@@ -126,9 +136,12 @@ def sparse_peers(case: SparseCase) -> dict[str, Step]:
     # explicitly (as its warning asks), the indices here are valid by construction.
     torch.sparse.check_sparse_tensor_invariants.disable()
     weight = torch.nn.Parameter(torch.from_numpy(table.copy()))
-    grads = [torch.sparse_coo_tensor(torch.from_numpy(b[None, :]), torch.from_numpy(v), (case.rows, case.dim),
-                                     check_invariants=False)  # valid by construction
-             for b, v in zip(batches, values)]  # uncoalesced, as nn.Embedding(sparse=True) produces
+    grads = [
+        torch.sparse_coo_tensor(
+            torch.from_numpy(b[None, :]), torch.from_numpy(v), (case.rows, case.dim), check_invariants=False
+        )  # valid by construction
+        for b, v in zip(batches, values)
+    ]  # uncoalesced, as nn.Embedding(sparse=True) produces
     opt = torch.optim.Adagrad([weight], lr=LR, eps=EPS)
 
     def torch_step(i: int) -> None:

@@ -16,8 +16,9 @@ import adagrad
 from .cases import Case, SparseCase
 
 
-def _rows(common: dict[str, Any], elements: float, bytes_moved: float, medians: dict[str, float],
-          extra: Any = None) -> list[dict[str, Any]]:
+def _rows(
+    common: dict[str, Any], elements: float, bytes_moved: float, medians: dict[str, float], extra: Any = None
+) -> list[dict[str, Any]]:
     """One row per implementation; `extra(seconds)` adds case-specific columns."""
     ours = medians["adagrad"]
     return [
@@ -35,8 +36,14 @@ def _rows(common: dict[str, Any], elements: float, bytes_moved: float, medians: 
 
 
 def rows_for(case: Case, threads: int, medians: dict[str, float]) -> list[dict[str, Any]]:
-    common = {"case": case.name, "note": case.note, "dtype": np.dtype(case.dtype).name,
-              "tensors": len(case.shapes), "elements": case.elements, "threads": threads}
+    common = {
+        "case": case.name,
+        "note": case.note,
+        "dtype": np.dtype(case.dtype).name,
+        "tensors": len(case.shapes),
+        "elements": case.elements,
+        "threads": threads,
+    }
     return _rows(common, case.elements, case.bytes_moved, medians)
 
 
@@ -44,8 +51,15 @@ def sparse_rows_for(case: SparseCase, threads: int, medians: dict[str, float]) -
     """Sparse cases are counted in unique rows touched per step (and their elements)."""
     unique = case.unique_rows()
     elements = unique * case.dim
-    common = {"case": case.name, "note": f"{case.k} Zipf(1.2) indices, {unique:.0f} unique rows",
-              "dtype": "float32", "tensors": 1, "elements": int(elements), "unique_rows": unique, "threads": threads}
+    common = {
+        "case": case.name,
+        "note": f"{case.k} Zipf(1.2) indices, {unique:.0f} unique rows",
+        "dtype": "float32",
+        "tensors": 1,
+        "elements": int(elements),
+        "unique_rows": unique,
+        "threads": threads,
+    }
     return _rows(common, elements, elements * 4 * 5, medians, lambda s: {"ns_per_row": s / unique * 1e9})
 
 
@@ -55,15 +69,23 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         t = r["median_s"]
         shown = f"{t * 1e6:8.1f} us" if t < 1e-3 else f"{t * 1e3:8.2f} ms"
-        lines.append(f"{r['case']:<14}{r['threads']:>4} {r['impl']:<14}{shown:>11}{r['gelem_per_s']:>9.2f}"
-                     f"{r['gb_per_s']:>7.1f}{r['adagrad_speedup']:>10.2f}")
+        lines.append(
+            f"{r['case']:<14}{r['threads']:>4} {r['impl']:<14}{shown:>11}{r['gelem_per_s']:>9.2f}"
+            f"{r['gb_per_s']:>7.1f}{r['adagrad_speedup']:>10.2f}"
+        )
     return "\n".join(lines)
 
 
 def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"date": datetime.date.today().isoformat(), "python": platform.python_version(),
-                            "numpy": np.__version__, "adagrad": adagrad.__version__, **adagrad.cpu_info(),
-                            "cpus": len(os.sched_getaffinity(0)), "processor": _cpu_model()}
+    info: dict[str, Any] = {
+        "date": datetime.date.today().isoformat(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "adagrad": adagrad.__version__,
+        **adagrad.cpu_info(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "processor": _cpu_model(),
+    }
     try:
         import torch
 
@@ -96,18 +118,28 @@ def plot(path: Path, rows: list[dict[str, Any]]) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    single = [r for r in rows if r["tensors"] == 1 and r["dtype"] == "float32" and r["elements"] >= 4096
-              and "unique_rows" not in r]
+    single = [
+        r
+        for r in rows
+        if r["tensors"] == 1 and r["dtype"] == "float32" and r["elements"] >= 4096 and "unique_rows" not in r
+    ]
     fig, ax = plt.subplots(figsize=(8, 5))
     palette = plt.get_cmap("tab10")
     for colour, impl in enumerate(dict.fromkeys(r["impl"] for r in single)):
         for threads in sorted({r["threads"] for r in single}):
-            points = sorted((r["elements"], r["gelem_per_s"]) for r in single
-                            if r["impl"] == impl and r["threads"] == threads)
+            points = sorted(
+                (r["elements"], r["gelem_per_s"]) for r in single if r["impl"] == impl and r["threads"] == threads
+            )
             if points:
                 style = "-" if threads > 1 else "--"  # one colour per implementation
-                ax.plot(*zip(*points), style, marker="o", color=palette(colour % 10),
-                        linewidth=2.5 if impl == "adagrad" else 1.2, label=f"{impl} ({threads} thr)")
+                ax.plot(
+                    *zip(*points),
+                    style,
+                    marker="o",
+                    color=palette(colour % 10),
+                    linewidth=2.5 if impl == "adagrad" else 1.2,
+                    label=f"{impl} ({threads} thr)",
+                )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("elements in the tensor (float32)")

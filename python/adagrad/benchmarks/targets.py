@@ -24,20 +24,36 @@ def evaluate(rows: Rows) -> list[dict[str, Any]]:
     most = max((r["threads"] for r in rows), default=1)
     checks: list[tuple[str, Callable[[], float | None], float, str]] = []
     for case in ("16M-f32", "resnet18-f32"):
-        checks.append((f"{case}: adagrad vs ceiling", lambda c=case: _ratio(rows, c, "ceiling", "adagrad", most), 0.95,
-                       ">="))
-        checks.append((f"{case}: vs torch fused", lambda c=case: _ratio(rows, c, "torch fused", "adagrad", most), 1.0,
-                       ">="))
+        checks.append(
+            (f"{case}: adagrad vs ceiling", lambda c=case: _ratio(rows, c, "ceiling", "adagrad", most), 0.95, ">=")
+        )
+        checks.append(
+            (f"{case}: vs torch fused", lambda c=case: _ratio(rows, c, "torch fused", "adagrad", most), 1.0, ">=")
+        )
     for case, goal in (("1M-f32", 1.3), ("64K-f32", 3.0), ("1000x1K-f32", 25.0)):
-        checks.append((f"{case}: vs torch fused", lambda c=case: _ratio(rows, c, "torch fused", "adagrad", most), goal,
-                       ">="))
-    checks.append(("1K-f32: Adagrad.step (us per call)",
-                   lambda: None if (t := _median(rows, "1K-f32", "adagrad", 1)) is None else t * 1e6, 3.0, "<="))
+        checks.append(
+            (f"{case}: vs torch fused", lambda c=case: _ratio(rows, c, "torch fused", "adagrad", most), goal, ">=")
+        )
+    checks.append(
+        (
+            "1K-f32: Adagrad.step (us per call)",
+            lambda: None if (t := _median(rows, "1K-f32", "adagrad", 1)) is None else t * 1e6,
+            3.0,
+            "<=",
+        )
+    )
     for case in ("sparse-1Mx64", "sparse-1Mx128"):
-        checks.append((f"{case}: vs torch sparse (1 thread)",
-                       lambda c=case: _ratio(rows, c, "torch sparse", "adagrad", 1), 20.0, ">="))
-    checks.append(("sparse-1Mx64: ns per unique row (1 thread)", lambda: _ns_per_row(rows, "sparse-1Mx64"), 150.0,
-                   "<="))
+        checks.append(
+            (
+                f"{case}: vs torch sparse (1 thread)",
+                lambda c=case: _ratio(rows, c, "torch sparse", "adagrad", 1),
+                20.0,
+                ">=",
+            )
+        )
+    checks.append(
+        ("sparse-1Mx64: ns per unique row (1 thread)", lambda: _ns_per_row(rows, "sparse-1Mx64"), 150.0, "<=")
+    )
     if most > 1:
         for case in ("64K-f32", "1M-f32"):
             checks.append((f"{case}: {most} threads vs 1", lambda c=case: _threads_speedup(rows, c, most), 1.6, ">="))

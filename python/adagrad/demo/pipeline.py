@@ -102,7 +102,9 @@ def run(config: DemoConfig) -> DemoResult:
     ]
     reference = compare_with_reference(problem, SPARSE_LR, min(REFERENCE_STEPS, steps))
     data = load_digits(config.seed)
-    digits = [train_mlp(data, name, DIGITS_LR, steps, seed=config.seed, progress=progress) for name in ("Adagrad", "SGD")]
+    digits = [
+        train_mlp(data, name, DIGITS_LR, steps, seed=config.seed, progress=progress) for name in ("Adagrad", "SGD")
+    ]
     result = DemoResult(config, problem, sparse, reference, digits, traced, (len(data.y_train), len(data.y_test)))
 
     if config.plot:

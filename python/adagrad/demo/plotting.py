@@ -64,8 +64,13 @@ def save_figure(
     every = max(1, len(steps) // 400)
     for column, (name, index) in enumerate(traced.items()):
         seen = int(adagrad_run.counts[index])
-        step_size.plot(steps[::every], rates[::every, column], label=f"Adagrad, {name} weight (seen {seen:,} times)",
-                       color=COLORS[0], linestyle="-" if column == 0 else "--")
+        step_size.plot(
+            steps[::every],
+            rates[::every, column],
+            label=f"Adagrad, {name} weight (seen {seen:,} times)",
+            color=COLORS[0],
+            linestyle="-" if column == 0 else "--",
+        )
     for index, run in enumerate(sparse[1:], start=1):
         step_size.axhline(run.lr, label=f"{run.label}, every weight", color=COLORS[index], linestyle=":")
     step_size.set(title="step size per unit gradient: lr/(√s + eps)", xlabel="step", yscale="log")
@@ -75,14 +80,20 @@ def save_figure(
     positions = np.arange(len(BANDS))
     for index, run in enumerate(sparse):
         values = [band_error(run.weights, problem.true_weights, run.counts, band) for band in BANDS]
-        errors.bar(positions + (index - (len(sparse) - 1) / 2) * width, values, width, label=run.label,
-                   color=COLORS[index])
-    untrained = [band_error(np.zeros_like(problem.true_weights), problem.true_weights, adagrad_run.counts, band)
-                 for band in BANDS]
+        errors.bar(
+            positions + (index - (len(sparse) - 1) / 2) * width, values, width, label=run.label, color=COLORS[index]
+        )
+    untrained = [
+        band_error(np.zeros_like(problem.true_weights), problem.true_weights, adagrad_run.counts, band)
+        for band in BANDS
+    ]
     errors.scatter(positions, untrained, marker="_", s=600, color="black", label="untrained (w = 0)", zorder=3)
     errors.set_xticks(positions, [band.name for band in BANDS])
-    errors.set(title="error vs the planted weights, by feature frequency",
-               xlabel="feature seen", ylabel="RMS error of the weights")
+    errors.set(
+        title="error vs the planted weights, by feature frequency",
+        xlabel="feature seen",
+        ylabel="RMS error of the weights",
+    )
     errors.set_ylim(0, 1.4 * np.nanmax(untrained + [errors.get_ylim()[1]]))
     errors.legend(fontsize="small", ncol=2, loc="upper right")
     save_png(fig, path)

@@ -37,7 +37,11 @@ def fmt(value: float, spec: str = ".3f") -> str:
 
 
 def ratio(numerator: float, denominator: float) -> str:
-    return "—" if math.isnan(numerator) or math.isnan(denominator) or denominator == 0 else f"{numerator / denominator:.2f}"
+    return (
+        "—"
+        if math.isnan(numerator) or math.isnan(denominator) or denominator == 0
+        else f"{numerator / denominator:.2f}"
+    )
 
 
 def final_loss(losses: np.ndarray) -> float:
@@ -47,7 +51,7 @@ def final_loss(losses: np.ndarray) -> float:
 
 def sparse_section(result: DemoResult) -> str:
     problem, runs = result.problem, result.sparse
-    adagrad_run, sgd_same, sgd_tuned = runs
+    adagrad_run, _sgd_same, sgd_tuned = runs
     counts, truth = adagrad_run.counts, problem.true_weights
     zero = np.zeros_like(truth)
 
@@ -61,7 +65,9 @@ def sparse_section(result: DemoResult) -> str:
     rare, frequent = errors(RARE), errors(FREQUENT)
     check = result.reference
     verdict = (
-        "identical bits" if check.differing == 0 else f"DIFFERENT: {check.differing:,} elements differ (a bug: please report it)"
+        "identical bits"
+        if check.differing == 0
+        else f"DIFFERENT: {check.differing:,} elements differ (a bug: please report it)"
     )
     samples = problem.batch_size * adagrad_run.steps
     return "\n".join(
@@ -87,9 +93,7 @@ def sparse_section(result: DemoResult) -> str:
 
 def digits_section(result: DemoResult) -> str:
     n_train, n_test = result.digits_sizes
-    rows = [
-        [run.label, f"{100 * run.test_accuracy:.1f}%", f"{final_loss(run.losses):.3f}"] for run in result.digits
-    ]
+    rows = [[run.label, f"{100 * run.test_accuracy:.1f}%", f"{final_loss(run.losses):.3f}"] for run in result.digits]
     return "\n".join(
         [
             f"Digits (scikit-learn, {n_train:,} training / {n_test:,} test images), "

@@ -34,14 +34,15 @@ def hashed_ids(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def fm_logits(ids: np.ndarray, bias: float, w: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The logits, and the summed embeddings of each sample (needed by the gradient)."""
-    emb = v[ids]                                   # (B, F, D)
-    summed = emb.sum(axis=1)                       # (B, D)
+    emb = v[ids]  # (B, F, D)
+    summed = emb.sum(axis=1)  # (B, D)
     pairs = 0.5 * ((summed**2).sum(axis=1) - (emb**2).sum(axis=(1, 2)))
     return bias + w[ids, 0].sum(axis=1) + pairs, summed
 
 
-def train(steps: int = 1000, seed: int = 0, report_every: int = 100, quiet: bool = False,
-          lr: float = 0.1) -> tuple[list[float], float]:
+def train(
+    steps: int = 1000, seed: int = 0, report_every: int = 100, quiet: bool = False, lr: float = 0.1
+) -> tuple[list[float], float]:
     """The mean training loss of each block of `report_every` steps, and the planted model's loss
     on the same samples (the best a model can do on these labels)."""
     rng = np.random.default_rng(seed)
@@ -51,11 +52,14 @@ def train(steps: int = 1000, seed: int = 0, report_every: int = 100, quiet: bool
     bias = np.zeros(1, np.float32)
     w = np.zeros((ROWS, 1), np.float32)
     v = rng.normal(0, 0.01, (ROWS, DIM)).astype(np.float32)
-    opt = adagrad.Adagrad([
-        {"params": {"w": w}},
-        {"params": {"v": v}, "rowwise": True},
-        {"params": {"bias": bias}},
-    ], lr=lr)
+    opt = adagrad.Adagrad(
+        [
+            {"params": {"w": w}},
+            {"params": {"v": v}, "rowwise": True},
+            {"params": {"bias": bias}},
+        ],
+        lr=lr,
+    )
 
     losses, block, planted, start = [], [], [], time.perf_counter()
     for step in range(1, steps + 1):
@@ -65,13 +69,17 @@ def train(steps: int = 1000, seed: int = 0, report_every: int = 100, quiet: bool
         planted.append(float(np.mean(np.logaddexp(0, true_z) - y * true_z)))
         z, summed = fm_logits(ids, float(bias[0]), w, v)
         block.append(float(np.mean(np.logaddexp(0, z) - y * z)))
-        dz = ((1 / (1 + np.exp(-z)) - y) / BATCH).astype(np.float32)          # dL/dz, (B,)
+        dz = ((1 / (1 + np.exp(-z)) - y) / BATCH).astype(np.float32)  # dL/dz, (B,)
         flat = ids.ravel()
-        grad_w = np.repeat(dz, FIELDS)[:, None]                                  # one row per occurrence
+        grad_w = np.repeat(dz, FIELDS)[:, None]  # one row per occurrence
         grad_v = (dz[:, None, None] * (summed[:, None, :] - v[ids])).reshape(-1, DIM)
-        opt.step([{"w": adagrad.SparseGrad(flat, grad_w)},
-                  {"v": adagrad.SparseGrad(flat, np.ascontiguousarray(grad_v, np.float32))},
-                  {"bias": np.array([dz.sum()], np.float32)}])
+        opt.step(
+            [
+                {"w": adagrad.SparseGrad(flat, grad_w)},
+                {"v": adagrad.SparseGrad(flat, np.ascontiguousarray(grad_v, np.float32))},
+                {"bias": np.array([dz.sum()], np.float32)},
+            ]
+        )
         if step % report_every == 0:
             losses.append(float(np.mean(block)))
             block = []
@@ -81,8 +89,10 @@ def train(steps: int = 1000, seed: int = 0, report_every: int = 100, quiet: bool
     best = float(np.mean(planted))
     if not quiet:
         elapsed = time.perf_counter() - start
-        print(f"{steps} steps in {elapsed:.1f} s; loss {losses[0]:.4f} -> {losses[-1]:.4f} "
-              f"(the planted model scores {best:.4f} on the same samples; 0.6931 is a coin toss)")
+        print(
+            f"{steps} steps in {elapsed:.1f} s; loss {losses[0]:.4f} -> {losses[-1]:.4f} "
+            f"(the planted model scores {best:.4f} on the same samples; 0.6931 is a coin toss)"
+        )
     return losses, best
 
 
