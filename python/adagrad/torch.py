@@ -1,0 +1,408 @@
+r"""A drop-in ``torch.optim.Adagrad`` that runs the native kernel: ``adagrad.torch.Adagrad``.
+
+Switch with one line::
+
+    optimizer = adagrad.torch.Adagrad(model.parameters(), lr=0.01)   # was torch.optim.Adagrad(...)
+
+Dense CPU float32/float64 params are updated in place, zero-copy, by one native call per step
+for all of them, bit for bit ``torch.optim.Adagrad(fused=True)``. Sparse grads (``nn.Embedding``
+and ``nn.EmbeddingBag`` with ``sparse=True``) go through the sparse kernel in the same call.
+Params on other devices or of other dtypes (float16, bfloat16, complex) are updated by torch's
+own single-tensor Adagrad, correct but not accelerated. Importing ``adagrad`` never needs torch;
+this module does (``pip install 'adagrad[torch]'``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from torch.optim.adagrad import adagrad as _torch_adagrad
+
+from . import _core
+from .optimizer import check_group_options
+
+__all__ = ["Adagrad"]
+
+_NATIVE_DTYPES = (torch.float32, torch.float64)
+# Our options beside torch's; groups loaded from a torch state_dict get their defaults.
+_EXTRA_OPTIONS = ("decoupled_weight_decay", "eps_inside_sqrt", "rowwise", "duplicates")
+
+
+@dataclass
+class _GroupPlan:
+    """The arrays one param group hands the native step, built once and reused while valid."""
+
+    source: list[Any]  # the group's params list, to notice a replaced list
+    params: list[torch.Tensor] = field(default_factory=list)  # natively updated, in group order
+    param_arrays: list[np.ndarray] = field(default_factory=list)
+    sum_arrays: list[np.ndarray] = field(default_factory=list)
+    orders: list[Optional[tuple[int, ...]]] = field(default_factory=list)  # None: already C order
+    pointers: list[int] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    fallback: list[torch.Tensor] = field(default_factory=list)  # torch's own Adagrad updates these
+
+
+class Adagrad(torch.optim.Optimizer):
+    r"""``torch.optim.Adagrad`` with the native kernel: same constructor, same maths, same state.
+
+    For each param :math:`\theta` with state sum :math:`s` and step :math:`t` (torch's fused
+    kernel's maths, reproduced bit for bit)::
+
+        t   <- t + 1
+        g   <- -g                                    if maximize
+        g   <- fma(theta, wd, g)                     if weight_decay (coupled, torch's default)
+        clr = lr / (1 + (t - 1) * lr_decay)
+        s   <- fma(g, g, s)
+        theta <- theta - clr * g / (sqrt(s) + eps)
+
+    Args:
+        params: an iterable of tensors, of (name, tensor) pairs, or of param-group dicts.
+        lr: learning rate (default 1e-2); a float or a 1-element tensor, read at every step so
+            that ``torch.optim.lr_scheduler`` schedulers work.
+        lr_decay: learning-rate decay (default 0).
+        weight_decay: L2 penalty (default 0); for sparse grads it is applied lazily, to the rows
+            present in the grad only (torch raises instead).
+        initial_accumulator_value: starting value of the state sums (default 0); honoured per
+            group (torch reads only the constructor's value).
+        eps: added to the denominator (default 1e-10).
+        foreach, fused: accepted for compatibility; the native kernel always runs, with torch's
+            fused maths. A group records ``fused=True`` unless told otherwise, so that its
+            state_dict loaded into ``torch.optim.Adagrad`` continues on torch's fused path.
+        maximize: maximise the objective (default False).
+        differentiable: must be False; the native update does not record autograd.
+        decoupled_weight_decay: AdamW-style decay ``theta *= 1 - clr * wd`` (default False).
+        eps_inside_sqrt: ``sqrt(s + eps)`` as Keras 3 / optax (default False).
+        rowwise: one accumulator per row of each 2-D param, FBGEMM's row-wise Adagrad, for
+            embedding tables with sparse grads (default False).
+        duplicates: for sparse grads, ``"sum"`` repeated rows then update once (default, as
+            torch's ``coalesce()``), or ``"sequential"``: one update per occurrence.
+
+    State: ``state[p] = {"step": 0-d int64 tensor, "sum": tensor like p}`` (``(rows,)`` with
+    ``rowwise``). ``state_dict()`` / ``load_state_dict()`` interchange with
+    ``torch.optim.Adagrad`` both ways. Update state tensors in place if you must; to replace
+    them, use ``load_state_dict``.
+
+    Example:
+        >>> import torch, adagrad.torch
+        >>> w = torch.nn.Parameter(torch.zeros(3))
+        >>> opt = adagrad.torch.Adagrad([w], lr=0.1)
+        >>> w.grad = torch.tensor([1.0, -2.0, 0.0])
+        >>> opt.step()
+        >>> w.detach()
+        tensor([-0.1000,  0.1000,  0.0000])
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        foreach: Optional[bool] = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: Optional[bool] = None,
+        decoupled_weight_decay: bool = False,
+        eps_inside_sqrt: bool = False,
+        rowwise: bool = False,
+        duplicates: str = "sum",
+    ) -> None:
+        if differentiable:
+            raise ValueError("differentiable=True is not supported: the native update does not record autograd")
+        if fused and foreach:
+            raise ValueError("fused and foreach cannot both be True")
+        defaults = {
+            "lr": lr,
+            "lr_decay": lr_decay,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "initial_accumulator_value": initial_accumulator_value,
+            "foreach": foreach,
+            "maximize": maximize,
+            "differentiable": False,
+            "fused": True if fused is None else fused,
+            "decoupled_weight_decay": decoupled_weight_decay,
+            "eps_inside_sqrt": eps_inside_sqrt,
+            "rowwise": rowwise,
+            "duplicates": duplicates,
+        }
+        _check_group(defaults, "")
+        self._plans: Optional[list[_GroupPlan]] = None
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                _init_state(self.state[p], p, group)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        _check_group(self.param_groups[-1], f"param group {len(self.param_groups) - 1}: ")
+        self._plans = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for name in _EXTRA_OPTIONS + ("foreach", "maximize", "differentiable", "fused"):
+                group.setdefault(name, self.defaults.get(name))
+        self._plans = None
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state of this optimizer or of ``torch.optim.Adagrad``; checked before anything changes."""
+        _check_loaded_state(state_dict, self.param_groups)
+        super().load_state_dict(state_dict)
+        self._current_plans()  # adopt the loaded tensors now, so that problems surface here
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:  # type: ignore[override]
+        """One Adagrad update of every param with a grad; returns ``closure()``'s loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        plans = self._current_plans()
+        batches, stepped = [], []
+        for group, plan in zip(self.param_groups, plans):
+            grads: list[Any] = []
+            for p, order, name in zip(plan.params, plan.orders, plan.labels):
+                g = p.grad
+                if g is None:
+                    grads.append(None)
+                    continue
+                stepped.append(p)
+                try:
+                    grads.append(g.numpy() if order is None else g.permute(order).numpy())
+                except (TypeError, RuntimeError):  # sparse, requires grad, another device or dtype
+                    grads.append(_unusual_grad(g, order, name))
+            lr = group["lr"]
+            batches.append(
+                (plan.param_arrays, grads, plan.sum_arrays, plan.steps, plan.labels,
+                 lr.item() if isinstance(lr, torch.Tensor) else lr, group["lr_decay"], group["weight_decay"],
+                 group["eps"], group["maximize"], group["decoupled_weight_decay"], group["eps_inside_sqrt"],
+                 group["duplicates"])
+            )  # fmt: skip
+        try:
+            _core.step(batches)
+        except ValueError:
+            # A strided dense grad (rare: autograd gives grads the param's layout). Checking every
+            # grad's layout up front would cost ~0.4 us per tensor per step; the native call
+            # validates everything before it writes, so copying the odd ones and retrying is safe.
+            if not _make_grads_contiguous(batches):
+                raise
+            _core.step(batches)
+        if stepped:
+            torch.autograd.graph.increment_version(stepped)  # as an in-place torch op would
+        for group, plan in zip(self.param_groups, plans):
+            if plan.fallback:
+                self._step_with_torch(group, plan.fallback)
+        return loss
+
+    def _step_with_torch(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+        """torch's single-tensor Adagrad for the params the native kernel does not take."""
+        with_grad = [p for p in params if p.grad is not None]
+        if not with_grad:
+            return
+        grads = [p.grad for p in with_grad]
+        _torch_adagrad(
+            with_grad,
+            grads,
+            [self.state[p]["sum"] for p in with_grad],
+            [self.state[p]["step"] for p in with_grad],
+            has_sparse_grad=any(g.is_sparse for g in grads),
+            foreach=False,
+            has_complex=any(torch.is_complex(p) for p in with_grad),
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            lr_decay=group["lr_decay"],
+            eps=group["eps"],
+            maximize=group["maximize"],
+        )
+
+    def _current_plans(self) -> list[_GroupPlan]:
+        plans = self._plans
+        if (
+            plans is None
+            or len(plans) != len(self.param_groups)
+            or not all(
+                plan.source is group["params"] and len(plan.source) == len(plan.params) + len(plan.fallback)
+                for plan, group in zip(plans, self.param_groups)
+            )
+        ):
+            plans = self._plans = self._build_plans()
+        elif any(p.data_ptr() != ptr for plan in plans for p, ptr in zip(plan.params, plan.pointers)):
+            plans = self._plans = self._build_plans()  # a param's memory was replaced (p.data = ...)
+        return plans
+
+    def _build_plans(self) -> list[_GroupPlan]:
+        plans = []
+        index = 0
+        for gi, group in enumerate(self.param_groups):
+            _check_group(group, f"param group {gi}: ")
+            names = group.get("param_names")
+            plan = _GroupPlan(source=group["params"])
+            counts = []
+            for i, p in enumerate(group["params"]):
+                label = repr(names[i]) if names else f"params[{index + i}]"
+                state = self.state[p]
+                _init_state(state, p, group)
+                order = _native_order(p)
+                if order is False:
+                    if group["decoupled_weight_decay"] or group["eps_inside_sqrt"] or group["rowwise"]:
+                        raise ValueError(
+                            f"{label} ({p.dtype} on {p.device}) is updated by torch's own Adagrad, which has no "
+                            "decoupled_weight_decay, eps_inside_sqrt or rowwise; use float32/float64 CPU params"
+                        )
+                    plan.fallback.append(p)
+                    continue
+                state["sum"] = _sum_in_layout(state["sum"], p, group, label)
+                counts.append(_step_count(state["step"], label))
+                plan.params.append(p)
+                plan.orders.append(order)
+                plan.param_arrays.append(_as_array(p.detach(), order))
+                plan.sum_arrays.append(_as_array(state["sum"], None if group["rowwise"] else order))
+                plan.pointers.append(p.data_ptr())
+                plan.labels.append(label)
+            plan.steps = np.array(counts, dtype=np.int64)
+            shared_steps = torch.from_numpy(plan.steps)
+            for i, p in enumerate(plan.params):
+                self.state[p]["step"] = shared_steps[i]  # a 0-d view the native step increments
+            index += len(group["params"])
+            plans.append(plan)
+        _core.check_params([a for plan in plans for a in plan.param_arrays], [n for plan in plans for n in plan.labels])
+        return plans
+
+
+def _check_group(group: dict[str, Any], where: str) -> None:
+    lr = group["lr"]
+    if isinstance(lr, torch.Tensor):
+        if lr.numel() != 1:
+            raise ValueError(f"{where}a tensor lr must have one element, got shape {tuple(lr.shape)}")
+        lr = lr.item()
+    check_group_options({**group, "lr": lr}, where)
+    if group.get("differentiable"):
+        raise ValueError(f"{where}differentiable=True is not supported: the native update does not record autograd")
+
+
+def _init_state(state: dict[str, Any], p: torch.Tensor, group: dict[str, Any]) -> None:
+    """torch's initial state: step 0 and sums full of initial_accumulator_value (per row if rowwise)."""
+    if state:
+        return
+    state["step"] = torch.zeros((), dtype=torch.float32)
+    initial = group["initial_accumulator_value"]
+    if group["rowwise"]:
+        if p.dim() != 2:
+            raise ValueError(f"rowwise=True needs 2-D params (rows, dim), got shape {tuple(p.shape)}")
+        state["sum"] = torch.full((p.shape[0],), initial, dtype=p.dtype, device=p.device)
+    else:
+        if torch.is_complex(p):
+            initial = complex(initial, initial)
+        state["sum"] = torch.full_like(p, initial, memory_format=torch.preserve_format)
+
+
+def _native_order(p: torch.Tensor) -> Any:
+    """None if the native kernel takes p as it is; a dim order that makes it C-contiguous (e.g.
+    channels_last); False if p is not a dense CPU float32/float64 tensor."""
+    if p.device.type != "cpu" or p.dtype not in _NATIVE_DTYPES or p.layout != torch.strided:
+        return False
+    if p.is_contiguous():
+        return None
+    order = tuple(sorted(range(p.dim()), key=lambda d: -p.stride(d)))
+    return order if p.permute(order).is_contiguous() else False
+
+
+def _as_array(t: torch.Tensor, order: Optional[tuple[int, ...]]) -> np.ndarray:
+    return (t if order is None else t.permute(order)).numpy()
+
+
+def _sum_in_layout(s: torch.Tensor, p: torch.Tensor, group: dict[str, Any], label: str) -> torch.Tensor:
+    """The state sum as the native kernel needs it: p's dtype, shape and memory layout."""
+    shape = (p.shape[0],) if group["rowwise"] else p.shape
+    if s.shape != shape:
+        raise ValueError(f"state sum of {label} has shape {tuple(s.shape)}, expected {tuple(shape)}")
+    if group["rowwise"]:
+        return (
+            s
+            if s.device.type == "cpu" and s.dtype == p.dtype and s.is_contiguous()
+            else s.to("cpu", p.dtype).contiguous()
+        )
+    if s.device == p.device and s.dtype == p.dtype and s.stride() == p.stride():
+        return s
+    return torch.empty_like(p, memory_format=torch.preserve_format).copy_(s)  # p's layout, same values
+
+
+def _step_count(step: Any, label: str) -> int:
+    value = float(step)
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        raise ValueError(f"state step of {label} must be a whole number >= 0, got {value}")
+    return int(value)
+
+
+def _unusual_grad(g: torch.Tensor, order: Optional[tuple[int, ...]], name: str) -> Any:
+    """The native form of a grad that is not a plain dense CPU tensor, or a clear error."""
+    if g.device.type != "cpu":
+        raise ValueError(f"grad of {name} is on {g.device}, its param on cpu")
+    if g.requires_grad:
+        g = g.detach()
+    if g.layout == torch.sparse_coo:
+        if g.sparse_dim() != 1 or g.dense_dim() != 1:
+            raise ValueError(
+                f"sparse grad of {name} must have one sparse (row) dim and one dense dim, as nn.Embedding "
+                f"gives; got sparse_dim={g.sparse_dim()}, dense_dim={g.dense_dim()}"
+            )
+        values = g._values()
+        if values.dtype not in _NATIVE_DTYPES:
+            raise TypeError(f"grad of {name} has dtype {values.dtype}; it must match its param's")
+        return (g._indices()[0].numpy(), values.contiguous().numpy())
+    if g.layout != torch.strided:
+        raise ValueError(f"grad of {name} has layout {g.layout}; only dense and sparse COO grads are supported")
+    if g.dtype not in _NATIVE_DTYPES:
+        raise TypeError(f"grad of {name} has dtype {g.dtype}; it must match its param's")
+    return _as_array(g, order)
+
+
+def _make_grads_contiguous(batches: Iterable[tuple[Any, ...]]) -> bool:
+    """Replace strided dense grads by C-ordered copies; False if there was none."""
+    changed = False
+    for batch in batches:
+        grads = batch[1]
+        for i, g in enumerate(grads):
+            if isinstance(g, np.ndarray) and not g.flags.c_contiguous:
+                grads[i] = np.ascontiguousarray(g)
+                changed = True
+    return changed
+
+
+def _check_loaded_state(state_dict: Any, groups: list[dict[str, Any]]) -> None:
+    """Shapes and step counts of a state_dict, checked against our params before torch loads it."""
+    if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+        raise ValueError("state_dict must be a dict with 'state' and 'param_groups'")
+    saved_groups = state_dict["param_groups"]
+    if len(saved_groups) != len(groups):
+        raise ValueError(f"state_dict has {len(saved_groups)} param groups, this optimizer {len(groups)}")
+    for gi, (saved, group) in enumerate(zip(saved_groups, groups)):
+        if len(saved["params"]) != len(group["params"]):
+            raise ValueError(
+                f"param group {gi} of the state_dict has {len(saved['params'])} params, this optimizer's "
+                f"{len(group['params'])}"
+            )
+        rowwise = saved.get("rowwise", group["rowwise"])
+        _check_group({**group, **{k: v for k, v in saved.items() if k != "params"}}, f"state_dict param group {gi}: ")
+        for key, p in zip(saved["params"], group["params"]):
+            entry = state_dict["state"].get(key)
+            if entry is None:
+                continue
+            if "sum" not in entry or "step" not in entry:
+                raise ValueError(f"state_dict state {key!r} has no 'sum' and 'step'")
+            shape = (p.shape[0],) if rowwise and p.dim() == 2 else tuple(p.shape)
+            if tuple(entry["sum"].shape) != shape:
+                raise ValueError(
+                    f"state_dict sum {key!r} has shape {tuple(entry['sum'].shape)}, its param needs {shape}"
+                )
+            _step_count(entry["step"], f"state_dict state {key!r}")
