@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ class _GroupPlan:
     params: list[torch.Tensor] = field(default_factory=list)  # natively updated, in group order
     param_arrays: list[np.ndarray] = field(default_factory=list)
     sum_arrays: list[np.ndarray] = field(default_factory=list)
-    orders: list[Optional[tuple[int, ...]]] = field(default_factory=list)  # None: already C order
+    orders: list[tuple[int, ...] | None] = field(default_factory=list)  # None: already C order
     pointers: list[int] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -106,11 +106,11 @@ class Adagrad(torch.optim.Optimizer):
         weight_decay: float = 0.0,
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
-        foreach: Optional[bool] = None,
+        foreach: bool | None = None,
         *,
         maximize: bool = False,
         differentiable: bool = False,
-        fused: Optional[bool] = None,
+        fused: bool | None = None,
         decoupled_weight_decay: bool = False,
         eps_inside_sqrt: bool = False,
         rowwise: bool = False,
@@ -136,7 +136,7 @@ class Adagrad(torch.optim.Optimizer):
             "duplicates": duplicates,
         }
         _check_group(defaults, "")
-        self._plans: Optional[list[_GroupPlan]] = None
+        self._plans: list[_GroupPlan] | None = None
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:
@@ -161,7 +161,7 @@ class Adagrad(torch.optim.Optimizer):
         self._current_plans()  # adopt the loaded tensors now, so that problems surface here
 
     @torch.no_grad()
-    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One Adagrad update of every param with a grad; returns ``closure()``'s loss if given."""
         loss = None
         if closure is not None:
@@ -317,7 +317,7 @@ def _native_order(p: torch.Tensor) -> Any:
     return order if p.permute(order).is_contiguous() else False
 
 
-def _as_array(t: torch.Tensor, order: Optional[tuple[int, ...]]) -> np.ndarray:
+def _as_array(t: torch.Tensor, order: tuple[int, ...] | None) -> np.ndarray:
     return (t if order is None else t.permute(order)).numpy()
 
 
@@ -344,7 +344,7 @@ def _step_count(step: Any, label: str) -> int:
     return int(value)
 
 
-def _unusual_grad(g: torch.Tensor, order: Optional[tuple[int, ...]], name: str) -> Any:
+def _unusual_grad(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> Any:
     """The native form of a grad that is not a plain dense CPU tensor, or a clear error."""
     if g.device.type != "cpu":
         raise ValueError(f"grad of {name} is on {g.device}, its param on cpu")
