@@ -22,6 +22,8 @@ TORCH_CONFIGS = [
     pytest.param({"lr": 0.1}, id="lr0.1"),
     pytest.param({"initial_accumulator_value": 0.1, "weight_decay": 0.1}, id="init0.1-wd"),
     pytest.param({"lr": 0.1, "lr_decay": 0.5, "weight_decay": 0.1}, id="lr0.1-decay0.5-wd"),
+    # 0.1 is inexact in binary: (t - 1) * lr_decay rounds, so this tells an fma from a multiply-add.
+    pytest.param({"lr": 0.1, "lr_decay": 0.1}, id="lr0.1-decay0.1"),
 ]
 # The last size alone crosses the threshold, so that 2 threads really split the work.
 SIZES = [1, 7, 33, 1000, adagrad.cpu_info()["parallel_threshold"] + 3]

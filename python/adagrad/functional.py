@@ -30,7 +30,7 @@ def update(
         g     <- -grad if maximize else grad
         g     <- fma(param, weight_decay, g)                 if weight_decay, coupled (default)
         param <- param * (1 - clr * weight_decay)            if weight_decay, decoupled
-        clr    = lr / (1 + (step - 1) * lr_decay)            computed in double, then rounded
+        clr    = lr / fma(step - 1, lr_decay, 1)             computed in double, then rounded
         state_sum <- fma(g, g, state_sum)
         param <- param - (clr * g) / (sqrt(state_sum) + eps)     [eps_inside_sqrt: / sqrt(state_sum + eps)]
 

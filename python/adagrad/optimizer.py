@@ -60,7 +60,7 @@ class Adagrad:
         g   <- -g                              if maximize
         g   <- g + wd * theta  (one fma)       if weight_decay and not decoupled_weight_decay
         theta <- theta * (1 - clr * wd)        if weight_decay and decoupled_weight_decay
-        clr = lr / (1 + (t - 1) * lr_decay)    (in double, then rounded to the array's dtype)
+        clr = lr / fma(t - 1, lr_decay, 1)     (in double, then rounded to the array's dtype)
         s   <- s + g * g       (one fma)
         theta <- theta - clr * g / (sqrt(s) + eps)      [eps_inside_sqrt: / sqrt(s + eps)]
 

@@ -7,6 +7,7 @@ multiply-add, which ``adagrad._exact.fma`` provides exactly. Speed is not a goal
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,14 @@ from . import optimizer
 from ._exact import fma
 
 __all__ = ["Adagrad", "sparse_update", "update"]
+
+
+def corrected_lr(lr: float, lr_decay: float, step: int) -> float:
+    """clr = lr / fma(step - 1, lr_decay, 1) in IEEE double: the denominator rounded once (exact
+    rational arithmetic, then one rounding), as torch's fused kernel computes it where its
+    compiler contracts ``1 + (t - 1) * lr_decay`` to an fma (x86 AVX2/AVX-512 and aarch64 builds)."""
+    denominator = float(Fraction(step - 1) * Fraction(lr_decay) + 1)
+    return lr / denominator
 
 
 def update(
@@ -38,7 +47,7 @@ def update(
     if grad.shape != param.shape or state_sum.shape != param.shape:
         raise ValueError("param, grad and state_sum must share one shape")
 
-    clr = lr / (1 + (step - 1) * lr_decay)  # Python floats: IEEE double, like the kernel
+    clr = corrected_lr(lr, lr_decay, step)
     with np.errstate(all="ignore"):  # inf and nan propagate as in the kernel
         g = -grad if maximize else grad.copy()
         if weight_decay != 0:
@@ -125,7 +134,7 @@ def _rowwise_update(
     """One accumulator per row: s += mean(g^2), with the canonical 8-lane sum of squares."""
     dtype = param.dtype.type
     d = param.size
-    clr = lr / (1 + (step - 1) * lr_decay)
+    clr = corrected_lr(lr, lr_decay, step)
     with np.errstate(all="ignore"):
         if maximize:
             g = -g

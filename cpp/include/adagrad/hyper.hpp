@@ -36,7 +36,7 @@ int dense_variant(const DenseOptions& options);
 // Constants of one update, rounded once to the tensor's dtype (as torch's fused kernel does).
 template <class T>
 struct DenseCoeffs {
-  T clr;           // lr / (1 + (t - 1) * lr_decay), computed in double
+  T clr;           // lr / fma(t - 1, lr_decay, 1), computed in double
   T eps;
   T weight_decay;  // coupled: g <- fma(theta, wd, g)
   T decay;         // decoupled: theta <- theta * (1 - clr * wd), the factor computed in double
