@@ -57,7 +57,7 @@ class Adagrad(torch.optim.Optimizer):
         t   <- t + 1
         g   <- -g                                    if maximize
         g   <- fma(theta, wd, g)                     if weight_decay (coupled, torch's default)
-        clr = lr / (1 + (t - 1) * lr_decay)
+        clr = lr / fma(t - 1, lr_decay, 1)          (in double)
         s   <- fma(g, g, s)
         theta <- theta - clr * g / (sqrt(s) + eps)
 
@@ -209,7 +209,7 @@ class Adagrad(torch.optim.Optimizer):
         with_grad = [p for p in params if p.grad is not None]
         if not with_grad:
             return
-        grads = [p.grad for p in with_grad]
+        grads = [p.grad for p in with_grad if p.grad is not None]
         _torch_adagrad(
             with_grad,
             grads,
@@ -313,7 +313,7 @@ def _native_order(p: torch.Tensor) -> Any:
         return False
     if p.is_contiguous():
         return None
-    order = tuple(sorted(range(p.dim()), key=lambda d: -p.stride(d)))
+    order = tuple(sorted(range(p.dim()), key=lambda d: -p.stride()[d]))
     return order if p.permute(order).is_contiguous() else False
 
 
