@@ -170,17 +170,8 @@ class Adagrad(torch.optim.Optimizer):
         plans = self._current_plans()
         batches, stepped = [], []
         for group, plan in zip(self.param_groups, plans):
-            grads: list[Any] = []
-            for p, order, name in zip(plan.params, plan.orders, plan.labels):
-                g = p.grad
-                if g is None:
-                    grads.append(None)
-                    continue
-                stepped.append(p)
-                try:
-                    grads.append(g.numpy() if order is None else g.permute(order).numpy())
-                except (TypeError, RuntimeError):  # sparse, requires grad, another device or dtype
-                    grads.append(_unusual_grad(g, order, name))
+            grads = _grad_arrays(plan)
+            stepped += [p for p, g in zip(plan.params, grads) if g is not None]
             lr = group["lr"]
             batches.append(
                 (plan.param_arrays, grads, plan.sum_arrays, plan.steps, plan.labels,
@@ -342,6 +333,26 @@ def _step_count(step: Any, label: str) -> int:
     if not math.isfinite(value) or value < 0 or value != int(value):
         raise ValueError(f"state step of {label} must be a whole number >= 0, got {value}")
     return int(value)
+
+
+def _grad_arrays(plan: _GroupPlan) -> list[Any]:
+    """The native form of each param's grad (None where it has none)."""
+    if not any(plan.orders):
+        try:  # the common case, all plain dense CPU tensors: one comprehension, ~1.2 us a tensor
+            return [None if (g := p.grad) is None else g.numpy() for p in plan.params]
+        except (TypeError, RuntimeError):  # sparse, requires grad, another device or dtype
+            pass
+    grads: list[Any] = []
+    for p, order, name in zip(plan.params, plan.orders, plan.labels):
+        g = p.grad
+        if g is None:
+            grads.append(None)
+            continue
+        try:
+            grads.append(g.numpy() if order is None else g.permute(order).numpy())
+        except (TypeError, RuntimeError):
+            grads.append(_unusual_grad(g, order, name))
+    return grads
 
 
 def _unusual_grad(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> Any:
