@@ -12,6 +12,17 @@ import adagrad.optimizer
 
 @pytest.mark.parametrize("module", [adagrad.optimizer, adagrad.functional], ids=["optimizer", "functional"])
 def test_docstring_examples(module: object) -> None:
+    run_examples(module)
+
+
+def test_torch_docstring_examples() -> None:
+    pytest.importorskip("torch")
+    import adagrad.torch
+
+    run_examples(adagrad.torch)
+
+
+def run_examples(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0
