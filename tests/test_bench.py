@@ -45,6 +45,28 @@ def test_stream_ceiling_validates_like_step() -> None:
         _core.stream_ceiling([p], [np.zeros(4, np.int32)], [np.zeros(4, np.float32)])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_stream_ceiling_adds_the_summed_rows(dtype: type) -> None:
+    """Touched rows get += the sum of their values, in table and state; other rows stay."""
+    rng = np.random.default_rng(1)
+    table = rng.integers(-50, 50, (40, 24)).astype(dtype)  # small integers: every sum is exact
+    state = rng.integers(0, 50, (40, 24)).astype(dtype)
+    indices = np.array([3, 7, 3, 39, 0, 3])
+    values = rng.integers(-9, 9, (len(indices), 24)).astype(dtype)
+    summed = np.zeros_like(table)
+    np.add.at(summed, indices, values)
+    expected_table, expected_state = table + summed, state + summed
+    _core.sparse_stream_ceiling(table, indices, values, state)
+    np.testing.assert_array_equal(table, expected_table)
+    np.testing.assert_array_equal(state, expected_state)
+
+
+def test_sparse_stream_ceiling_refuses_rowwise_state() -> None:
+    table = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match="element-wise"):
+        _core.sparse_stream_ceiling(table, np.array([1]), np.ones((1, 3), np.float32), np.zeros(4, np.float32))
+
+
 def row(case: str, impl: str, seconds: float, threads: int = 2) -> dict[str, Any]:
     return {"case": case, "impl": impl, "median_s": seconds, "threads": threads}
 

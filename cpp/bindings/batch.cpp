@@ -65,7 +65,8 @@ void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, con
 }
 
 void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle values, py::handle state,
-                           const TensorName& name, const DenseOptions& o, Duplicates duplicates, std::int64_t step) {
+                           const TensorName& name, const DenseOptions& o, Duplicates duplicates, std::int64_t step,
+                           int variant_override) {
   FloatArray tab = float_array(table, name, Role::param);
   if (tab.ndim != 2 || !tab.c_order) {
     throw py::value_error(name(Role::param) + " must be a 2-D C-contiguous array (rows, dim) for sparse updates, got shape " +
@@ -97,8 +98,9 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
   overlap_.add(st, name, Role::sum);
   overlap_.add(val, name, Role::grad);
   overlap_.add_read(idx.data, idx.size * (idx.int64 ? 8 : 4), name, Role::indices);
-  const SparseProblem problem{tab.dtype, tab.data, rows,    dim,        idx.data, idx.int64, idx.size,
-                              val.data,  st.data,  rowwise, duplicates, o,        step};
+  if (variant_override >= 0 && rowwise) throw py::value_error("the sparse ceiling takes element-wise state only");
+  const SparseProblem problem{tab.dtype,  tab.data, rows, dim,  idx.data, idx.int64,       idx.size,
+                              val.data,   st.data,  rowwise,    duplicates, o, step, variant_override};
   if (const std::size_t bad = first_bad_index(problem); bad != idx.size) {
     throw py::value_error(name(Role::indices) + "[" + std::to_string(bad) + "] = " +
                           std::to_string(index_at(problem, bad)) +

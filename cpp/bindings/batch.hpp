@@ -22,7 +22,7 @@ class StepBatch {
   // One sparse update of the rows `indices` of a 2-D param with `values`; the state's shape
   // (rows, dim) or (rows,) picks element-wise or row-wise Adagrad. Checks every index.
   void add_sparse(py::handle table, py::handle indices, py::handle values, py::handle state, const TensorName& name,
-                  const DenseOptions& o, Duplicates duplicates, std::int64_t step);
+                  const DenseOptions& o, Duplicates duplicates, std::int64_t step, int variant_override = -1);
 
   // The overlap check across everything added, then the arithmetic with the GIL released.
   void run();

@@ -24,6 +24,15 @@ void sparse_update(py::handle table, py::handle indices, py::handle values, py::
   batch.run();
 }
 
+// The benchmark's memory ceiling of sparse_update: the same validation, grouping of repeated rows,
+// prefetch and threads, with the row update reduced to state += g, row += g.
+void sparse_stream_ceiling(py::handle table, py::handle indices, py::handle values, py::handle state) {
+  StepBatch batch;
+  batch.add_sparse(table, indices, values, state, TensorName{py::none(), TensorName::kSparseArguments}, DenseOptions{},
+                   Duplicates::sum, 1, kStreamVariant);
+  batch.run();
+}
+
 }  // namespace
 
 void register_sparse(py::module_& m) {
@@ -31,6 +40,9 @@ void register_sparse(py::module_& m) {
   m.def("sparse_update", &sparse_update, "table"_a, "indices"_a, "values"_a, "state"_a, "step"_a, "lr"_a,
         "lr_decay"_a, "eps"_a, "weight_decay"_a, "maximize"_a, "eps_inside_sqrt"_a, "decoupled_weight_decay"_a, "duplicates"_a,
         "Sparse Adagrad update of the indexed rows of a table, in place. Validated by adagrad.sparse_update.");
+  m.def("sparse_stream_ceiling", &sparse_stream_ceiling, "table"_a, "indices"_a, "values"_a, "state"_a,
+        "Benchmark ceiling of sparse_update (element-wise state): the same traffic and schedule, one add per "
+        "element instead of the update.");
 }
 
 }  // namespace adagrad::bindings

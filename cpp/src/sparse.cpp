@@ -68,11 +68,12 @@ struct Kernels {
   AccumulateFn<T> accumulate;
 };
 
+// The row-wise table has no stream variant: the ceiling is element-wise only.
 Kernels<float> kernels_for(const KernelTable& k, float, int variant) {
-  return {k.dense_f32.fn[variant], k.rowwise_f32.fn[variant], k.accumulate_f32};
+  return {k.dense_f32.fn[variant], variant < kDenseVariants ? k.rowwise_f32.fn[variant] : nullptr, k.accumulate_f32};
 }
 Kernels<double> kernels_for(const KernelTable& k, double, int variant) {
-  return {k.dense_f64.fn[variant], k.rowwise_f64.fn[variant], k.accumulate_f64};
+  return {k.dense_f64.fn[variant], variant < kDenseVariants ? k.rowwise_f64.fn[variant] : nullptr, k.accumulate_f64};
 }
 
 // Below this many touched elements the rows are updated on the calling thread.
@@ -86,7 +87,7 @@ void run_typed(const KernelTable& table, const SparseProblem& p) {
   // thread_local name would mean the worker thread's own (empty) one.
   Workspace& w = calling_threads_workspace;
   number_rows(p, w);
-  const Kernels<T> kern = kernels_for(table, T{}, dense_variant(p.options));
+  const Kernels<T> kern = kernels_for(table, T{}, p.variant >= 0 ? p.variant : dense_variant(p.options));
   const DenseCoeffs<T> c = dense_coeffs<T>(p.options, p.step);
   T* const tab = static_cast<T*>(p.table);
   T* const st = static_cast<T*>(p.state);

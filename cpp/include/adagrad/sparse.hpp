@@ -28,6 +28,9 @@ struct SparseProblem {
   Duplicates duplicates;
   DenseOptions options;
   std::int64_t step;
+  // The dense kernel variant for the rows; -1: the options' one. kStreamVariant (element-wise
+  // state only) is the benchmark's memory ceiling: the same schedule, trivial arithmetic.
+  int variant = -1;
 };
 
 // indices[i], whichever of int32 / int64 they are.

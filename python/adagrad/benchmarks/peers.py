@@ -120,9 +120,13 @@ def sparse_peers(case: SparseCase) -> dict[str, Step]:
     table, batches, values = _sparse_problem(case)
     state = np.zeros_like(table)
     rowwise_table, rowwise_state = table.copy(), np.zeros(case.rows, np.float32)
+    ceiling_table, ceiling_state = table.copy(), np.zeros_like(table)
     steps = {
         "adagrad": _rotating(
             lambda i: adagrad.sparse_update(table, batches[i], values[i], state, step=1), len(batches)
+        ),
+        "ceiling": _rotating(
+            lambda i: _core.sparse_stream_ceiling(ceiling_table, batches[i], values[i], ceiling_state), len(batches)
         ),
         "adagrad rowwise": _rotating(
             lambda i: adagrad.sparse_update(rowwise_table, batches[i], values[i], rowwise_state, step=1), len(batches)
