@@ -441,6 +441,25 @@ def test_load_state_dict_refuses_a_mismatch_and_keeps_its_state() -> None:
     assert opt.state[w]["step"].item() == 2
 
 
+@pytest.mark.parametrize("missing", ["eps", "rowwise", "lr_decay"])
+def test_a_group_saved_without_an_option_loads_with_the_default(missing: str) -> None:
+    """torch's load_state_dict replaces each group by the saved one; options it lacks (an older or
+    a hand-made state_dict) take this optimizer's defaults instead of breaking later steps."""
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = adagrad.torch.Adagrad([w], lr=0.1, eps=1e-3, lr_decay=0.5)
+    w.grad = torch.ones(3)
+    opt.step()
+    saved = opt.state_dict()
+    del saved["param_groups"][0][missing]
+    fresh = torch.nn.Parameter(torch.ones(3))
+    other = adagrad.torch.Adagrad([fresh], lr=0.1, eps=1e-3, lr_decay=0.5)
+    other.load_state_dict(saved)
+    assert other.param_groups[0][missing] == other.defaults[missing]
+    fresh.grad = torch.ones(3)
+    other.step()
+    assert other.state[fresh]["step"].item() == 2
+
+
 def test_importing_adagrad_never_needs_torch() -> None:
     code = (
         "import sys; sys.modules['torch'] = None\n"

@@ -29,8 +29,6 @@ from .optimizer import check_group_options
 __all__ = ["Adagrad"]
 
 _NATIVE_DTYPES = (torch.float32, torch.float64)
-# Our options beside torch's; groups loaded from a torch state_dict get their defaults.
-_EXTRA_OPTIONS = ("decoupled_weight_decay", "eps_inside_sqrt", "rowwise", "duplicates")
 
 
 @dataclass
@@ -149,14 +147,14 @@ class Adagrad(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        for group in self.param_groups:
-            for name in _EXTRA_OPTIONS + ("foreach", "maximize", "differentiable", "fused"):
-                group.setdefault(name, self.defaults.get(name))
+        for group in self.param_groups:  # a group saved without some option gets the default
+            for name, value in self.defaults.items():
+                group.setdefault(name, value)
         self._plans = None
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state of this optimizer or of ``torch.optim.Adagrad``; checked before anything changes."""
-        _check_loaded_state(state_dict, self.param_groups)
+        _check_loaded_state(state_dict, self.param_groups, self.defaults)
         super().load_state_dict(state_dict)
         self._current_plans()  # adopt the loaded tensors now, so that problems surface here
 
@@ -390,8 +388,9 @@ def _make_grads_contiguous(batches: Iterable[tuple[Any, ...]]) -> bool:
     return changed
 
 
-def _check_loaded_state(state_dict: Any, groups: list[dict[str, Any]]) -> None:
-    """Shapes and step counts of a state_dict, checked against our params before torch loads it."""
+def _check_loaded_state(state_dict: Any, groups: list[dict[str, Any]], defaults: dict[str, Any]) -> None:
+    """Options, shapes and step counts of a state_dict, checked against our params before torch
+    loads it. A saved group's missing options will be the defaults (see ``__setstate__``)."""
     if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
         raise ValueError("state_dict must be a dict with 'state' and 'param_groups'")
     saved_groups = state_dict["param_groups"]
@@ -403,8 +402,9 @@ def _check_loaded_state(state_dict: Any, groups: list[dict[str, Any]]) -> None:
                 f"param group {gi} of the state_dict has {len(saved['params'])} params, this optimizer's "
                 f"{len(group['params'])}"
             )
-        rowwise = saved.get("rowwise", group["rowwise"])
-        _check_group({**group, **{k: v for k, v in saved.items() if k != "params"}}, f"state_dict param group {gi}: ")
+        options = {**defaults, **{k: v for k, v in saved.items() if k != "params"}}
+        _check_group(options, f"state_dict param group {gi}: ")
+        rowwise = options["rowwise"]
         for key, p in zip(saved["params"], group["params"]):
             entry = state_dict["state"].get(key)
             if entry is None:
