@@ -23,7 +23,7 @@ def corrected_lr(lr: float, lr_decay: float, step: int) -> float:
     rational arithmetic, then one rounding), as torch's fused kernel computes it where its
     compiler contracts ``1 + (t - 1) * lr_decay`` to an fma (x86 AVX2/AVX-512 and aarch64 builds)."""
     denominator = float(Fraction(step - 1) * Fraction(lr_decay) + 1)
-    return lr / denominator
+    return float(lr) / denominator  # float(): a NumPy float32 lr would keep the division in float32
 
 
 def update(
