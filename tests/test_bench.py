@@ -14,7 +14,7 @@ import pytest
 
 from adagrad import _core
 from adagrad.benchmarks import cli, targets
-from adagrad.benchmarks.cases import dense_cases, resnet18_shapes
+from adagrad.benchmarks.cases import TrainingCase, dense_cases, resnet18_shapes, sparse_cases, training_cases
 
 
 def test_resnet18_has_62_tensors_and_11_7M_elements() -> None:
@@ -147,5 +147,57 @@ def test_cli_rejects_bad_options(argv: list[str], message: str, capsys: pytest.C
 
 
 def test_every_case_is_named_uniquely() -> None:
-    names = [c.name for c in dense_cases()]
+    names = [c.name for c in dense_cases() + sparse_cases() + training_cases()]
     assert len(names) == len(set(names))
+    assert not set(names) & set(cli.CASE_SETS)
+
+
+def test_case_set_names_expand(tmp_path: Path) -> None:
+    assert cli.parse(["--cases", "training", "4K-f32", "--out", str(tmp_path)]).cases == [
+        *[c.name for c in training_cases()],
+        "4K-f32",
+    ]
+
+
+TINY_TRAINING = [
+    TrainingCase("tiny-embbag", "embeddingbag", batch=8, rows=1000, dim=4, ids=3, batches=2),
+    TrainingCase("tiny-mlp", "mlp", batch=8, widths=(6, 5, 3), batches=2),
+]
+
+
+@pytest.mark.parametrize("case", TINY_TRAINING, ids=lambda c: c.name)
+def test_training_peers_train_the_same_model(case: TrainingCase) -> None:
+    """Every peer runs real training steps on the same model and data, so their times compare the
+    same work: after three steps their params agree to float32 rounding (the paths round
+    differently), and they have moved by far more than that."""
+    torch = pytest.importorskip("torch")
+    training = pytest.importorskip("adagrad.benchmarks.training")
+    loops = training.training_peers(case)
+    fused = "torch fused, dense grads" if case.model == "embeddingbag" else "torch fused"
+    assert list(loops) == ["adagrad", "torch", fused]
+    for loop in loops.values():
+        for _ in range(3):
+            loop()
+        assert loop.steps == 3 and loop.clock() > 0
+    initial = list(training.build_model(case).parameters())
+    ours = [p.detach() for p in loops["adagrad"].model.parameters()]
+    assert sum(p.numel() for p in ours) == case.params
+    for p, start in zip(ours, initial):
+        assert (p - start.detach()).abs().max() > 1e-3  # lr is 1e-2: every tensor moved
+    for name, loop in loops.items():
+        for p, q in zip(ours, loop.model.parameters()):
+            torch.testing.assert_close(q.detach(), p, rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_cli_runs_a_training_case_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    case = "train-mlp-784"
+    assert cli.main(["--cases", case, "--threads", "1", "--repeats", "1", "--out", str(tmp_path), "--no-plot"]) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [r["impl"] for r in rows] == ["adagrad", "torch", "torch fused"]
+    for r in rows:
+        assert r["case"] == case and r["kind"] == "training" and r["threads"] == 1
+        assert 0 < r["optimizer_s"] < r["median_s"] and r["steps_per_s"] == pytest.approx(1 / r["median_s"])
+    assert rows[0]["adagrad_speedup"] == rows[0]["adagrad_optimizer_speedup"] == 1
+    out = capsys.readouterr().out
+    assert "steps/s" in out and "torch fused" in out

@@ -69,14 +69,60 @@ class SparseCase:
     batches: int = 16  # distinct index batches, rotated, so that touched rows are not all cached
 
     def index_batches(self, seed: int = 0) -> list[np.ndarray]:
-        rng = np.random.default_rng(seed)
-        # Zipf ranks scattered over the table by a fixed permutation, as hashed ids would be.
-        scatter = rng.permutation(self.rows)
-        return [scatter[(rng.zipf(1.2, size=self.k) - 1) % self.rows] for _ in range(self.batches)]
+        return zipf_row_batches(self.rows, self.k, self.batches, seed)
 
     def unique_rows(self) -> float:
         return float(np.mean([np.unique(b).size for b in self.index_batches()]))
 
 
+def zipf_row_batches(rows: int, k: int, batches: int, seed: int) -> list[np.ndarray]:
+    """`batches` arrays of `k` row ids: Zipf(1.2) ranks scattered over the table by a fixed
+    permutation, as hashed feature ids would be."""
+    rng = np.random.default_rng(seed)
+    scatter = rng.permutation(rows)
+    return [scatter[(rng.zipf(1.2, size=k) - 1) % rows] for _ in range(batches)]
+
+
 def sparse_cases() -> list[SparseCase]:
     return [SparseCase("sparse-1Mx64", 1 << 20, 64, 8192), SparseCase("sparse-1Mx128", 1 << 20, 128, 16384)]
+
+
+@dataclass(frozen=True)
+class TrainingCase:
+    """Whole torch training steps on float32 models (forward, backward, optimizer.step).
+
+    "embeddingbag": a hashed-feature logistic regression, ``nn.EmbeddingBag(rows, dim, mode="sum")``
+    over ``ids`` Zipf(1.2) feature ids per example, then ``nn.Linear(dim, 1)``;
+    "mlp": ``nn.Linear`` layers of ``widths`` (input first) with ReLU between, cross-entropy.
+    """
+
+    name: str
+    model: str  # "embeddingbag" or "mlp"
+    batch: int  # examples per step
+    rows: int = 0  # embeddingbag: table rows, width, feature ids per example
+    dim: int = 0
+    ids: int = 0
+    widths: tuple[int, ...] = ()  # mlp
+    batches: int = 8  # distinct batches, rotated
+
+    @property
+    def params(self) -> int:
+        if self.model == "embeddingbag":
+            return self.rows * self.dim + self.dim + 1
+        return sum(a * b + b for a, b in zip(self.widths, self.widths[1:]))
+
+    @property
+    def note(self) -> str:
+        if self.model == "embeddingbag":
+            return (
+                f"EmbeddingBag {self.rows:,}x{self.dim} + Linear, {self.ids} Zipf(1.2) ids per example, "
+                f"batch {self.batch}"
+            )
+        return f"MLP {'-'.join(map(str, self.widths))}, batch {self.batch}"
+
+
+def training_cases() -> list[TrainingCase]:
+    return [
+        TrainingCase("train-embbag-1Mx32", "embeddingbag", batch=256, rows=1 << 20, dim=32, ids=16),
+        TrainingCase("train-mlp-784", "mlp", batch=128, widths=(784, 256, 256, 10)),
+    ]

@@ -6,22 +6,27 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import peers, report, targets
-from .cases import SparseCase, dense_cases, sparse_cases
-from .timing import interleaved_medians
+from .cases import SparseCase, TrainingCase, dense_cases, sparse_cases, training_cases
+from .timing import interleaved_medians, interleaved_split_medians
+
+# A name for a set of cases on the command line.
+CASE_SETS = {"training": [c.name for c in training_cases()]}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    cases = [c.name for c in dense_cases()] + [c.name for c in sparse_cases()]
+    cases = [c.name for c in dense_cases() + sparse_cases() + training_cases()]
     parser = argparse.ArgumentParser(prog="python -m adagrad bench", description=__doc__)
     parser.add_argument(
         "--cases",
         nargs="+",
         metavar="NAME",
-        choices=cases,
+        choices=cases + list(CASE_SETS),
         default=cases,
-        help=f"cases to run (default: all): {' '.join(cases)}",
+        help=f"cases to run (default: all): {' '.join(cases)}; 'training' names the training-loop cases "
+        "(whole torch training steps with torch's Adagrad and adagrad.torch.Adagrad; need torch)",
     )
     parser.add_argument(
         "--threads",
@@ -40,6 +45,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     args = parser.parse_args(argv)
+    args.cases = [name for case in args.cases for name in CASE_SETS.get(case, [case])]
     if args.repeats < 1 or any(t < 1 for t in args.threads):
         parser.error("--repeats and --threads must be >= 1")
     try:
@@ -59,19 +65,35 @@ def main(argv: list[str] | None = None) -> int:
         f"{info['processor']}, {info['cpus']} CPUs",
         flush=True,
     )
-    chosen = [c for c in dense_cases() + sparse_cases() if c.name in args.cases]
-    rows = []
+    chosen = [c for c in dense_cases() + sparse_cases() + training_cases() if c.name in args.cases]
+    training = None
+    if any(isinstance(c, TrainingCase) for c in chosen):
+        try:
+            from . import training
+        except ImportError as error:
+            print(f"training cases skipped: they need torch ({error})", flush=True)
+            chosen = [c for c in chosen if not isinstance(c, TrainingCase)]
+    rows: list[dict[str, Any]] = []
+    table = None  # the kind of table printed last: its header is printed once
     for threads in args.threads:
         peers.set_threads(threads)
         for case in chosen:
-            if isinstance(case, SparseCase):
+            if isinstance(case, TrainingCase):
+                loops = training.training_peers(case)  # type: ignore[union-attr]
+                medians = interleaved_split_medians(
+                    {name: (loop, loop.clock) for name, loop in loops.items()}, args.repeats
+                )
+                del loops  # a training peer can hold hundreds of MB
+                case_rows, kind = report.training_rows_for(case, threads, medians), report.format_training_table
+            elif isinstance(case, SparseCase):
                 medians = interleaved_medians(peers.sparse_peers(case), args.repeats)
-                case_rows = report.sparse_rows_for(case, threads, medians)
+                case_rows, kind = report.sparse_rows_for(case, threads, medians), report.format_table
             else:
-                case_rows = report.rows_for(case, threads, interleaved_medians(peers.all_peers(case), args.repeats))
-            print(
-                report.format_table(case_rows).split("\n", 2)[2] if rows else report.format_table(case_rows), flush=True
-            )
+                medians = interleaved_medians(peers.all_peers(case), args.repeats)
+                case_rows, kind = report.rows_for(case, threads, medians), report.format_table
+            text = kind(case_rows)
+            print(text.split("\n", 2)[2] if kind is table else ("\n" if rows else "") + text, flush=True)
+            table = kind
             rows += case_rows
     results = targets.evaluate(rows)
     print("\nTargets\n" + targets.format_targets(results))

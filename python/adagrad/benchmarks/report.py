@@ -13,7 +13,7 @@ import numpy as np
 
 import adagrad
 
-from .cases import Case, SparseCase
+from .cases import Case, SparseCase, TrainingCase
 
 
 def _rows(
@@ -63,14 +63,56 @@ def sparse_rows_for(case: SparseCase, threads: int, medians: dict[str, float]) -
     return _rows(common, elements, elements * 4 * 5, medians, lambda s: {"ns_per_row": s / unique * 1e9})
 
 
+def training_rows_for(
+    case: TrainingCase, threads: int, medians: dict[str, tuple[float, float]]
+) -> list[dict[str, Any]]:
+    """medians: per impl, (seconds per training step, seconds inside optimizer.step per step)."""
+    ours_step, ours_optimizer = medians["adagrad"]
+    return [
+        {
+            "case": case.name,
+            "note": case.note,
+            "kind": "training",
+            "dtype": "float32",
+            "params": case.params,
+            "threads": threads,
+            "impl": name,
+            "median_s": step,
+            "steps_per_s": 1 / step,
+            "optimizer_s": optimizer,
+            "optimizer_share": optimizer / step,
+            "adagrad_speedup": step / ours_step,  # whole training step; > 1: adagrad's is faster
+            "adagrad_optimizer_speedup": optimizer / ours_optimizer,  # optimizer.step alone
+        }
+        for name, (step, optimizer) in medians.items()
+    ]
+
+
+def format_training_table(rows: list[dict[str, Any]]) -> str:
+    header = (
+        f"{'case':<20}{'thr':>4} {'impl':<26}{'step':>11}{'steps/s':>9}{'opt.step':>11}{'share':>7}"
+        f"{'adagrad x step':>16}{'x opt.step':>12}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r['case']:<20}{r['threads']:>4} {r['impl']:<26}{_duration(r['median_s']):>11}"
+            f"{r['steps_per_s']:>9.1f}{_duration(r['optimizer_s']):>11}{r['optimizer_share']:>7.0%}"
+            f"{r['adagrad_speedup']:>16.2f}{r['adagrad_optimizer_speedup']:>12.2f}"
+        )
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1e6:8.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:8.2f} ms"
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     header = f"{'case':<14}{'thr':>4} {'impl':<14}{'median':>11}{'Gelem/s':>9}{'GB/s':>7}{'adagrad x':>10}"
     lines = [header, "-" * len(header)]
     for r in rows:
-        t = r["median_s"]
-        shown = f"{t * 1e6:8.1f} us" if t < 1e-3 else f"{t * 1e3:8.2f} ms"
         lines.append(
-            f"{r['case']:<14}{r['threads']:>4} {r['impl']:<14}{shown:>11}{r['gelem_per_s']:>9.2f}"
+            f"{r['case']:<14}{r['threads']:>4} {r['impl']:<14}{_duration(r['median_s']):>11}{r['gelem_per_s']:>9.2f}"
             f"{r['gb_per_s']:>7.1f}{r['adagrad_speedup']:>10.2f}"
         )
     return "\n".join(lines)
@@ -121,7 +163,7 @@ def plot(path: Path, rows: list[dict[str, Any]]) -> bool:
     single = [
         r
         for r in rows
-        if r["tensors"] == 1 and r["dtype"] == "float32" and r["elements"] >= 4096 and "unique_rows" not in r
+        if r.get("tensors") == 1 and r["dtype"] == "float32" and r["elements"] >= 4096 and "unique_rows" not in r
     ]
     fig, ax = plt.subplots(figsize=(8, 5))
     palette = plt.get_cmap("tab10")

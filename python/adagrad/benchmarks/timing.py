@@ -31,15 +31,32 @@ def calls_per_sample(fn: Callable[[], None]) -> int:
 
 def interleaved_medians(peers: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
     """Median seconds per call of each peer over `repeats` rounds of one sample each."""
-    counts = {name: calls_per_sample(fn) for name, fn in peers.items()}
-    samples: dict[str, list[float]] = {name: [] for name in peers}
+    split = interleaved_split_medians({name: (fn, _no_clock) for name, fn in peers.items()}, repeats)
+    return {name: whole for name, (whole, _) in split.items()}
+
+
+def interleaved_split_medians(
+    peers: dict[str, tuple[Callable[[], None], Callable[[], float]]], repeats: int
+) -> dict[str, tuple[float, float]]:
+    """As `interleaved_medians`, for peers given as (call, clock), where clock() is the seconds the
+    peer has spent so far in one part of its calls (the optimizer step inside a training step).
+    Gives each peer's medians of (seconds per call, seconds in the part per call)."""
+    counts = {name: calls_per_sample(fn) for name, (fn, _) in peers.items()}
+    wholes: dict[str, list[float]] = {name: [] for name in peers}
+    parts: dict[str, list[float]] = {name: [] for name in peers}
     for _ in range(repeats):
-        for name, fn in peers.items():
+        for name, (fn, clock) in peers.items():
             n = counts[name]
             time.sleep(IDLE_GAP_S)
             fn()  # untimed: memory left idle during the other peers' turns is slow to touch again
+            before = clock()
             start = time.perf_counter()
             for _ in range(n):
                 fn()
-            samples[name].append((time.perf_counter() - start) / n)
-    return {name: statistics.median(s) for name, s in samples.items()}
+            wholes[name].append((time.perf_counter() - start) / n)
+            parts[name].append((clock() - before) / n)
+    return {name: (statistics.median(wholes[name]), statistics.median(parts[name])) for name in peers}
+
+
+def _no_clock() -> float:
+    return 0.0

@@ -1,0 +1,130 @@
+"""Whole training steps in torch, one peer per optimizer: ``adagrad.torch.Adagrad`` against
+``torch.optim.Adagrad`` (its default path, and ``fused=True`` where torch takes the grads).
+
+Every peer owns a model built from the same seed and steps through the same batches; one call
+is one training step (zero_grad, forward, backward, optimizer.step) and the time spent inside
+``optimizer.step`` is clocked apart. Needs torch (imported here, so import this module lazily).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+import adagrad.torch
+
+from .cases import TrainingCase, zipf_row_batches
+from .peers import EPS, LR
+
+Batch = tuple[tuple[torch.Tensor, ...], torch.Tensor]
+
+
+class HashedLogistic(nn.Module):
+    """Logistic regression on hashed categorical features: a sum of embedding rows, then a linear head."""
+
+    def __init__(self, rows: int, dim: int, sparse: bool) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(rows, dim, mode="sum", sparse=sparse)
+        self.head = nn.Linear(dim, 1)
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        return self.head(self.bag(ids, offsets)).squeeze(1)
+
+    @staticmethod
+    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return nn.functional.binary_cross_entropy_with_logits(logits, labels)
+
+
+class MLP(nn.Sequential):
+    def __init__(self, widths: tuple[int, ...]) -> None:
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(widths, widths[1:])):
+            layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(widths) - 2 else [])
+        super().__init__(*layers)
+
+    @staticmethod
+    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits, labels)
+
+
+def build_model(case: TrainingCase, sparse: bool = True) -> nn.Module:
+    torch.manual_seed(0)  # every peer starts from the same weights
+    if case.model == "embeddingbag":
+        return HashedLogistic(case.rows, case.dim, sparse)
+    if case.model == "mlp":
+        return MLP(case.widths)
+    raise ValueError(f"unknown model {case.model!r}")
+
+
+def make_batches(case: TrainingCase, seed: int = 0) -> list[Batch]:
+    """The case's batches of (model inputs, labels), made once, outside the timing."""
+    gen = torch.Generator().manual_seed(seed)
+    if case.model == "embeddingbag":
+        offsets = torch.arange(0, case.batch * case.ids, case.ids)
+        return [
+            ((torch.from_numpy(ids), offsets), torch.randint(0, 2, (case.batch,), generator=gen).float())
+            for ids in zipf_row_batches(case.rows, case.batch * case.ids, case.batches, seed)
+        ]
+    return [
+        (
+            (torch.randn(case.batch, case.widths[0], generator=gen),),
+            torch.randint(0, case.widths[-1], (case.batch,), generator=gen),
+        )
+        for _ in range(case.batches)
+    ]
+
+
+class TrainingLoop:
+    """A zero-argument call runs one training step on the next batch; `clock()` is the seconds
+    spent so far inside optimizer.step."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, batches: list[Batch]) -> None:
+        self.model, self.optimizer, self.batches = model, optimizer, batches
+        self.steps = 0
+        self.optimizer_s = 0.0
+
+    def __call__(self) -> None:
+        inputs, labels = self.batches[self.steps % len(self.batches)]
+        self.steps += 1
+        self.optimizer.zero_grad()
+        self.model.loss(self.model(*inputs), labels).backward()
+        start = time.perf_counter()
+        self.optimizer.step()
+        self.optimizer_s += time.perf_counter() - start
+
+    def clock(self) -> float:
+        return self.optimizer_s
+
+
+Factory = Callable[[Any], torch.optim.Optimizer]
+
+
+def optimizers(case: TrainingCase) -> dict[str, tuple[bool, Factory]]:
+    """Each peer: (sparse embedding grads?, optimizer factory). adagrad first: ratios are against it."""
+    peers: dict[str, tuple[bool, Factory]] = {
+        "adagrad": (True, lambda p: adagrad.torch.Adagrad(p, lr=LR, eps=EPS)),
+        "torch": (True, lambda p: torch.optim.Adagrad(p, lr=LR, eps=EPS)),
+    }
+    if case.model == "embeddingbag":
+        # torch's fused Adagrad refuses sparse grads: its user turns them dense, a (rows, dim) grad
+        # filled by every backward and a pass of the optimizer over the whole table per step.
+        peers["torch fused, dense grads"] = (False, lambda p: torch.optim.Adagrad(p, lr=LR, eps=EPS, fused=True))
+    else:
+        peers["torch fused"] = (True, lambda p: torch.optim.Adagrad(p, lr=LR, eps=EPS, fused=True))
+    return peers
+
+
+def training_peers(case: TrainingCase) -> dict[str, TrainingLoop]:
+    if case.model == "embeddingbag":
+        # torch's sparse Adagrad builds sparse tensors internally and warns unless the invariant
+        # checks are chosen explicitly; the ids here are valid by construction.
+        torch.sparse.check_sparse_tensor_invariants.disable()
+    batches = make_batches(case)
+    loops = {}
+    for name, (sparse, factory) in optimizers(case).items():
+        model = build_model(case, sparse)
+        loops[name] = TrainingLoop(model, factory(model.parameters()), batches)
+    return loops
