@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from adagrad import _core
-from adagrad.benchmarks import cli, targets
+from adagrad.benchmarks import cli, report, targets
 from adagrad.benchmarks.cases import TrainingCase, dense_cases, resnet18_shapes, sparse_cases, training_cases
 
 
@@ -199,5 +199,7 @@ def test_cli_runs_a_training_case_and_writes_json(tmp_path: Path, capsys: pytest
         assert r["case"] == case and r["kind"] == "training" and r["threads"] == 1
         assert 0 < r["optimizer_s"] < r["median_s"] and r["steps_per_s"] == pytest.approx(1 / r["median_s"])
     assert rows[0]["adagrad_speedup"] == rows[0]["adagrad_optimizer_speedup"] == 1
+    assert not report.plot(tmp_path / "throughput.png", rows)  # no one-tensor rows: no empty figure
+    assert not (tmp_path / "throughput.png").exists()
     out = capsys.readouterr().out
     assert "steps/s" in out and "torch fused" in out

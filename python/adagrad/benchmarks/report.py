@@ -165,6 +165,8 @@ def plot(path: Path, rows: list[dict[str, Any]]) -> bool:
         for r in rows
         if r.get("tensors") == 1 and r["dtype"] == "float32" and r["elements"] >= 4096 and "unique_rows" not in r
     ]
+    if not single:
+        return False  # e.g. only training or sparse cases were run
     fig, ax = plt.subplots(figsize=(8, 5))
     palette = plt.get_cmap("tab10")
     for colour, impl in enumerate(dict.fromkeys(r["impl"] for r in single)):
