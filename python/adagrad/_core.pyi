@@ -47,6 +47,7 @@ def sparse_update(
     weight_decay: float,
     maximize: bool,
     eps_inside_sqrt: bool,
+    decoupled_weight_decay: bool,
     duplicates: str,
 ) -> None: ...
 def sparse_stream_ceiling(table: np.ndarray, indices: np.ndarray, values: np.ndarray, state: np.ndarray) -> None: ...

@@ -168,7 +168,10 @@ class Adagrad(optimizer.Adagrad):
                 if grad is None:
                     continue
                 if isinstance(grad, tuple):
-                    sparse_update(param, *grad, sums[i], step=int(steps[i]) + 1, duplicates=duplicates, **hyper)
+                    indices, values = grad
+                    sparse_update(
+                        param, indices, values, sums[i], step=int(steps[i]) + 1, duplicates=duplicates, **hyper
+                    )
                 else:
                     update(param, grad, sums[i], step=int(steps[i]) + 1, **hyper)
                 steps[i] += 1

@@ -22,8 +22,8 @@ Step = Callable[[], None]
 
 def _arrays(case: Case, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
     rng = np.random.default_rng(seed)
-    params = [rng.standard_normal(s).astype(case.dtype) for s in case.shapes]
-    grads = [rng.standard_normal(s).astype(case.dtype) for s in case.shapes]
+    params: list[np.ndarray] = [rng.standard_normal(s).astype(case.dtype) for s in case.shapes]
+    grads: list[np.ndarray] = [rng.standard_normal(s).astype(case.dtype) for s in case.shapes]
     return params, grads
 
 
@@ -68,7 +68,7 @@ def torch_steps(case: Case) -> dict[str, Step]:
     except ImportError:
         return {}
     params, grads = _arrays(case)
-    steps = {}
+    steps: dict[str, Step] = {}
     for name, flags in (
         ("torch loop", {"foreach": False}),
         ("torch foreach", {"foreach": True}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 Rows = list[dict[str, Any]]
@@ -25,14 +26,14 @@ def evaluate(rows: Rows) -> list[dict[str, Any]]:
     checks: list[tuple[str, Callable[[], float | None], float, str]] = []
     for case in ("16M-f32", "resnet18-f32"):
         checks.append(
-            (f"{case}: adagrad vs ceiling", lambda c=case: _ratio(rows, c, "ceiling", "adagrad", most), 0.95, ">=")
+            (f"{case}: adagrad vs ceiling", partial(_ratio, rows, case, "ceiling", "adagrad", most), 0.95, ">=")
         )
         checks.append(
-            (f"{case}: vs torch fused", lambda c=case: _ratio(rows, c, "torch fused", "adagrad", most), 1.0, ">=")
+            (f"{case}: vs torch fused", partial(_ratio, rows, case, "torch fused", "adagrad", most), 1.0, ">=")
         )
     for case, goal in (("1M-f32", 1.3), ("64K-f32", 3.0), ("1000x1K-f32", 25.0)):
         checks.append(
-            (f"{case}: vs torch fused", lambda c=case: _ratio(rows, c, "torch fused", "adagrad", most), goal, ">=")
+            (f"{case}: vs torch fused", partial(_ratio, rows, case, "torch fused", "adagrad", most), goal, ">=")
         )
     checks.append(
         (
@@ -46,7 +47,7 @@ def evaluate(rows: Rows) -> list[dict[str, Any]]:
         checks.append(
             (
                 f"{case}: vs torch sparse (1 thread)",
-                lambda c=case: _ratio(rows, c, "torch sparse", "adagrad", 1),
+                partial(_ratio, rows, case, "torch sparse", "adagrad", 1),
                 20.0,
                 ">=",
             )
@@ -56,7 +57,7 @@ def evaluate(rows: Rows) -> list[dict[str, Any]]:
     )
     if most > 1:
         for case in ("64K-f32", "1M-f32"):
-            checks.append((f"{case}: {most} threads vs 1", lambda c=case: _threads_speedup(rows, c, most), 1.6, ">="))
+            checks.append((f"{case}: {most} threads vs 1", partial(_threads_speedup, rows, case, most), 1.6, ">="))
     results = []
     for name, measure, goal, sense in checks:
         value = measure()

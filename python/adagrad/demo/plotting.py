@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -16,9 +16,20 @@ from .mlp import DenseRun
 from .problems import HashedZipfProblem
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["save_figure"]
+
+
+class _Curve(Protocol):
+    """What the loss panels read of a run: SparseRun and DenseRun both have it."""
+
+    @property
+    def losses(self) -> np.ndarray: ...
+    @property
+    def label(self) -> str: ...
+
 
 #: by a run's position: Adagrad first, then SGD at the same lr, then SGD at its tuned lr
 COLORS = ("tab:blue", "tab:orange", "tab:red")
@@ -49,10 +60,11 @@ def save_figure(
     FigureCanvasAgg(fig)
     (loss_sparse, loss_digits), (step_size, errors) = fig.subplots(2, 2)
 
-    for ax, runs, title in [
+    panels: list[tuple[Axes, Sequence[_Curve], str]] = [
         (loss_sparse, sparse, f"sparse logistic regression ({problem.n_weights:,} hashed weights)"),
         (loss_digits, digits, "MLP on the digits (training batches)"),
-    ]:
+    ]
+    for ax, runs, title in panels:
         for index, run in enumerate(runs):
             ax.plot(*moving_average(run.losses), label=run.label, color=COLORS[index])
         ax.set(title=title, xlabel="step", ylabel="loss (moving average)")
@@ -102,8 +114,10 @@ def save_figure(
 def save_png(fig: Figure, path: Path) -> None:
     """Write ``fig`` as a 128-colour palette PNG: a third of the size of matplotlib's RGBA file,
     with no visible difference for a line chart. Pillow is one of matplotlib's own dependencies."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
-    fig.canvas.draw()
-    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    canvas = FigureCanvasAgg(fig)  # the figure's canvas is Agg already; this one is typed as such
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3]
     Image.fromarray(rgb).quantize(colors=128).save(path, optimize=True)
