@@ -159,7 +159,7 @@ class Adagrad(torch.optim.Optimizer):
         self._current_plans()  # adopt the loaded tensors now, so that problems surface here
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Adagrad update of every param with a grad; returns ``closure()``'s loss if given."""
         loss = None
         if closure is not None:
