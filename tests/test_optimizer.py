@@ -187,7 +187,8 @@ def assert_same_state(a: Any, a_params: list[list[np.ndarray]], b: Any, b_params
     for key in a.state:
         assert_same_bits(a.state[key]["sum"], b.state[key]["sum"])
         assert int(a.state[key]["step"]) == int(b.state[key]["step"]), key
-    for ga, gb in zip(a.param_groups, b.param_groups, strict=True):
+    assert len(a.param_groups) == len(b.param_groups)
+    for ga, gb in zip(a.param_groups, b.param_groups):
         assert {n: ga[n] for n in DEFAULTS} == {n: gb[n] for n in DEFAULTS}
 
 

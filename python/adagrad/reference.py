@@ -22,7 +22,7 @@ def corrected_lr(lr: float, lr_decay: float, step: int) -> float:
     """clr = lr / fma(step - 1, lr_decay, 1) in IEEE double: the denominator rounded once (exact
     rational arithmetic, then one rounding), as torch's fused kernel computes it where its
     compiler contracts ``1 + (t - 1) * lr_decay`` to an fma (x86 AVX2/AVX-512 and aarch64 builds)."""
-    denominator = float(Fraction(step - 1) * Fraction(lr_decay) + 1)
+    denominator = float(Fraction(int(step) - 1) * Fraction(lr_decay) + 1)
     return float(lr) / denominator  # float(): a NumPy float32 lr would keep the division in float32
 
 
