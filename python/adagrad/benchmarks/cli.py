@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from . import peers, report, targets
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     chosen = [c for c in dense_cases() + sparse_cases() + training_cases() if c.name in args.cases]
-    training = None
+    training: ModuleType | None = None
     if any(isinstance(c, TrainingCase) for c in chosen):
         try:
             from . import training
@@ -79,12 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         peers.set_threads(threads)
         for case in chosen:
             if isinstance(case, TrainingCase):
-                loops = training.training_peers(case)  # type: ignore[union-attr]
-                medians = interleaved_split_medians(
+                assert training is not None  # without it, the training cases were dropped above
+                loops = training.training_peers(case)
+                split = interleaved_split_medians(
                     {name: (loop, loop.clock) for name, loop in loops.items()}, args.repeats
                 )
                 del loops  # a training peer can hold hundreds of MB
-                case_rows, kind = report.training_rows_for(case, threads, medians), report.format_training_table
+                case_rows, kind = report.training_rows_for(case, threads, split), report.format_training_table
             elif isinstance(case, SparseCase):
                 medians = interleaved_medians(peers.sparse_peers(case), args.repeats)
                 case_rows, kind = report.sparse_rows_for(case, threads, medians), report.format_table

@@ -50,7 +50,7 @@ class MLP(nn.Sequential):
         return nn.functional.cross_entropy(logits, labels)
 
 
-def build_model(case: TrainingCase, sparse: bool = True) -> nn.Module:
+def build_model(case: TrainingCase, sparse: bool = True) -> HashedLogistic | MLP:
     torch.manual_seed(0)  # every peer starts from the same weights
     if case.model == "embeddingbag":
         return HashedLogistic(case.rows, case.dim, sparse)
@@ -81,7 +81,7 @@ class TrainingLoop:
     """A zero-argument call runs one training step on the next batch; `clock()` is the seconds
     spent so far inside optimizer.step."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, batches: list[Batch]) -> None:
+    def __init__(self, model: HashedLogistic | MLP, optimizer: torch.optim.Optimizer, batches: list[Batch]) -> None:
         self.model, self.optimizer, self.batches = model, optimizer, batches
         self.steps = 0
         self.optimizer_s = 0.0
