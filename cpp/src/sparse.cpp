@@ -102,7 +102,19 @@ void run_typed(const KernelTable& table, const SparseProblem& p) {
     w.sums.resize(unique * d * sizeof(T));
     sums = reinterpret_cast<T*>(w.sums.data());
     std::fill(sums, sums + unique * d, T(0));
-    for (std::size_t i = 0; i < p.k; ++i) kern.accumulate(sums + std::size_t{w.slot_of[i]} * d, vals + i * d, d);
+    // A row's table and state lines are prefetched at its first occurrence, so that they arrive
+    // while the values stream (measured here: 6 of 6 alternating runs faster, ~8% at 1Mx64).
+    std::size_t next_new = 0;
+    for (std::size_t i = 0; i < p.k; ++i) {
+      const std::size_t slot = w.slot_of[i];
+      if (slot == next_new) {
+        const auto r = static_cast<std::size_t>(w.rows[slot]);
+        prefetch_row(tab + r * d, d * sizeof(T));
+        prefetch_row(p.rowwise ? st + r : st + r * d, p.rowwise ? sizeof(T) : d * sizeof(T));
+        ++next_new;
+      }
+      kern.accumulate(sums + slot * d, vals + i * d, d);
+    }
   } else {
     group_occurrences(p, w);
   }
