@@ -1,5 +1,6 @@
 #include "batch.hpp"
 
+#include <cmath>
 #include <string>
 
 #include "adagrad/dispatch.hpp"
@@ -57,7 +58,8 @@ void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, con
   overlap_.add(p, name, Role::param);
   overlap_.add(g, name, Role::grad);
   overlap_.add(s, name, Role::sum);
-  dense_.push_back(make_dense_tensor(p.dtype, p.data, g.data, s.data, p.size, o, step));
+  if (nonfinite_ != NonFinite::propagate) check_later(g, name);
+  dense_.push_back(make_dense_tensor(p.dtype, p.data, g.data, s.data, p.size, with_grad_scale(o), step));
   if (variant_override >= 0) dense_.back().variant = variant_override;
   owners_.push_back(std::move(p.owner));
   owners_.push_back(std::move(g.owner));
@@ -99,23 +101,81 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
   overlap_.add(val, name, Role::grad);
   overlap_.add_read(idx.data, idx.size * (idx.int64 ? 8 : 4), name, Role::indices);
   if (variant_override >= 0 && rowwise) throw py::value_error("the sparse ceiling takes element-wise state only");
-  const SparseProblem problem{tab.dtype,  tab.data, rows, dim,  idx.data, idx.int64,       idx.size,
-                              val.data,   st.data,  rowwise,    duplicates, o, step, variant_override};
+  const SparseProblem problem{tab.dtype, tab.data, rows,    dim,        idx.data,           idx.int64, idx.size,
+                              val.data,  st.data,  rowwise, duplicates, with_grad_scale(o), step,      variant_override};
   if (const std::size_t bad = first_bad_index(problem); bad != idx.size) {
     throw py::value_error(name(Role::indices) + "[" + std::to_string(bad) + "] = " +
                           std::to_string(index_at(problem, bad)) +
                           " is out of range for a table of " + std::to_string(rows) + " rows");
   }
+  if (nonfinite_ != NonFinite::propagate) check_later(val, name);
   sparse_.push_back(problem);
   for (py::object* owner : {&tab.owner, &idx.owner, &val.owner, &st.owner}) owners_.push_back(std::move(*owner));
 }
 
-void StepBatch::run() {
+DenseOptions StepBatch::with_grad_scale(const DenseOptions& o) const {
+  if (!grad_scale_) return o;
+  DenseOptions scaled = o;
+  scaled.scale_grads = true;
+  scaled.grad_scale = *grad_scale_;
+  return scaled;
+}
+
+void StepBatch::check_later(const FloatArray& grad, const TensorName& name) {
+  checked_.push_back({grad.dtype, grad.data, grad.size});
+  if (nonfinite_ == NonFinite::raise) checked_names_.push_back({grad.owner, name});
+}
+
+bool StepBatch::run() {
   overlap_.check();
   const KernelTable& kernels = active_kernels();  // may raise for a bad ADAGRAD_ISA: before any write
-  py::gil_scoped_release release;
-  run_dense(kernels, dense_);
-  for (const SparseProblem& p : sparse_) run_sparse(kernels, p);
+  std::size_t bad = checked_.size();
+  {
+    py::gil_scoped_release release;
+    if (!checked_.empty()) bad = first_nonfinite(kernels, checked_);
+    if (bad == checked_.size()) {
+      run_dense(kernels, dense_);
+      for (const SparseProblem& p : sparse_) run_sparse(kernels, p);
+    }
+  }
+  if (bad == checked_.size()) return true;
+  if (nonfinite_ == NonFinite::skip) return false;
+  report_nonfinite(bad);
+}
+
+void StepBatch::report_nonfinite(std::size_t index) const {
+  // The slow path, with the GIL held: find the first bad element again and say where it is.
+  const GradSpan& span = checked_[index];
+  std::size_t at = 0;
+  double value = 0.0;
+  for (; at < span.n; ++at) {
+    value = span.dtype == Dtype::f32 ? static_cast<double>(static_cast<const float*>(span.data)[at])
+                                     : static_cast<const double*>(span.data)[at];
+    if (!std::isfinite(value)) break;
+  }
+  if (at == span.n) {  // only if another thread wrote to the grad meanwhile
+    throw NonFiniteGrad(checked_names_[index].name(Role::grad) +
+                        " held a non-finite value that changed while it was read; nothing was updated");
+  }
+  // The element's index from its offset in memory, in the array's own order (C or Fortran).
+  const auto* a = py::detail::array_proxy(checked_names_[index].array.ptr());
+  const bool c_order = (a->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) != 0;
+  std::vector<std::size_t> position(static_cast<std::size_t>(a->nd));
+  std::size_t rest = at;
+  for (int k = 0; k < a->nd; ++k) {
+    const int axis = c_order ? a->nd - 1 - k : k;
+    const auto extent = static_cast<std::size_t>(a->dimensions[axis]);
+    position[static_cast<std::size_t>(axis)] = rest % extent;
+    rest /= extent;
+  }
+  std::string shown = "(";
+  for (std::size_t k = 0; k < position.size(); ++k) {
+    shown += std::to_string(position[k]) + (position.size() == 1 ? "," : (k + 1 < position.size() ? ", " : ""));
+  }
+  shown += ")";
+  const char* what = std::isnan(value) ? "nan" : (value > 0 ? "inf" : "-inf");
+  throw NonFiniteGrad(checked_names_[index].name(Role::grad) + " holds a non-finite value (" + what + " at index " +
+                      shown + "); nonfinite='raise': nothing was updated");
 }
 
 }  // namespace adagrad::bindings

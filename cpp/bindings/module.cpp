@@ -3,6 +3,8 @@
 
 #include <stdexcept>
 
+#include "batch.hpp"
+
 namespace adagrad::bindings {
 void register_dense(pybind11::module_& m);
 void register_runtime(pybind11::module_& m);
@@ -19,6 +21,8 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetString(PyExc_ValueError, e.what());
     }
   });
+  // A NaN or infinity in a grad under nonfinite="raise"; re-exported as adagrad.NonFiniteGradError.
+  pybind11::register_exception<adagrad::bindings::NonFiniteGrad>(m, "NonFiniteGradError", PyExc_ValueError);
   adagrad::bindings::register_runtime(m);
   adagrad::bindings::register_dense(m);
   adagrad::bindings::register_sparse(m);

@@ -32,4 +32,28 @@ std::int64_t checked_step(py::handle step) {
   return t;
 }
 
+NonFinite nonfinite_mode(py::handle obj) {
+  if (PyUnicode_Check(obj.ptr())) {
+    if (PyUnicode_CompareWithASCIIString(obj.ptr(), "propagate") == 0) return NonFinite::propagate;
+    if (PyUnicode_CompareWithASCIIString(obj.ptr(), "skip") == 0) return NonFinite::skip;
+    if (PyUnicode_CompareWithASCIIString(obj.ptr(), "raise") == 0) return NonFinite::raise;
+    throw py::value_error("nonfinite must be 'propagate', 'skip' or 'raise', got " + std::string(py::repr(obj)));
+  }
+  throw py::type_error("nonfinite must be 'propagate', 'skip' or 'raise', got " + type_name(obj));
+}
+
+std::optional<double> checked_grad_scale(py::handle obj) {
+  if (obj.is_none()) return std::nullopt;
+  double value = 0.0;
+  try {
+    value = real_option(obj, nowhere, "grad_scale");
+    validate_grad_scale(value);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  } catch (const py::value_error&) {  // an int beyond the float range
+    throw py::value_error("grad_scale must be a finite number > 0, got an int too large for a float");
+  }
+  return value;
+}
+
 }  // namespace adagrad::bindings

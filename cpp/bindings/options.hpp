@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -69,6 +70,19 @@ Duplicates duplicates_mode(py::handle obj);
 
 // The 1-based number of an update: an int (not a bool) from 1 to 2**63 - 2.
 std::int64_t checked_step(py::handle step);
+
+// What a step does when a gradient holds a NaN or an infinity.
+enum class NonFinite {
+  propagate,  // nothing checked: the update computes with it (torch's default)
+  skip,       // nothing written, step counts unchanged; the step reports it was skipped
+  raise,      // nothing written; NonFiniteGradError names the gradient
+};
+
+// "propagate", "skip" or "raise"; anything else is a ValueError (TypeError if not a str).
+NonFinite nonfinite_mode(py::handle obj);
+
+// None (no loss scaling), or a real number (not a bool) that is finite and > 0 as a float32.
+std::optional<double> checked_grad_scale(py::handle obj);
 
 
 }  // namespace adagrad::bindings

@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -16,15 +17,16 @@ namespace adagrad::bindings {
 
 namespace {
 
-void update(py::handle param, py::handle grad, py::handle state_sum, py::handle step, py::handle lr,
+bool update(py::handle param, py::handle grad, py::handle state_sum, py::handle step, py::handle lr,
             py::handle lr_decay, py::handle weight_decay, py::handle eps, py::handle maximize,
-            py::handle decoupled_weight_decay, py::handle eps_inside_sqrt) {
+            py::handle decoupled_weight_decay, py::handle eps_inside_sqrt, py::handle nonfinite,
+            py::handle grad_scale) {
   const std::int64_t t = checked_step(step);
   const DenseOptions o =
       checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, nowhere);
-  StepBatch batch;
+  StepBatch batch(nonfinite_mode(nonfinite), checked_grad_scale(grad_scale));
   batch.add_dense(param, grad, state_sum, TensorName{py::none()}, o, t);
-  batch.run();
+  return batch.run();
 }
 
 // The items of a list or tuple, borrowed (valid while the GIL is held and the sequence lives).
@@ -61,13 +63,15 @@ std::int64_t* step_counts(py::handle obj, std::size_t n) {
 // maximize, decoupled_weight_decay, eps_inside_sqrt, duplicates). steps is an int64 array of the
 // updates done so far per tensor; it is incremented for every tensor whose grad is not None.
 // A grad that is a 2-tuple (indices, values) is a sparse gradient of a 2-D param.
-void step(const py::list& groups) {
+// nonfinite and grad_scale: see StepBatch. Returns true if the update was applied, false if it
+// was skipped (nonfinite="skip" and a grad holds a NaN or an infinity: step counts unchanged too).
+bool step(const py::list& groups, py::handle nonfinite, py::handle grad_scale) {
   static_assert(sizeof(long long) == sizeof(std::int64_t));
   struct Slot {
     std::int64_t* step;
     std::int64_t value;
   };
-  StepBatch batch;
+  StepBatch batch(nonfinite_mode(nonfinite), checked_grad_scale(grad_scale));
   std::vector<Slot> slots;
   for (std::size_t gi = 0; gi < groups.size(); ++gi) {
     const auto where = [gi] { return "param group " + std::to_string(gi) + ": "; };  // for errors only
@@ -112,8 +116,9 @@ void step(const py::list& groups) {
       slots.push_back({step_data + i, t});
     }
   }
-  batch.run();
+  if (!batch.run()) return false;
   for (const Slot& slot : slots) *slot.step = slot.value;
+  return true;
 }
 
 // The memory ceiling for benchmarks: the update's traffic over the same arrays (their values change).
@@ -140,6 +145,25 @@ void check_params(const py::sequence& params, const py::sequence& labels) {
   overlap.check();
 }
 
+// Test hook: how run_dense and the non-finite check would cut arrays of these sizes into tasks,
+// without any array (so that sizes beyond 2**32 elements can be checked without the memory).
+py::tuple plan_tasks_for(const py::sequence& sizes) {
+  std::vector<std::size_t> n;
+  for (const py::handle size : sizes) n.push_back(py::cast<std::size_t>(size));
+  const TaskPlan plan = plan_tasks(n);
+  py::array_t<std::uint64_t> segments({static_cast<py::ssize_t>(plan.segments.size()), py::ssize_t{3}});
+  auto out = segments.mutable_unchecked<2>();
+  for (std::size_t i = 0; i < plan.segments.size(); ++i) {
+    const auto row = static_cast<py::ssize_t>(i);
+    out(row, 0) = plan.segments[i].tensor;
+    out(row, 1) = plan.segments[i].begin;
+    out(row, 2) = plan.segments[i].end;
+  }
+  py::array_t<std::uint64_t> starts(static_cast<py::ssize_t>(plan.task_starts.size()));
+  std::copy(plan.task_starts.begin(), plan.task_starts.end(), starts.mutable_data());
+  return py::make_tuple(segments, starts, chunk_elements());
+}
+
 }  // namespace
 
 void check_options(py::handle lr, py::handle lr_decay, py::handle weight_decay, py::handle eps, py::handle maximize,
@@ -147,18 +171,33 @@ void check_options(py::handle lr, py::handle lr_decay, py::handle weight_decay, 
   checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, nowhere);
 }
 
+void check_step_options(py::handle nonfinite, py::handle grad_scale) {
+  nonfinite_mode(nonfinite);
+  checked_grad_scale(grad_scale);
+}
+
 void register_dense(py::module_& m) {
   using namespace pybind11::literals;
   m.def("update", &update, "param"_a, "grad"_a, "state_sum"_a, "step"_a, "lr"_a, "lr_decay"_a, "weight_decay"_a,
-        "eps"_a, "maximize"_a, "decoupled_weight_decay"_a, "eps_inside_sqrt"_a,
-        "One dense Adagrad update of one tensor, in place. Validated by adagrad.update.");
-  m.def("step", &step, "groups"_a, "One dense Adagrad step over all param groups, in place, in one call.");
+        "eps"_a, "maximize"_a, "decoupled_weight_decay"_a, "eps_inside_sqrt"_a, "nonfinite"_a = "propagate",
+        "grad_scale"_a = py::none(),
+        "One dense Adagrad update of one tensor, in place. Validated by adagrad.update. "
+        "Returns False if skipped (nonfinite='skip' and the grad is not finite).");
+  m.def("step", &step, "groups"_a, "nonfinite"_a = "propagate", "grad_scale"_a = py::none(),
+        "One Adagrad step over all param groups (13-tuples), in place, in one call. nonfinite: 'propagate', "
+        "'skip' or 'raise'; grad_scale: None or a float > 0 that every grad is divided by first. "
+        "Returns True if the update was applied, False if it was skipped.");
   m.def("check_options", &check_options, "lr"_a, "lr_decay"_a, "weight_decay"_a, "eps"_a, "maximize"_a,
         "decoupled_weight_decay"_a, "eps_inside_sqrt"_a,
         "Raises TypeError/ValueError unless the options are valid (finite, >= 0, flags bool).");
   m.def("stream_ceiling", &stream_ceiling, "params"_a, "grads"_a, "sums"_a,
         "Benchmark ceiling: reads params, grads, sums and writes params, sums (sum += grad, param += grad), "
         "with the same validation, threads and chunking as step.");
+  m.def("check_step_options", &check_step_options, "nonfinite"_a, "grad_scale"_a,
+        "Raises TypeError/ValueError unless nonfinite is 'propagate', 'skip' or 'raise' and grad_scale is None "
+        "or a number > 0 that is finite in float32.");
+  m.def("_plan_tasks", &plan_tasks_for, "sizes"_a,
+        "Test hook: (segments (n, 3) uint64 of [array, begin, end), task_starts, chunk) for arrays of these sizes.");
   m.def("check_params", &check_params, "params"_a, "labels"_a,
         "Raises TypeError/ValueError unless every param is a writeable float array of its own memory.");
 }

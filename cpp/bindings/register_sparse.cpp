@@ -12,16 +12,17 @@ namespace adagrad::bindings {
 
 namespace {
 
-void sparse_update(py::handle table, py::handle indices, py::handle values, py::handle state, py::handle step,
+bool sparse_update(py::handle table, py::handle indices, py::handle values, py::handle state, py::handle step,
                    py::handle lr, py::handle lr_decay, py::handle eps, py::handle weight_decay, py::handle maximize,
-                   py::handle eps_inside_sqrt, py::handle decoupled_weight_decay, py::handle duplicates) {
+                   py::handle eps_inside_sqrt, py::handle decoupled_weight_decay, py::handle duplicates,
+                   py::handle nonfinite, py::handle grad_scale) {
   const std::int64_t t = checked_step(step);
   const DenseOptions o =
       checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, nowhere);
-  StepBatch batch;
+  StepBatch batch(nonfinite_mode(nonfinite), checked_grad_scale(grad_scale));
   batch.add_sparse(table, indices, values, state, TensorName{py::none(), TensorName::kSparseArguments}, o,
                    duplicates_mode(duplicates), t);
-  batch.run();
+  return batch.run();
 }
 
 // The benchmark's memory ceiling of sparse_update: the same validation, grouping of repeated rows,
@@ -39,7 +40,9 @@ void register_sparse(py::module_& m) {
   using namespace pybind11::literals;
   m.def("sparse_update", &sparse_update, "table"_a, "indices"_a, "values"_a, "state"_a, "step"_a, "lr"_a,
         "lr_decay"_a, "eps"_a, "weight_decay"_a, "maximize"_a, "eps_inside_sqrt"_a, "decoupled_weight_decay"_a, "duplicates"_a,
-        "Sparse Adagrad update of the indexed rows of a table, in place. Validated by adagrad.sparse_update.");
+        "nonfinite"_a = "propagate", "grad_scale"_a = py::none(),
+        "Sparse Adagrad update of the indexed rows of a table, in place. Validated by adagrad.sparse_update. "
+        "Returns False if skipped (nonfinite='skip' and the values are not finite).");
   m.def("sparse_stream_ceiling", &sparse_stream_ceiling, "table"_a, "indices"_a, "values"_a, "state"_a,
         "Benchmark ceiling of sparse_update (element-wise state): the same traffic and schedule, one add per "
         "element instead of the update.");

@@ -1,6 +1,7 @@
 #include "adagrad/dense.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "adagrad/thread_pool.hpp"
@@ -26,10 +27,10 @@ void run_range(const KernelTable& k, const DenseTensor& t, std::size_t begin, st
   }
 }
 
-// A piece of one tensor, at most kChunkElements long.
-struct Segment {
-  std::size_t tensor, begin, end;
-};
+bool span_finite(const KernelTable& k, const GradSpan& s, std::size_t begin, std::size_t end) {
+  if (s.dtype == Dtype::f32) return k.all_finite_f32(static_cast<const float*>(s.data) + begin, end - begin);
+  return k.all_finite_f64(static_cast<const double*>(s.data) + begin, end - begin);
+}
 
 }  // namespace
 
@@ -46,6 +47,32 @@ DenseTensor make_dense_tensor(Dtype dtype, void* param, const void* grad, void* 
 
 std::size_t parallel_threshold() { return kInlineElements; }
 
+std::size_t chunk_elements() { return kChunkElements; }
+
+TaskPlan plan_tasks(const std::vector<std::size_t>& sizes) {
+  // Big tensors are cut into chunks; runs of small tensors are packed together, so that every
+  // task is worth waking a thread for and 1,000 tiny tensors are not 1,000 tasks.
+  TaskPlan plan;
+  std::size_t total = 0;
+  for (const std::size_t n : sizes) total += n;
+  plan.segments.reserve(sizes.size() + total / kChunkElements);
+  plan.task_starts.push_back(0);
+  std::size_t in_task = 0;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    for (std::size_t b = 0; b < sizes[i]; b += kChunkElements) {
+      const std::size_t e = std::min(sizes[i], b + kChunkElements);
+      plan.segments.push_back({i, b, e});
+      in_task += e - b;
+      if (in_task >= kChunkElements) {
+        plan.task_starts.push_back(plan.segments.size());
+        in_task = 0;
+      }
+    }
+  }
+  if (plan.task_starts.back() != plan.segments.size()) plan.task_starts.push_back(plan.segments.size());
+  return plan;
+}
+
 void run_dense(const KernelTable& k, const std::vector<DenseTensor>& tensors) {
   std::size_t total = 0;
   for (const auto& t : tensors) total += t.n;
@@ -53,29 +80,45 @@ void run_dense(const KernelTable& k, const std::vector<DenseTensor>& tensors) {
     for (const auto& t : tensors) run_range(k, t, 0, t.n);
     return;
   }
-  // Big tensors are cut into chunks; runs of small tensors are packed together, so that every
-  // task is worth waking a thread for and 1,000 tiny tensors are not 1,000 tasks.
-  std::vector<Segment> segments;
-  std::vector<std::size_t> task_starts{0};
-  segments.reserve(tensors.size() + total / kChunkElements);
-  std::size_t in_task = 0;
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    for (std::size_t b = 0; b < tensors[i].n; b += kChunkElements) {
-      const std::size_t e = std::min(tensors[i].n, b + kChunkElements);
-      segments.push_back({i, b, e});
-      in_task += e - b;
-      if (in_task >= kChunkElements) {
-        task_starts.push_back(segments.size());
-        in_task = 0;
-      }
-    }
-  }
-  if (task_starts.back() != segments.size()) task_starts.push_back(segments.size());
-  parallel_for(task_starts.size() - 1, [&](std::size_t task) {
-    for (std::size_t s = task_starts[task]; s < task_starts[task + 1]; ++s) {
-      run_range(k, tensors[segments[s].tensor], segments[s].begin, segments[s].end);
+  std::vector<std::size_t> sizes;
+  sizes.reserve(tensors.size());
+  for (const auto& t : tensors) sizes.push_back(t.n);
+  const TaskPlan plan = plan_tasks(sizes);
+  parallel_for(plan.task_starts.size() - 1, [&](std::size_t task) {
+    for (std::size_t s = plan.task_starts[task]; s < plan.task_starts[task + 1]; ++s) {
+      const Segment& seg = plan.segments[s];
+      run_range(k, tensors[seg.tensor], seg.begin, seg.end);
     }
   });
+}
+
+std::size_t first_nonfinite(const KernelTable& k, const std::vector<GradSpan>& spans) {
+  std::size_t total = 0;
+  for (const auto& s : spans) total += s.n;
+  if (total < kInlineElements || get_num_threads() == 1) {
+    for (std::size_t i = 0; i < spans.size(); ++i) {
+      if (!span_finite(k, spans[i], 0, spans[i].n)) return i;
+    }
+    return spans.size();
+  }
+  std::vector<std::size_t> sizes;
+  sizes.reserve(spans.size());
+  for (const auto& s : spans) sizes.push_back(s.n);
+  const TaskPlan plan = plan_tasks(sizes);
+  // The smallest index of a span found bad so far. A segment of a span at or after it need not be
+  // read; every span before it is read in full, so the result is the first bad span whatever the
+  // threads' timing.
+  std::atomic<std::size_t> first_bad{spans.size()};
+  parallel_for(plan.task_starts.size() - 1, [&](std::size_t task) {
+    for (std::size_t s = plan.task_starts[task]; s < plan.task_starts[task + 1]; ++s) {
+      const Segment& seg = plan.segments[s];
+      std::size_t known = first_bad.load(std::memory_order_relaxed);
+      if (seg.tensor >= known || span_finite(k, spans[seg.tensor], seg.begin, seg.end)) continue;
+      while (seg.tensor < known && !first_bad.compare_exchange_weak(known, seg.tensor, std::memory_order_relaxed)) {
+      }
+    }
+  });
+  return first_bad.load(std::memory_order_relaxed);
 }
 
 }  // namespace adagrad

@@ -2,6 +2,7 @@
 // traits of its vector registers and instantiates make_kernel_table with them.
 //
 // Per element (SEMANTICS.md section 1), in the tensor's dtype, every operation rounded once:
+//   g <- g / grad_scale                  if scale_grads (loss scaling; an IEEE division)
 //   g <- -g                              if maximize
 //   g <- fma(theta, wd, g)               coupled weight decay
 //   theta <- theta * (1 - clr*wd)        decoupled weight decay (factor rounded once)
@@ -22,15 +23,20 @@ namespace {
 
 template <class O>
 struct DenseConsts {
-  typename O::R clr, eps, wd, decay;
+  typename O::R clr, eps, wd, decay, scale;
   explicit DenseConsts(const DenseCoeffs<typename O::T>& c)
-      : clr(O::set1(c.clr)), eps(O::set1(c.eps)), wd(O::set1(c.weight_decay)), decay(O::set1(c.decay)) {}
+      : clr(O::set1(c.clr)),
+        eps(O::set1(c.eps)),
+        wd(O::set1(c.weight_decay)),
+        decay(O::set1(c.decay)),
+        scale(O::set1(c.grad_scale)) {}
 };
 
 template <class O, int kVariant>
 inline __attribute__((always_inline)) void dense_apply(typename O::R& p, typename O::R g, typename O::R& s,
                                                        const DenseConsts<O>& k) {
   constexpr WeightDecayMode kWd = variant_weight_decay(kVariant);
+  if constexpr (variant_scale_grads(kVariant)) g = O::div(g, k.scale);
   if constexpr (variant_maximize(kVariant)) g = O::neg(g);
   if constexpr (kWd == WeightDecayMode::coupled) g = O::fmadd(p, k.wd, g);
   if constexpr (kWd == WeightDecayMode::decoupled) p = O::mul(p, k.decay);
@@ -87,6 +93,30 @@ void stream_loop(typename V::T* __restrict param, const typename V::T* __restric
   }
 }
 
+// True when no element is a NaN or an infinity: x * 0 is +-0 for a finite x and NaN otherwise,
+// and a NaN stays NaN through the running sums. Four sums keep the additions independent.
+// Only reads; the caller runs it over every grad before any update (nonfinite = skip / raise).
+template <class V>
+bool all_finite_loop(const typename V::T* __restrict x, std::size_t n) {
+  using T = typename V::T;
+  const typename V::R zero = V::set1(T(0));
+  typename V::R a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+  std::size_t i = 0;
+  for (; i + 4 * V::W <= n; i += 4 * V::W) {
+    a0 = V::add(a0, V::mul(V::load(x + i), zero));
+    a1 = V::add(a1, V::mul(V::load(x + i + V::W), zero));
+    a2 = V::add(a2, V::mul(V::load(x + i + 2 * V::W), zero));
+    a3 = V::add(a3, V::mul(V::load(x + i + 3 * V::W), zero));
+  }
+  for (; i + V::W <= n; i += V::W) a0 = V::add(a0, V::mul(V::load(x + i), zero));
+  T lanes[V::W];
+  V::store(lanes, V::add(V::add(a0, a1), V::add(a2, a3)));
+  T total = T(0);
+  for (std::size_t l = 0; l < V::W; ++l) total += lanes[l];
+  for (; i < n; ++i) total += x[i] * T(0);
+  return total == total;  // false only for NaN
+}
+
 template <class V>
 void accumulate_loop(typename V::T* __restrict acc, const typename V::T* __restrict v, std::size_t n) {
   std::size_t i = 0;
@@ -126,11 +156,12 @@ void rowwise_row(typename V::T* __restrict param, typename V::T* __restrict grad
   using T = typename V::T;
   using S = ScalarVec<T>;
   constexpr WeightDecayMode kWd = variant_weight_decay(kVariant);
-  // 1. The gradient as the update sees it (maximize, weight decay), written back to the scratch.
+  // 1. The gradient as the update sees it (loss scale, maximize, weight decay), written back to the scratch.
   auto prepare = [&](auto ops, std::size_t i) {
     using O = decltype(ops);
     typename O::R g = O::load(grad + i);
     typename O::R p = O::load(param + i);
+    if constexpr (variant_scale_grads(kVariant)) g = O::div(g, O::set1(c.grad_scale));
     if constexpr (variant_maximize(kVariant)) g = O::neg(g);
     if constexpr (kWd == WeightDecayMode::coupled) g = O::fmadd(p, O::set1(c.weight_decay), g);
     if constexpr (kWd == WeightDecayMode::decoupled) O::store(param + i, O::mul(p, O::set1(c.decay)));
@@ -181,7 +212,9 @@ constexpr KernelTable make_kernel_table(const char* name) {
           rowwise_variants<VF32>(variants),
           rowwise_variants<VF64>(variants),
           &accumulate_loop<VF32>,
-          &accumulate_loop<VF64>};
+          &accumulate_loop<VF64>,
+          &all_finite_loop<VF32>,
+          &all_finite_loop<VF64>};
 }
 
 }  // namespace

@@ -21,12 +21,24 @@ void validate(const DenseOptions& o) {
   require_finite_non_negative(o.lr_decay, "lr_decay");
   require_finite_non_negative(o.weight_decay, "weight_decay");
   require_finite_non_negative(o.eps, "eps");
+  if (o.scale_grads) validate_grad_scale(o.grad_scale);
+}
+
+void validate_grad_scale(double grad_scale) {
+  const auto as_float = static_cast<float>(grad_scale);  // what the kernels divide by
+  if (!std::isfinite(grad_scale) || !std::isfinite(as_float) || !(as_float > 0.0f)) {
+    char shown[32];
+    std::snprintf(shown, sizeof shown, "%.17g", grad_scale);
+    throw std::invalid_argument(std::string("grad_scale must be a finite number > 0 (in float32, the loss scale's "
+                                            "dtype: about 1.4e-45 to 3.4e38), got ") +
+                                shown);
+  }
 }
 
 int dense_variant(const DenseOptions& o) {
   WeightDecayMode wd = WeightDecayMode::none;
   if (o.weight_decay != 0.0) wd = o.decoupled_weight_decay ? WeightDecayMode::decoupled : WeightDecayMode::coupled;
-  return dense_variant(o.maximize, wd, o.eps_inside_sqrt);
+  return dense_variant(o.maximize, wd, o.eps_inside_sqrt, o.scale_grads);
 }
 
 template <class T>
@@ -36,7 +48,9 @@ DenseCoeffs<T> dense_coeffs(const DenseOptions& o, std::int64_t step) {
   // (measured against torch 2.13: lr_decay = 0.1 differs in the last bit from step 8 without it).
   const double clr = o.lr / std::fma(static_cast<double>(step - 1), o.lr_decay, 1.0);
   const double decay = 1.0 - clr * o.weight_decay;
-  return {static_cast<T>(clr), static_cast<T>(o.eps), static_cast<T>(o.weight_decay), static_cast<T>(decay)};
+  // The loss scale as torch's fused kernel sees it: a float32 value, converted to T.
+  const T grad_scale = static_cast<T>(static_cast<float>(o.scale_grads ? o.grad_scale : 1.0));
+  return {static_cast<T>(clr), static_cast<T>(o.eps), static_cast<T>(o.weight_decay), static_cast<T>(decay), grad_scale};
 }
 
 template DenseCoeffs<float> dense_coeffs<float>(const DenseOptions&, std::int64_t);

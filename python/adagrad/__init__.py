@@ -1,7 +1,8 @@
 """adagrad: exact, SIMD-vectorised Adagrad for NumPy (and PyTorch) on CPU.
 
 Public API:
-    Adagrad            the stateful optimizer over NumPy arrays
+    Adagrad            the stateful optimizer over NumPy arrays (save / load: checkpoints)
+    NonFiniteGradError a grad held a NaN or an infinity under nonfinite="raise" (a ValueError)
     update             one in-place update of one array (functional form)
     sparse_update      Adagrad on the indexed rows of a 2-D table (element-wise or row-wise)
     reference          the pure-NumPy reference with the same signatures
@@ -13,10 +14,11 @@ Public API:
 from . import reference
 from ._core import __version__, cpu_info, get_num_threads, set_isa, set_num_threads
 from .functional import sparse_update, update
-from .optimizer import Adagrad, SparseGrad
+from .optimizer import Adagrad, NonFiniteGradError, SparseGrad
 
 __all__ = [
     "Adagrad",
+    "NonFiniteGradError",
     "SparseGrad",
     "__version__",
     "cpu_info",

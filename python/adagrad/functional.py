@@ -22,12 +22,15 @@ def update(
     maximize: bool = False,
     decoupled_weight_decay: bool = False,
     eps_inside_sqrt: bool = False,
-) -> None:
+    nonfinite: str = "propagate",
+    grad_scale: float | None = None,
+) -> bool:
     r"""One Adagrad update of one array, in place (``param`` and ``state_sum`` are written).
 
     Element-wise, in the arrays' dtype (float32 or float64), each operation rounded once::
 
-        g     <- -grad if maximize else grad
+        g     <- grad / grad_scale                           if grad_scale is not None
+        g     <- -g if maximize
         g     <- fma(param, weight_decay, g)                 if weight_decay, coupled (default)
         param <- param * (1 - clr * weight_decay)            if weight_decay, decoupled
         clr    = lr / fma(step - 1, lr_decay, 1)             computed in double, then rounded
@@ -40,16 +43,36 @@ def update(
     must be writeable. Nothing is cast or copied: a mismatch raises TypeError or ValueError before
     anything is written.
 
+    ``grad_scale`` (loss scaling, as torch's fused kernel's ``grad_scale``): the divisor is the value
+    rounded to float32, then converted to the arrays' dtype; ``grad`` itself is not modified.
+    ``nonfinite``: ``"propagate"`` (default) computes with NaN and infinity in ``grad``;
+    ``"skip"`` writes nothing and returns False if ``grad`` holds one; ``"raise"`` raises
+    :class:`adagrad.NonFiniteGradError` (a ValueError) and writes nothing. Returns True when the
+    update was applied.
+
     Example:
         >>> import numpy as np, adagrad
         >>> w = np.array([1.0, 2.0])
         >>> s = np.zeros(2)
         >>> adagrad.update(w, np.array([0.5, -0.5]), s, step=1, lr=0.1)
+        True
         >>> w, s
         (array([0.9, 2.1]), array([0.25, 0.25]))
     """
-    _core.update(
-        param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt
+    return _core.update(
+        param,
+        grad,
+        state_sum,
+        step,
+        lr,
+        lr_decay,
+        weight_decay,
+        eps,
+        maximize,
+        decoupled_weight_decay,
+        eps_inside_sqrt,
+        nonfinite,
+        grad_scale,
     )
 
 
@@ -68,7 +91,9 @@ def sparse_update(
     eps_inside_sqrt: bool = False,
     decoupled_weight_decay: bool = False,
     duplicates: str = "sum",
-) -> None:
+    nonfinite: str = "propagate",
+    grad_scale: float | None = None,
+) -> bool:
     r"""Adagrad on the indexed rows of a 2-D table, in place; rows not indexed are never touched.
 
     ``table`` is (R, D), C-contiguous float32/float64; ``indices`` is 1-D int32/int64 of length k,
@@ -91,6 +116,13 @@ def sparse_update(
     rows only (torch refuses weight decay with sparse gradients; FBGEMM is lazy too). Every index
     is checked before anything is written.
 
+    ``grad_scale`` divides the gradient each row update sees (in ``"sum"`` mode the summed row, so
+    that the result stays bit for bit the dense-equivalent update), as in :func:`update`.
+    ``nonfinite`` checks ``values`` as given: ``"skip"`` writes nothing and returns False if one
+    is a NaN or an infinity, ``"raise"`` raises :class:`adagrad.NonFiniteGradError`. (A sum of
+    finite repeated values that overflows is not caught: the check reads the input.) Returns True
+    when the update was applied.
+
     Example:
         >>> import numpy as np, adagrad
         >>> table = np.zeros((5, 2), np.float32)
@@ -98,6 +130,7 @@ def sparse_update(
         >>> idx = np.array([3, 1, 3])
         >>> vals = np.array([[1, 1], [2, 2], [1, -3]], np.float32)
         >>> adagrad.sparse_update(table, idx, vals, state, step=1, lr=0.1)
+        True
         >>> table
         array([[ 0. ,  0. ],
                [-0.1, -0.1],
@@ -105,7 +138,7 @@ def sparse_update(
                [-0.1,  0.1],
                [ 0. ,  0. ]], dtype=float32)
     """
-    _core.sparse_update(
+    return _core.sparse_update(
         table,
         indices,
         values,
@@ -119,4 +152,6 @@ def sparse_update(
         eps_inside_sqrt,
         decoupled_weight_decay,
         duplicates,
+        nonfinite,
+        grad_scale,
     )

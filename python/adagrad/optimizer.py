@@ -9,9 +9,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _core
+from ._core import NonFiniteGradError
 from ._groups import GroupLayout, check_unique_keys, grads_per_group, group_params, label, split_groups
 
-__all__ = ["Adagrad", "SparseGrad"]
+__all__ = ["Adagrad", "NonFiniteGradError", "SparseGrad"]
 
 # The order the native step takes them in.
 OPTION_NAMES = ("lr", "lr_decay", "weight_decay", "eps", "maximize", "decoupled_weight_decay", "eps_inside_sqrt")
@@ -57,6 +58,7 @@ class Adagrad:
     element-wise (torch.optim.Adagrad's maths; bit for bit its ``fused=True`` kernel)::
 
         t   <- t + 1
+        g   <- g / grad_scale                  if grad_scale is not None (loss scaling)
         g   <- -g                              if maximize
         g   <- g + wd * theta  (one fma)       if weight_decay and not decoupled_weight_decay
         theta <- theta * (1 - clr * wd)        if weight_decay and decoupled_weight_decay
@@ -80,6 +82,15 @@ class Adagrad:
             grads must then be sparse) (default False).
         duplicates: for sparse grads, ``"sum"`` repeated indices then update once (default) or
             ``"sequential"``: one update per occurrence (see :func:`adagrad.sparse_update`).
+        nonfinite: what a step does when a grad (dense, or a sparse grad's values) holds a NaN or an
+            infinity: ``"propagate"`` computes with it, as torch does (default; nothing is checked,
+            no cost); ``"skip"`` leaves every param and state untouched, does not count the step,
+            and ``step`` returns False (torch's ``found_inf`` semantics); ``"raise"`` raises
+            :class:`adagrad.NonFiniteGradError` (a ValueError) naming the grad, nothing modified.
+        grad_scale: None (default), or a loss scale > 0 that every grad is divided by before
+            anything else (mixed-precision training), as torch's fused kernel does with its
+            ``grad_scale`` tensor: the divisor is ``grad_scale`` rounded to float32, converted to the
+            array's dtype; the division is an IEEE division in that dtype. Grads are not modified.
 
     ``step(grads)`` takes the grads in the same structure as ``params`` (a list, a dict, or a list
     with one list/dict per group); a grad of None skips that param. A grad may be sparse:
@@ -91,15 +102,23 @@ class Adagrad:
     any is written: a bad one raises and leaves everything untouched. Arrays are never copied or
     cast: dtypes, shapes and memory order must match exactly.
 
+    ``nonfinite`` and ``grad_scale`` are attributes of the optimizer (not per group), read at every
+    step: set ``opt.grad_scale`` to a loss scaler's current scale before each step.
+
     State: ``opt.state[key]`` is ``{"sum": array, "step": 0-d int64 array}`` where ``key`` is the
     param's flat index (list params) or its name (dict params). ``state_dict()`` and
     ``load_state_dict()`` round-trip it exactly.
+
+    Threads: steps of different optimizers over different arrays may run in parallel from several
+    Python threads (the GIL is released during the arithmetic). Two threads must never step (or
+    save, or load) the same optimizer or the same arrays at the same time.
 
     Example:
         >>> import numpy as np, adagrad
         >>> w = np.zeros(3, dtype=np.float32)
         >>> opt = adagrad.Adagrad([w], lr=0.1)
         >>> opt.step([np.array([1.0, -2.0, 0.0], dtype=np.float32)])
+        True
         >>> w
         array([-0.1,  0.1,  0. ], dtype=float32)
         >>> int(opt.state[0]["step"]), opt.state[0]["sum"]
@@ -122,6 +141,8 @@ class Adagrad:
         eps_inside_sqrt: bool = False,
         rowwise: bool = False,
         duplicates: str = "sum",
+        nonfinite: str = "propagate",
+        grad_scale: float | None = None,
     ) -> None:
         self.defaults: dict[str, Any] = {
             "lr": lr,
@@ -136,6 +157,9 @@ class Adagrad:
             "duplicates": duplicates,
         }
         check_group_options(self.defaults, "")
+        _core.check_step_options(nonfinite, grad_scale)
+        self.nonfinite = nonfinite
+        self.grad_scale = grad_scale
         groups, self._as_groups = split_groups(params)
         self.param_groups: list[dict[str, Any]] = []
         self._layouts: list[GroupLayout] = []
@@ -173,14 +197,18 @@ class Adagrad:
             for i, key in enumerate(layout.keys):
                 self.state[key] = {"sum": layout.sums[i], "step": layout.steps[i : i + 1].reshape(())}
 
-    def step(self, grads: Any) -> None:
-        """One Adagrad update of every param whose grad is not None; grads mirror ``params``."""
+    def step(self, grads: Any) -> bool:
+        """One Adagrad update of every param whose grad is not None; grads mirror ``params``.
+
+        Returns True if the update was applied; False if it was skipped (``nonfinite="skip"`` and a
+        grad holds a NaN or an infinity: nothing changed, step counts included).
+        """
         if type(grads) in (list, tuple) and not self._as_groups and not self._layouts[0].by_name:
             per_group: Any = (grads,)  # the common case; the native call checks the length
         else:
             per_group = grads_per_group(grads, self._layouts, self._as_groups)
         # Options are read at every step, so that changes to param_groups take effect (schedulers).
-        self._apply(
+        return self._apply(
             [
                 (
                     group["params"],
@@ -201,8 +229,8 @@ class Adagrad:
             ]
         )
 
-    def _apply(self, batches: list[tuple[Any, ...]]) -> None:
-        _core.step(batches)
+    def _apply(self, batches: list[tuple[Any, ...]]) -> bool:
+        return _core.step(batches, self.nonfinite, self.grad_scale)
 
     def state_dict(self) -> dict[str, Any]:
         """A copy of the state: ``{"state": {key: {"step", "sum"}}, "param_groups": [...]}``."""
@@ -249,6 +277,7 @@ class Adagrad:
         for index, group in enumerate(self.param_groups):
             options = ", ".join(f"{name}={group[name]}" for name in GROUP_DEFAULT_NAMES)
             lines.append(f"  param group {index}: {len(group['params'])} params, {options}")
+        lines.append(f"  nonfinite={self.nonfinite!r}, grad_scale={self.grad_scale!r}")
         return "\n".join(lines + [")"])
 
 

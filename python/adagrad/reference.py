@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import optimizer
+from . import _core, optimizer
 from ._exact import fma
 
 __all__ = ["Adagrad", "sparse_update", "update"]
@@ -24,6 +24,25 @@ def corrected_lr(lr: float, lr_decay: float, step: int) -> float:
     compiler contracts ``1 + (t - 1) * lr_decay`` to an fma (x86 AVX2/AVX-512 and aarch64 builds)."""
     denominator = float(Fraction(int(step) - 1) * Fraction(lr_decay) + 1)
     return float(lr) / denominator  # float(): a NumPy float32 lr would keep the division in float32
+
+
+def _all_finite(grads: list[tuple[str, np.ndarray]], nonfinite: str) -> bool:
+    """nonfinite="skip": False if any grad holds a NaN or an infinity; "raise": raise instead."""
+    _core.check_step_options(nonfinite, None)
+    if nonfinite == "propagate":
+        return True
+    for name, grad in grads:
+        if not np.isfinite(grad).all():
+            if nonfinite == "skip":
+                return False
+            raise _core.NonFiniteGradError(f"{name} holds a non-finite value; nonfinite='raise': nothing was updated")
+    return True
+
+
+def _divisor(grad_scale: float | None, dtype: Any) -> Any:
+    """The loss scale as the update divides by it: rounded to float32, then to the array's dtype."""
+    _core.check_step_options("propagate", grad_scale)
+    return None if grad_scale is None else dtype(np.float32(grad_scale))
 
 
 def update(
@@ -39,17 +58,27 @@ def update(
     maximize: bool = False,
     decoupled_weight_decay: bool = False,
     eps_inside_sqrt: bool = False,
-) -> None:
+    nonfinite: str = "propagate",
+    grad_scale: float | None = None,
+) -> bool:
     """Reference for :func:`adagrad.update`: same signature, same bits, in plain NumPy."""
     dtype = param.dtype.type
     if grad.dtype != param.dtype or state_sum.dtype != param.dtype:
         raise TypeError("param, grad and state_sum must share one dtype")
     if grad.shape != param.shape or state_sum.shape != param.shape:
         raise ValueError("param, grad and state_sum must share one shape")
+    divisor = _divisor(grad_scale, dtype)
+    if not _all_finite([("grad", grad)], nonfinite):
+        return False
 
+    lr, lr_decay, weight_decay, eps = float(lr), float(lr_decay), float(weight_decay), float(eps)
     clr = corrected_lr(lr, lr_decay, step)
     with np.errstate(all="ignore"):  # inf and nan propagate as in the kernel
-        g = -grad if maximize else grad.copy()
+        g = grad.copy()
+        if divisor is not None:
+            g = g / divisor
+        if maximize:
+            g = -g
         if weight_decay != 0:
             if decoupled_weight_decay:
                 param *= dtype(1 - clr * weight_decay)
@@ -61,6 +90,7 @@ def update(
         else:
             denom = np.sqrt(state_sum) + dtype(eps)
         param -= (dtype(clr) * g) / denom
+    return True
 
 
 def sparse_update(
@@ -78,7 +108,9 @@ def sparse_update(
     eps_inside_sqrt: bool = False,
     decoupled_weight_decay: bool = False,
     duplicates: str = "sum",
-) -> None:
+    nonfinite: str = "propagate",
+    grad_scale: float | None = None,
+) -> bool:
     """Reference for :func:`adagrad.sparse_update`: one row at a time, in plain NumPy."""
     options = {
         "step": step,
@@ -89,10 +121,16 @@ def sparse_update(
         "maximize": maximize,
         "eps_inside_sqrt": eps_inside_sqrt,
         "decoupled_weight_decay": decoupled_weight_decay,
+        "grad_scale": grad_scale,
     }
     rows = [int(i) for i in indices]
     if not all(0 <= r < table.shape[0] for r in rows):
         raise ValueError("index out of range")
+    if duplicates not in ("sum", "sequential"):
+        raise ValueError("duplicates must be 'sum' or 'sequential'")
+    _divisor(grad_scale, table.dtype.type)
+    if not _all_finite([("values", values)], nonfinite):
+        return False
     if duplicates == "sequential":
         for i, row in enumerate(rows):
             _update_row(table, state, row, values[i].copy(), **options)
@@ -105,8 +143,7 @@ def sparse_update(
             for i in where:
                 g = g + values[i]  # from +0, in input order: the dense-equivalent gradient
             _update_row(table, state, row, g, **options)
-    else:
-        raise ValueError("duplicates must be 'sum' or 'sequential'")
+    return True
 
 
 def _update_row(table: np.ndarray, state: np.ndarray, row: int, g: np.ndarray, **options: Any) -> None:
@@ -130,12 +167,17 @@ def _rowwise_update(
     maximize: bool,
     eps_inside_sqrt: bool,
     decoupled_weight_decay: bool,
+    grad_scale: float | None,
 ) -> None:
     """One accumulator per row: s += mean(g^2), with the canonical 8-lane sum of squares."""
     dtype = param.dtype.type
     d = param.size
+    lr, lr_decay, weight_decay, eps = float(lr), float(lr_decay), float(weight_decay), float(eps)
     clr = corrected_lr(lr, lr_decay, step)
+    divisor = _divisor(grad_scale, dtype)
     with np.errstate(all="ignore"):
+        if divisor is not None:
+            g = g / divisor
         if maximize:
             g = -g
         if weight_decay != 0:
@@ -161,17 +203,28 @@ class Adagrad(optimizer.Adagrad):
     """Reference for :class:`adagrad.Adagrad`: the same params, state and API; each tensor is
     updated by :func:`update` above, one at a time, in a Python loop."""
 
-    def _apply(self, batches: list[tuple[Any, ...]]) -> None:
+    def _apply(self, batches: list[tuple[Any, ...]]) -> bool:
+        # Every grad is checked before any is applied: skip and raise change nothing.
+        named = [
+            (f"grad of {name}", grad[1] if isinstance(grad, tuple) else grad)
+            for _params, grads, _sums, _steps, labels, *_ in batches
+            for name, grad in zip(labels, grads)
+            if grad is not None
+        ]
+        if not _all_finite(named, self.nonfinite):
+            return False
         for params, grads, sums, steps, _labels, *options, duplicates in batches:
             hyper = dict(zip(optimizer.OPTION_NAMES, options))
             for i, (param, grad) in enumerate(zip(params, grads)):
                 if grad is None:
                     continue
+                step = int(steps[i]) + 1
                 if isinstance(grad, tuple):
                     indices, values = grad
                     sparse_update(
-                        param, indices, values, sums[i], step=int(steps[i]) + 1, duplicates=duplicates, **hyper
+                        param, indices, values, sums[i], step=step, duplicates=duplicates, grad_scale=self.grad_scale, **hyper
                     )
                 else:
-                    update(param, grad, sums[i], step=int(steps[i]) + 1, **hyper)
+                    update(param, grad, sums[i], step=step, grad_scale=self.grad_scale, **hyper)
                 steps[i] += 1
+        return True

@@ -31,4 +31,30 @@ std::size_t parallel_threshold();
 // Results are bitwise independent of the thread count: every element sees the same operations.
 void run_dense(const KernelTable& kernels, const std::vector<DenseTensor>& tensors);
 
+// How a call over many arrays is cut into thread-pool tasks: elements [begin, end) of array
+// `tensor` form one segment (at most chunk_elements() long); task t runs segments
+// [task_starts[t], task_starts[t + 1]). Big arrays are cut into chunks, runs of small ones are
+// packed together. Every size and offset is a std::size_t: arrays beyond 2**32 elements are fine.
+struct Segment {
+  std::size_t tensor, begin, end;
+};
+struct TaskPlan {
+  std::vector<Segment> segments;
+  std::vector<std::size_t> task_starts;  // size: tasks + 1
+};
+TaskPlan plan_tasks(const std::vector<std::size_t>& sizes);
+std::size_t chunk_elements();
+
+// A gradient buffer to check before an update: n contiguous elements of one dtype.
+struct GradSpan {
+  Dtype dtype;
+  const void* data;
+  std::size_t n;
+};
+
+// The index of the first span holding a NaN or an infinity, or spans.size() when every element
+// is finite. Reads only; big calls are split over the thread pool like run_dense. The answer does
+// not depend on the thread count.
+std::size_t first_nonfinite(const KernelTable& kernels, const std::vector<GradSpan>& spans);
+
 }  // namespace adagrad

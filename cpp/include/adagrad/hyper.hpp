@@ -18,19 +18,29 @@ struct DenseOptions {
   bool maximize = false;
   bool decoupled_weight_decay = false;
   bool eps_inside_sqrt = false;
+  // Loss scaling (mixed precision): grads are divided by grad_scale before anything else. The
+  // divisor is grad_scale rounded to float32 (torch keeps the loss scale in a float32 tensor),
+  // then converted to the tensor's dtype; the division is an IEEE division in that dtype.
+  bool scale_grads = false;
+  double grad_scale = 1.0;
 };
 
-// Throws std::invalid_argument naming the offending option (non-finite or negative).
+// Throws std::invalid_argument naming the offending option (non-finite or negative; a grad_scale
+// that is not > 0 and finite once rounded to float32).
 void validate(const DenseOptions& options);
 
-// The kernel is instantiated once per combination of the three switches below.
-constexpr int kDenseVariants = 12;
-constexpr int dense_variant(bool maximize, WeightDecayMode wd, bool eps_inside_sqrt) {
-  return (maximize ? 1 : 0) + 2 * static_cast<int>(wd) + 6 * (eps_inside_sqrt ? 1 : 0);
+// Throws std::invalid_argument unless grad_scale, rounded to float32, is finite and > 0.
+void validate_grad_scale(double grad_scale);
+
+// The kernel is instantiated once per combination of the four switches below.
+constexpr int kDenseVariants = 24;
+constexpr int dense_variant(bool maximize, WeightDecayMode wd, bool eps_inside_sqrt, bool scale_grads) {
+  return (maximize ? 1 : 0) + 2 * static_cast<int>(wd) + 6 * (eps_inside_sqrt ? 1 : 0) + 12 * (scale_grads ? 1 : 0);
 }
 constexpr bool variant_maximize(int v) { return v % 2 == 1; }
 constexpr WeightDecayMode variant_weight_decay(int v) { return static_cast<WeightDecayMode>((v / 2) % 3); }
-constexpr bool variant_eps_inside_sqrt(int v) { return v >= 6; }
+constexpr bool variant_eps_inside_sqrt(int v) { return (v / 6) % 2 == 1; }
+constexpr bool variant_scale_grads(int v) { return v >= 12; }
 int dense_variant(const DenseOptions& options);
 
 // Constants of one update, rounded once to the tensor's dtype (as torch's fused kernel does).
@@ -40,6 +50,7 @@ struct DenseCoeffs {
   T eps;
   T weight_decay;  // coupled: g <- fma(theta, wd, g)
   T decay;         // decoupled: theta <- theta * (1 - clr * wd), the factor computed in double
+  T grad_scale;    // g <- g / grad_scale first, when scale_grads (float32-rounded, then T)
 };
 
 template <class T>

@@ -23,7 +23,7 @@ struct DenseVariants {
 };
 
 // Row-wise Adagrad on one row of d elements with one accumulator (SEMANTICS.md section 3):
-// grad is scratch (maximize and weight decay are applied to it in place), then
+// grad is scratch (loss scale, maximize and weight decay are applied to it in place), then
 //   s <- s + (sum of g_j^2) / d,   theta_j <- theta_j - (clr * g_j) / (sqrt(s) + eps)
 // The sum of squares has one fixed order on every ISA, so that all paths give the same bits:
 // element j goes to lane j % 8 (fma, in increasing j, lanes start at +0), then
@@ -40,6 +40,10 @@ struct RowwiseVariants {
 template <class T>
 using AccumulateFn = void (*)(T* acc, const T* v, std::size_t d);
 
+// True when none of the n elements is a NaN or an infinity (reads only).
+template <class T>
+using AllFiniteFn = bool (*)(const T* x, std::size_t n);
+
 struct KernelTable {
   const char* name;
   DenseVariants<float> dense_f32;
@@ -48,6 +52,8 @@ struct KernelTable {
   RowwiseVariants<double> rowwise_f64;
   AccumulateFn<float> accumulate_f32;
   AccumulateFn<double> accumulate_f64;
+  AllFiniteFn<float> all_finite_f32;
+  AllFiniteFn<double> all_finite_f64;
 };
 
 extern const KernelTable kBaselineKernels;
