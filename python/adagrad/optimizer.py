@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _core
+from . import _checkpoint, _core
 from ._core import NonFiniteGradError
 from ._groups import GroupLayout, check_unique_keys, grads_per_group, group_params, label, split_groups
 
@@ -107,7 +107,8 @@ class Adagrad:
 
     State: ``opt.state[key]`` is ``{"sum": array, "step": 0-d int64 array}`` where ``key`` is the
     param's flat index (list params) or its name (dict params). ``state_dict()`` and
-    ``load_state_dict()`` round-trip it exactly.
+    ``load_state_dict()`` round-trip it exactly; ``save(path)`` and ``load(path)`` write and read it
+    as a checkpoint file (atomically; see :meth:`save`).
 
     Threads: steps of different optimizers over different arrays may run in parallel from several
     Python threads (the GIL is released during the arithmetic). Two threads must never step (or
@@ -271,6 +272,33 @@ class Adagrad:
             for i, key in enumerate(layout.keys):
                 np.copyto(layout.sums[i], saved_state[key]["sum"])
                 layout.steps[i] = int(saved_state[key]["step"])
+
+    def save(self, path: Any, *, params: bool = False) -> None:
+        """Write the optimizer's state to ``path`` (a ``.npz`` file), atomically.
+
+        The file holds every state sum and step count, each group's hyper-parameters and param keys,
+        ``nonfinite`` and ``grad_scale``, a format version, and with ``params=True`` the params too.
+        It is written to a temporary file in the same folder, flushed and fsync'ed, then renamed
+        over ``path`` (and the folder fsync'ed): a crash or a kill at any moment leaves either the
+        previous file or the new one, never a mix. (A kill can leave the temporary
+        ``.<name>.<random>.tmp`` behind; it is safe to delete.) The file is a plain NumPy ``.npz``
+        archive with no pickled objects. Resuming from it with :meth:`load` gives bit-identical
+        training to never stopping.
+        """
+        _checkpoint.save(self, path, params=params)
+
+    def load(self, path: Any) -> None:
+        """Restore a checkpoint written by :meth:`save` into this optimizer; all or nothing.
+
+        The optimizer must be built over the same params: the same groups, keys, shapes and
+        dtypes. Everything is read and checked (format and version, keys, shapes, dtypes, step
+        counts, hyper-parameters) before anything is changed; a mismatch raises ValueError (or
+        TypeError) saying what differs, and leaves the optimizer and its params untouched. If the
+        file holds the params (``save(..., params=True)``), they are copied into this optimizer's
+        params in place. Restores the groups' hyper-parameters, ``nonfinite`` and ``grad_scale``.
+        Pickled objects are refused (``allow_pickle=False``).
+        """
+        _checkpoint.load(self, path)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
