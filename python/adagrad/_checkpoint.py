@@ -13,6 +13,7 @@ A checkpoint is a NumPy ``.npz`` archive (a zip of ``.npy`` files, no pickles) w
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -64,7 +65,11 @@ def save(opt: Adagrad, path: Any, *, params: bool = False) -> None:
     if not isinstance(params, (bool, np.bool_)):
         raise TypeError(f"params must be a bool, got {type(params).__name__}")
     _core.check_step_options(opt.nonfinite, opt.grad_scale)  # a file that load() would refuse is not written
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))
+    if not path:
+        raise ValueError("the checkpoint path is empty")
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "the checkpoint path is a folder", path)
     arrays: dict[str, np.ndarray] = {
         "meta": np.array(json.dumps(_meta(opt, bool(params)), allow_nan=False)),
         "steps": np.concatenate([layout.steps for layout in opt._layouts]).astype(np.int64),
@@ -170,7 +175,7 @@ def _check_array(what: str, saved: np.ndarray | None, current: np.ndarray, path:
 def load(opt: Adagrad, path: Any) -> None:
     from .optimizer import GROUP_DEFAULT_NAMES, check_group_options
 
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))
     members = _read(path)
     meta = _meta_of(members, path)
 

@@ -254,6 +254,10 @@ class Adagrad:
         if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
             raise TypeError("state_dict must be a dict with 'state' and 'param_groups'")
         saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, (list, tuple)) or not all(isinstance(g, Mapping) for g in saved_groups):
+            raise TypeError("state_dict 'param_groups' must be a list of dicts")
+        if not isinstance(saved_state, Mapping):
+            raise TypeError("state_dict 'state' must be a dict")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"state_dict has {len(saved_groups)} param groups, this optimizer {len(self.param_groups)}"
@@ -264,6 +268,11 @@ class Adagrad:
                     f"param group {index}: state_dict holds params {saved.get('params')}, expected {layout.keys}"
                 )
             check_group_options({**self.param_groups[index], **saved}, f"state_dict param group {index}: ")
+            if "rowwise" in saved and saved["rowwise"] != self.param_groups[index]["rowwise"]:
+                raise ValueError(
+                    f"state_dict param group {index}: rowwise={saved['rowwise']}, "
+                    f"this optimizer rowwise={self.param_groups[index]['rowwise']}"
+                )
             for i, key in enumerate(layout.keys):
                 _check_saved_entry(saved_state.get(key), layout.sums[i], layout.labels[i])
 
@@ -320,5 +329,9 @@ def _check_saved_entry(entry: Any, current_sum: np.ndarray, name: str) -> None:
             f"state_dict 'sum' of {name} is {saved_sum.dtype}{list(saved_sum.shape)}, "
             f"the param is {current_sum.dtype}{list(current_sum.shape)}"
         )
-    if isinstance(saved_step, bool) or not isinstance(saved_step, (int, np.integer)) or saved_step < 0:
-        raise ValueError(f"state_dict 'step' of {name} must be an int >= 0, got {saved_step!r}")
+    if (
+        isinstance(saved_step, (bool, np.bool_))
+        or not isinstance(saved_step, (int, np.integer))
+        or not 0 <= int(saved_step) <= 2**63 - 2
+    ):
+        raise ValueError(f"state_dict 'step' of {name} must be an int from 0 to 2**63 - 2, got {saved_step!r}")

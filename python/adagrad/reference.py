@@ -7,6 +7,8 @@ multiply-add, which ``adagrad._exact.fma`` provides exactly. Speed is not a goal
 
 from __future__ import annotations
 
+import math
+import operator
 from fractions import Fraction
 from typing import Any
 
@@ -22,7 +24,12 @@ def corrected_lr(lr: float, lr_decay: float, step: int) -> float:
     """clr = lr / fma(step - 1, lr_decay, 1) in IEEE double: the denominator rounded once (exact
     rational arithmetic, then one rounding), as torch's fused kernel computes it where its
     compiler contracts ``1 + (t - 1) * lr_decay`` to an fma (x86 AVX2/AVX-512 and aarch64 builds)."""
-    denominator = float(Fraction(int(step) - 1) * Fraction(lr_decay) + 1)
+    # step - 1 as the kernel sees it: an int64 converted to double (rounded beyond 2**53).
+    exact = Fraction(float(operator.index(step) - 1)) * Fraction(float(lr_decay)) + 1
+    try:
+        denominator = float(exact)
+    except OverflowError:  # rounds beyond the largest double
+        denominator = math.inf
     return float(lr) / denominator  # float(): a NumPy float32 lr would keep the division in float32
 
 
@@ -140,8 +147,9 @@ def sparse_update(
             occurrences.setdefault(row, []).append(i)
         for row, where in occurrences.items():  # rows are independent: any order
             g = np.zeros(table.shape[1], table.dtype)
-            for i in where:
-                g = g + values[i]  # from +0, in input order: the dense-equivalent gradient
+            with np.errstate(all="ignore"):  # inf + -inf is nan, as in the kernel
+                for i in where:
+                    g = g + values[i]  # from +0, in input order: the dense-equivalent gradient
             _update_row(table, state, row, g, **options)
     return True
 
