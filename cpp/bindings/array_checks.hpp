@@ -53,6 +53,11 @@ std::string shape_string(const FloatArray& a);
 // The grad or state sum must have the param's dtype, shape and memory order.
 void require_same_layout(const FloatArray& param, const FloatArray& other, const TensorName& name, Role role);
 
+// A byte range [begin, end).
+struct Span {
+  std::uintptr_t begin, end;
+};
+
 // Raises ValueError if any written buffer overlaps another written or read buffer.
 class OverlapChecker {
  public:
@@ -60,6 +65,11 @@ class OverlapChecker {
   // A buffer that is only read, e.g. sparse indices; named as `role` of `name`.
   void add_read(const void* data, std::size_t nbytes, const TensorName& name, Role role);
   void check();
+  // After check(): the written ranges, sorted and disjoint. Owned by the calling thread; valid
+  // until its next check().
+  static const std::vector<Span>& written_sorted();
+  // The name of the written array holding the byte at `address` (for messages).
+  std::string written_name(std::uintptr_t address) const;
 
  private:
   [[noreturn]] void report_clash();  // the slow path: finds the clash again and names it

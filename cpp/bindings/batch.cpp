@@ -1,6 +1,8 @@
 #include "batch.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <string>
 
 #include "adagrad/dispatch.hpp"
@@ -41,6 +43,59 @@ Indices index_array(py::handle obj, const TensorName& name) {
   if ((a->flags & need) != need) throw py::value_error(name(Role::indices) + " must be contiguous and aligned");
   return {py::reinterpret_borrow<py::object>(obj), a->data, static_cast<std::size_t>(a->dimensions[0]), i64};
 }
+
+// The arrays that steps running right now (in any thread) write: a second step writing any of them
+// at the same time is refused, before it writes anything. Two threads stepping the same arrays
+// would race (and results would depend on the timing); this turns that into a clear error.
+class InFlight {
+ public:
+  InFlight(const std::vector<Span>& mine, const OverlapChecker& names) : mine_(mine) {
+    if (mine_.empty()) return;
+    std::lock_guard<std::mutex> lock(mutex());
+    for (const std::vector<Span>* other : running()) {
+      if (const std::uintptr_t at = first_shared(mine_, *other); at != 0) {
+        throw py::value_error(names.written_name(at) +
+                              " is being updated by another thread right now; two threads must not step the same "
+                              "arrays at the same time");
+      }
+    }
+    running().push_back(&mine_);
+  }
+  ~InFlight() {
+    if (mine_.empty()) return;
+    std::lock_guard<std::mutex> lock(mutex());
+    auto& all = running();
+    all.erase(std::find(all.begin(), all.end(), &mine_));
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static std::vector<const std::vector<Span>*>& running() {
+    static std::vector<const std::vector<Span>*> all;
+    return all;
+  }
+  // The first byte two sorted, disjoint lists of ranges share, or 0 if none.
+  static std::uintptr_t first_shared(const std::vector<Span>& a, const std::vector<Span>& b) {
+    std::size_t i = 0, j = 0;
+    while (i < a.size() && j < b.size()) {
+      if (a[i].end <= b[j].begin) {
+        ++i;
+      } else if (b[j].end <= a[i].begin) {
+        ++j;
+      } else {
+        return std::max(a[i].begin, b[j].begin);
+      }
+    }
+    return 0;
+  }
+
+  const std::vector<Span>& mine_;
+};
 
 }  // namespace
 
@@ -129,6 +184,7 @@ void StepBatch::check_later(const FloatArray& grad, const TensorName& name) {
 bool StepBatch::run() {
   overlap_.check();
   const KernelTable& kernels = active_kernels();  // may raise for a bad ADAGRAD_ISA: before any write
+  const InFlight in_flight(OverlapChecker::written_sorted(), overlap_);
   std::size_t bad = checked_.size();
   {
     py::gil_scoped_release release;

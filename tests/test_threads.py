@@ -1,0 +1,181 @@
+"""Steps from several Python threads at once.
+
+- Independent optimizers stepped concurrently from N Python threads give bitwise the results of
+  running them one after the other (every ISA; the library's own pool at 1 and 2 threads, so
+  that concurrent calls also compete for it).
+- The GIL is released during the arithmetic: another Python thread keeps running while a long
+  step is in flight (dense and sparse).
+- Two threads stepping the same arrays at the same time is refused with a clear error (the
+  second one writes nothing), instead of racing.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import adagrad
+from conftest import assert_same_bits
+
+BIG = adagrad.cpu_info()["parallel_threshold"] * 2 + 3  # splits over the pool
+STEPS = 25
+
+
+def model(seed: int) -> tuple[dict[str, np.ndarray], adagrad.Adagrad]:
+    rng = np.random.default_rng(seed)
+    params = {
+        "big": rng.standard_normal(BIG).astype(np.float32),
+        "small": rng.standard_normal((7, 5)),
+        "emb": rng.standard_normal((500, 16)).astype(np.float32),
+    }
+    opt = adagrad.Adagrad(
+        [
+            {"params": {"big": params["big"], "small": params["small"]}, "lr_decay": 0.01},
+            {"params": {"emb": params["emb"]}},
+        ],
+        lr=0.05,
+        nonfinite="skip" if seed % 2 else "propagate",
+    )
+    return params, opt
+
+
+def grads(seed: int, k: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed * 1000 + k)
+    ids = rng.integers(0, 500, size=300)
+    return [
+        {"big": rng.standard_normal(BIG).astype(np.float32), "small": rng.standard_normal((7, 5))},
+        {"emb": adagrad.SparseGrad(ids, rng.standard_normal((300, 16)).astype(np.float32))},
+    ]
+
+
+def train(seed: int, start: threading.Barrier | None = None) -> dict[str, np.ndarray]:
+    params, opt = model(seed)
+    batches = [grads(seed, k) for k in range(STEPS)]
+    if start is not None:
+        start.wait()
+    for batch in batches:
+        opt.step(batch)
+    return {**params, **{f"sum {k}": s["sum"] for k, s in opt.state.items()}}
+
+
+@pytest.mark.parametrize("n_threads", [2, 4])
+def test_concurrent_independent_optimizers_match_sequential_runs(n_threads: int, isa: str, threads: int) -> None:
+    expected = [train(seed) for seed in range(n_threads)]
+    results: list[Any] = [None] * n_threads
+    start = threading.Barrier(n_threads)
+
+    def run(seed: int) -> None:
+        try:
+            results[seed] = train(seed, start)
+        except BaseException as error:  # surfaced below
+            results[seed] = error
+
+    workers = [threading.Thread(target=run, args=(seed,)) for seed in range(n_threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for seed in range(n_threads):
+        assert not isinstance(results[seed], BaseException), results[seed]
+        for name, array in expected[seed].items():
+            assert_same_bits(results[seed][name], array)
+
+
+def long_dense_call() -> Callable[[], None]:
+    n = 1 << 24
+    rng = np.random.default_rng(0)
+    p, g, s = (
+        rng.standard_normal(n).astype(np.float32),
+        rng.standard_normal(n).astype(np.float32),
+        np.zeros(n, np.float32),
+    )
+    return lambda: adagrad.update(p, g, s, step=1) and None
+
+
+def long_sparse_call() -> Callable[[], None]:
+    rng = np.random.default_rng(0)
+    table, state = rng.standard_normal((1 << 16, 64)).astype(np.float32), np.zeros((1 << 16, 64), np.float32)
+    ids = rng.integers(0, 1 << 16, size=1 << 17)
+    values = rng.standard_normal((1 << 17, 64)).astype(np.float32)
+    return lambda: adagrad.sparse_update(table, ids, values, state, step=1) and None
+
+
+@pytest.mark.parametrize("make_call", [long_dense_call, long_sparse_call], ids=["update", "sparse_update"])
+def test_the_gil_is_released_during_a_step(make_call: Callable[[], Callable[[], None]]) -> None:
+    call = make_call()
+    before = adagrad.get_num_threads()
+    adagrad.set_num_threads(1)  # the step keeps one core; this thread may have the other
+    try:
+        call()  # warm up: pages touched, pool started
+        span: list[float] = []
+
+        def worker() -> None:
+            span.append(time.perf_counter())
+            call()
+            span.append(time.perf_counter())
+
+        thread = threading.Thread(target=worker)
+        ticks = []
+        thread.start()
+        while thread.is_alive():
+            ticks.append(time.perf_counter())  # Python code: runs only while this thread has the GIL
+        thread.join()
+    finally:
+        adagrad.set_num_threads(before)
+    t0, t1 = span
+    inside = np.array([t0] + [t for t in ticks if t0 < t < t1] + [t1])
+    # With the GIL held for the whole native call, this loop could not run between t0 and t1
+    # (but for the few microseconds of Python around the call); released, it runs throughout:
+    # most of the call is covered by short gaps between its iterations.
+    gaps = np.diff(inside)
+    covered = gaps[gaps < 1e-3].sum() / (t1 - t0)
+    assert t1 - t0 > 0.005, "the call is too short to tell"
+    assert covered > 0.7, f"another thread ran during {covered:.0%} of a {1e3 * (t1 - t0):.1f} ms step"
+
+
+def test_two_threads_stepping_the_same_arrays_is_refused() -> None:
+    n = 1 << 23
+    p, s = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    g = np.ones(n, np.float32)
+    started, errors, applied = threading.Event(), [], []
+
+    def long_steps() -> None:
+        started.set()
+        for t in range(1, 6):
+            applied.append(adagrad.update(p, g, s, step=t))
+
+    thread = threading.Thread(target=long_steps)
+    thread.start()
+    started.wait()
+    other = np.ones(16, np.float32)
+    deadline = time.monotonic() + 10
+    while thread.is_alive() and time.monotonic() < deadline:
+        snapshot = (other.copy(), s[:16].copy())
+        try:
+            adagrad.update(p[:16], other, s[:16], step=1)  # views of the arrays being stepped
+        except ValueError as error:
+            errors.append(str(error))
+            assert_same_bits(other, snapshot[0])
+        time.sleep(0.0005)
+    thread.join()
+    assert applied == [True] * 5
+    assert errors, "no concurrent attempt was seen (the other thread's steps were too short?)"
+    assert re.match(r"(param|state_sum) is being updated by another thread right now; two threads must not", errors[0])
+
+
+def test_the_same_arrays_from_two_threads_one_after_the_other_are_fine() -> None:
+    p, s, g = np.zeros(1000), np.zeros(1000), np.ones(1000)
+    for t in range(1, 4):
+        thread = threading.Thread(target=adagrad.update, args=(p, g, s), kwargs={"step": t})
+        thread.start()
+        thread.join()
+    p2, s2 = np.zeros(1000), np.zeros(1000)
+    for t in range(1, 4):
+        adagrad.reference.update(p2, g, s2, step=t)
+    assert_same_bits(p, p2)
