@@ -27,10 +27,16 @@ def _arrays(case: Case, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarra
     return params, grads
 
 
-def adagrad_step(case: Case) -> Step:
+def adagrad_step(case: Case, **options: Any) -> Step:
     params, grads = _arrays(case)
-    opt = adagrad.Adagrad(params, lr=LR, eps=EPS)
-    return lambda: opt.step(grads)
+    opt = adagrad.Adagrad(params, lr=LR, eps=EPS, **options)
+    return lambda: opt.step(grads) and None
+
+
+# The cost of the options that add work to a step, against plain "adagrad" in the same run:
+# nonfinite="skip" reads every grad once more before the update (the check for NaN and infinity,
+# all-or-nothing); grad_scale divides every grad in the kernel.
+OPTION_PEERS = {"adagrad skip": {"nonfinite": "skip"}, "adagrad scaled": {"grad_scale": 1024.0}}
 
 
 def reference_step(case: Case) -> Step | None:
@@ -85,6 +91,7 @@ def all_peers(case: Case) -> dict[str, Step]:
     """adagrad first: ratios are reported against it."""
     peers: dict[str, Any] = {
         "adagrad": adagrad_step(case),
+        **{name: adagrad_step(case, **options) for name, options in OPTION_PEERS.items()},
         "ceiling": ceiling_step(case),
         "numpy": numpy_step(case),
         "reference": reference_step(case),
