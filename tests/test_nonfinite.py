@@ -307,6 +307,37 @@ def test_sparse_grad_scale_matches_the_reference(scale: float, rowwise: bool, du
     assert_same_bits(state, state2)
 
 
+# A power-of-two scale (GradScaler's) is applied as a multiplication by its exact reciprocal: the
+# same exact value rounded once, so the same bits as the division, for every grad. Checked at the
+# edges: subnormal results, overflow to inf, huge and special values; and scales just outside the
+# range where the reciprocal is exact (those divide).
+EDGE_SCALES = [2.0**-126, 2.0**-127, 2.0**-149, 2.0**-20, 0.5, 2.0, 65536.0, 2.0**127, 3.0, 1.5 * 2.0**-126]
+
+
+def edge_grads(dtype: type) -> np.ndarray:
+    info = np.finfo(dtype)
+    rng = np.random.default_rng(13)
+    specials = [0.0, -0.0, NAN, INF, -INF, info.max, -info.max, info.tiny, info.smallest_subnormal, 1.0, -3.0]
+    g = np.concatenate([specials, rng.standard_normal(200) * np.exp2(rng.integers(-160, 130, 200))])
+    with np.errstate(all="ignore"):
+        return g.astype(dtype)
+
+
+@pytest.mark.parametrize("scale", EDGE_SCALES, ids=lambda s: f"{s:.3g}")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+def test_grad_scale_bits_at_the_edges_equal_a_division(dtype: type, scale: float, isa: str) -> None:
+    g = edge_grads(dtype)
+    p, s = np.zeros_like(g), np.zeros_like(g)
+    p2, s2 = p.copy(), s.copy()
+    adagrad.update(p, g, s, step=1, lr=1.0, eps=0.0, grad_scale=scale)
+    adagrad.reference.update(p2, g, s2, step=1, lr=1.0, eps=0.0, grad_scale=scale)
+    assert_same_bits(s, s2)  # s = (g / scale)**2: every bit of the unscaled grad's square
+    assert_same_bits(p, p2)
+    with np.errstate(all="ignore"):  # and independently of the reference: s = fma(g', g', 0) = g'*g'
+        unscaled = g / dtype(np.float32(scale))
+        assert_same_bits(s, unscaled * unscaled)
+
+
 def test_sparse_grad_scale_keeps_sum_mode_equal_to_the_dense_update() -> None:
     rng = np.random.default_rng(10)
     table = rng.standard_normal((50, 8)).astype(np.float32)

@@ -103,13 +103,6 @@ void OverlapChecker::add_read(const void* data, std::size_t nbytes, const Tensor
   read_.push_back({b, b + nbytes, name, role});
 }
 
-namespace {
-// The written ranges of this thread's last check, as given and sorted.
-thread_local std::vector<Span> last_written, last_sorted;
-}  // namespace
-
-const std::vector<Span>& OverlapChecker::written_sorted() { return last_sorted; }
-
 std::string OverlapChecker::written_name(std::uintptr_t address) const {
   for (const Range& r : written_) {
     if (r.begin <= address && address < r.end) return r.name(r.role);
@@ -120,6 +113,9 @@ std::string OverlapChecker::written_name(std::uintptr_t address) const {
 void OverlapChecker::check() {
   // The common case: the same params and sums as the previous check on this thread (an optimizer
   // stepping again), already verified disjoint and sorted. Only the grads need checking then.
+  // (Function-local, so that the thread-local address is computed once per call, not per use.)
+  thread_local std::vector<Span> last_written, last_sorted;
+  sorted_ = &last_sorted;
   const bool same_as_last =
       last_written.size() == written_.size() &&
       std::equal(written_.begin(), written_.end(), last_written.begin(),

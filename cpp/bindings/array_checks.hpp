@@ -62,12 +62,16 @@ struct Span {
 class OverlapChecker {
  public:
   void add(const FloatArray& a, const TensorName& name, Role role);
+  void reserve(std::size_t tensors) {
+    written_.reserve(2 * tensors);
+    read_.reserve(tensors);
+  }
   // A buffer that is only read, e.g. sparse indices; named as `role` of `name`.
   void add_read(const void* data, std::size_t nbytes, const TensorName& name, Role role);
   void check();
   // After check(): the written ranges, sorted and disjoint. Owned by the calling thread; valid
   // until its next check().
-  static const std::vector<Span>& written_sorted();
+  const std::vector<Span>& written_sorted() const { return *sorted_; }
   // The name of the written array holding the byte at `address` (for messages).
   std::string written_name(std::uintptr_t address) const;
 
@@ -80,6 +84,7 @@ class OverlapChecker {
     Role role;
   };
   std::vector<Range> written_, read_;
+  const std::vector<Span>* sorted_ = nullptr;
 };
 
 }  // namespace adagrad::bindings

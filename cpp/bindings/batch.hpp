@@ -30,6 +30,9 @@ class StepBatch {
   explicit StepBatch(NonFinite nonfinite = NonFinite::propagate, std::optional<double> grad_scale = std::nullopt)
       : nonfinite_(nonfinite), grad_scale_(grad_scale) {}
 
+  // Room for this many tensors: no reallocation while they are added.
+  void reserve(std::size_t tensors);
+
   // One dense update of param with grad and its state sum (same dtype, shape, order).
   void add_dense(py::handle param, py::handle grad, py::handle sum, const TensorName& name, const DenseOptions& o,
                  std::int64_t step, int variant_override = -1);

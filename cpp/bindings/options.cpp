@@ -33,6 +33,9 @@ std::int64_t checked_step(py::handle step) {
 }
 
 NonFinite nonfinite_mode(py::handle obj) {
+  // The common case first: the default, a str constant Python interns, is this very object.
+  static PyObject* const propagate = PyUnicode_InternFromString("propagate");
+  if (obj.ptr() == propagate) return NonFinite::propagate;
   if (PyUnicode_Check(obj.ptr())) {
     if (PyUnicode_CompareWithASCIIString(obj.ptr(), "propagate") == 0) return NonFinite::propagate;
     if (PyUnicode_CompareWithASCIIString(obj.ptr(), "skip") == 0) return NonFinite::skip;

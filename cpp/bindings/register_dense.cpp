@@ -73,6 +73,17 @@ bool step(const py::list& groups, py::handle nonfinite, py::handle grad_scale) {
   };
   StepBatch batch(nonfinite_mode(nonfinite), checked_grad_scale(grad_scale));
   std::vector<Slot> slots;
+  std::size_t tensors = 0;  // an upper bound, for one allocation per vector (malformed groups: checked below)
+  for (const py::handle group : groups) {
+    if (PyTuple_Check(group.ptr()) && PyTuple_GET_SIZE(group.ptr()) == 13) {
+      const py::handle params = PyTuple_GET_ITEM(group.ptr(), 0);
+      if (PyList_Check(params.ptr()) || PyTuple_Check(params.ptr())) {
+        tensors += static_cast<std::size_t>(PySequence_Fast_GET_SIZE(params.ptr()));
+      }
+    }
+  }
+  batch.reserve(tensors);
+  slots.reserve(tensors);
   for (std::size_t gi = 0; gi < groups.size(); ++gi) {
     const auto where = [gi] { return "param group " + std::to_string(gi) + ": "; };  // for errors only
     const py::handle group_obj = PyList_GET_ITEM(groups.ptr(), static_cast<py::ssize_t>(gi));

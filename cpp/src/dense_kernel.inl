@@ -2,7 +2,8 @@
 // traits of its vector registers and instantiates make_kernel_table with them.
 //
 // Per element (SEMANTICS.md section 1), in the tensor's dtype, every operation rounded once:
-//   g <- g / grad_scale                  if scale_grads (loss scaling; an IEEE division)
+//   g <- g / grad_scale                  if scale_grads (loss scaling; an IEEE division, or the
+//                                        same bits as g * (1/grad_scale) when that is exact)
 //   g <- -g                              if maximize
 //   g <- fma(theta, wd, g)               coupled weight decay
 //   theta <- theta * (1 - clr*wd)        decoupled weight decay (factor rounded once)
@@ -23,20 +24,31 @@ namespace {
 
 template <class O>
 struct DenseConsts {
-  typename O::R clr, eps, wd, decay, scale;
+  typename O::R clr, eps, wd, decay, scale, inv_scale;
   explicit DenseConsts(const DenseCoeffs<typename O::T>& c)
       : clr(O::set1(c.clr)),
         eps(O::set1(c.eps)),
         wd(O::set1(c.weight_decay)),
         decay(O::set1(c.decay)),
-        scale(O::set1(c.grad_scale)) {}
+        scale(O::set1(c.grad_scale)),
+        inv_scale(O::set1(c.inv_grad_scale)) {}
 };
+
+// g / grad_scale (GradScaleMode in hyper.hpp), or g itself.
+template <class O, int kVariant>
+inline __attribute__((always_inline)) typename O::R unscaled(typename O::R g, typename O::R scale,
+                                                             typename O::R inv_scale) {
+  constexpr GradScaleMode kScale = variant_grad_scale(kVariant);
+  if constexpr (kScale == GradScaleMode::divide) return O::div(g, scale);
+  if constexpr (kScale == GradScaleMode::multiply) return O::mul(g, inv_scale);
+  return g;
+}
 
 template <class O, int kVariant>
 inline __attribute__((always_inline)) void dense_apply(typename O::R& p, typename O::R g, typename O::R& s,
                                                        const DenseConsts<O>& k) {
   constexpr WeightDecayMode kWd = variant_weight_decay(kVariant);
-  if constexpr (variant_scale_grads(kVariant)) g = O::div(g, k.scale);
+  g = unscaled<O, kVariant>(g, k.scale, k.inv_scale);
   if constexpr (variant_maximize(kVariant)) g = O::neg(g);
   if constexpr (kWd == WeightDecayMode::coupled) g = O::fmadd(p, k.wd, g);
   if constexpr (kWd == WeightDecayMode::decoupled) p = O::mul(p, k.decay);
@@ -161,7 +173,7 @@ void rowwise_row(typename V::T* __restrict param, typename V::T* __restrict grad
     using O = decltype(ops);
     typename O::R g = O::load(grad + i);
     typename O::R p = O::load(param + i);
-    if constexpr (variant_scale_grads(kVariant)) g = O::div(g, O::set1(c.grad_scale));
+    g = unscaled<O, kVariant>(g, O::set1(c.grad_scale), O::set1(c.inv_grad_scale));
     if constexpr (variant_maximize(kVariant)) g = O::neg(g);
     if constexpr (kWd == WeightDecayMode::coupled) g = O::fmadd(p, O::set1(c.weight_decay), g);
     if constexpr (kWd == WeightDecayMode::decoupled) O::store(param + i, O::mul(p, O::set1(c.decay)));

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <stdexcept>
 
 namespace adagrad {
@@ -38,7 +39,18 @@ void validate_grad_scale(double grad_scale) {
 int dense_variant(const DenseOptions& o) {
   WeightDecayMode wd = WeightDecayMode::none;
   if (o.weight_decay != 0.0) wd = o.decoupled_weight_decay ? WeightDecayMode::decoupled : WeightDecayMode::coupled;
-  return dense_variant(o.maximize, wd, o.eps_inside_sqrt, o.scale_grads);
+  return dense_variant(o.maximize, wd, o.eps_inside_sqrt, grad_scale_mode(o));
+}
+
+GradScaleMode grad_scale_mode(const DenseOptions& o) {
+  if (!o.scale_grads) return GradScaleMode::none;
+  // The divisor as a float32 (validated finite and > 0). A power of two from 2**-126 to 2**127 has
+  // an exact reciprocal (2**-127 .. 2**126) in float32 and float64 alike: x * (1/s) is then the
+  // exact x / s rounded once, the same bits as the division, for every x (subnormals, inf, nan).
+  const auto s = static_cast<float>(o.grad_scale);
+  int exponent = 0;
+  const bool power_of_two = std::frexp(s, &exponent) == 0.5f;
+  return power_of_two && s >= std::numeric_limits<float>::min() ? GradScaleMode::multiply : GradScaleMode::divide;
 }
 
 template <class T>
@@ -50,7 +62,8 @@ DenseCoeffs<T> dense_coeffs(const DenseOptions& o, std::int64_t step) {
   const double decay = 1.0 - clr * o.weight_decay;
   // The loss scale as torch's fused kernel sees it: a float32 value, converted to T.
   const T grad_scale = static_cast<T>(static_cast<float>(o.scale_grads ? o.grad_scale : 1.0));
-  return {static_cast<T>(clr), static_cast<T>(o.eps), static_cast<T>(o.weight_decay), static_cast<T>(decay), grad_scale};
+  return {static_cast<T>(clr), static_cast<T>(o.eps),      static_cast<T>(o.weight_decay), static_cast<T>(decay),
+          grad_scale,          T(1) / grad_scale};
 }
 
 template DenseCoeffs<float> dense_coeffs<float>(const DenseOptions&, std::int64_t);

@@ -32,15 +32,21 @@ void validate(const DenseOptions& options);
 // Throws std::invalid_argument unless grad_scale, rounded to float32, is finite and > 0.
 void validate_grad_scale(double grad_scale);
 
+// How grads are divided by the loss scale: not at all; g / scale; or g * (1 / scale) where that
+// reciprocal is exact (a power of two in float32's normal range, as GradScaler's scales are), which
+// rounds the same exact value once, so gives the same bits as the division, at a multiply's cost.
+enum class GradScaleMode : int { none = 0, divide = 1, multiply = 2 };
+
 // The kernel is instantiated once per combination of the four switches below.
-constexpr int kDenseVariants = 24;
-constexpr int dense_variant(bool maximize, WeightDecayMode wd, bool eps_inside_sqrt, bool scale_grads) {
-  return (maximize ? 1 : 0) + 2 * static_cast<int>(wd) + 6 * (eps_inside_sqrt ? 1 : 0) + 12 * (scale_grads ? 1 : 0);
+constexpr int kDenseVariants = 36;
+constexpr int dense_variant(bool maximize, WeightDecayMode wd, bool eps_inside_sqrt, GradScaleMode scale) {
+  return (maximize ? 1 : 0) + 2 * static_cast<int>(wd) + 6 * (eps_inside_sqrt ? 1 : 0) + 12 * static_cast<int>(scale);
 }
 constexpr bool variant_maximize(int v) { return v % 2 == 1; }
 constexpr WeightDecayMode variant_weight_decay(int v) { return static_cast<WeightDecayMode>((v / 2) % 3); }
 constexpr bool variant_eps_inside_sqrt(int v) { return (v / 6) % 2 == 1; }
-constexpr bool variant_scale_grads(int v) { return v >= 12; }
+constexpr GradScaleMode variant_grad_scale(int v) { return static_cast<GradScaleMode>(v / 12); }
+GradScaleMode grad_scale_mode(const DenseOptions& options);
 int dense_variant(const DenseOptions& options);
 
 // Constants of one update, rounded once to the tensor's dtype (as torch's fused kernel does).
@@ -51,6 +57,7 @@ struct DenseCoeffs {
   T weight_decay;  // coupled: g <- fma(theta, wd, g)
   T decay;         // decoupled: theta <- theta * (1 - clr * wd), the factor computed in double
   T grad_scale;    // g <- g / grad_scale first, when scale_grads (float32-rounded, then T)
+  T inv_grad_scale;  // 1 / grad_scale, exact when the mode is GradScaleMode::multiply
 };
 
 template <class T>
