@@ -125,7 +125,7 @@ def test_cli_runs_a_case_and_writes_json(tmp_path: Path, capsys: pytest.CaptureF
     assert cli.main(["--cases", "4K-f32", "--threads", "1", "--repeats", "1", "--out", str(tmp_path), "--no-plot"]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     impls = {r["impl"] for r in results["rows"]}
-    assert {"adagrad", "adagrad skip", "adagrad scaled", "ceiling", "numpy", "reference"} <= impls
+    assert {"adagrad", "adagrad skip", "adagrad scaled", "adagrad scale3", "ceiling", "numpy", "reference"} <= impls
     assert all(r["case"] == "4K-f32" and r["median_s"] > 0 for r in results["rows"])
     assert results["machine"]["isa"] and results["targets"]
     assert "adagrad" in capsys.readouterr().out

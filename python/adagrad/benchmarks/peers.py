@@ -35,8 +35,13 @@ def adagrad_step(case: Case, **options: Any) -> Step:
 
 # The cost of the options that add work to a step, against plain "adagrad" in the same run:
 # nonfinite="skip" reads every grad once more before the update (the check for NaN and infinity,
-# all-or-nothing); grad_scale divides every grad in the kernel.
-OPTION_PEERS = {"adagrad skip": {"nonfinite": "skip"}, "adagrad scaled": {"grad_scale": 1024.0}}
+# all-or-nothing); grad_scale=1024 (a power of two, as GradScaler's scales are) multiplies every
+# grad by its exact reciprocal in the kernel; grad_scale=3 divides.
+OPTION_PEERS = {
+    "adagrad skip": {"nonfinite": "skip"},
+    "adagrad scaled": {"grad_scale": 1024.0},
+    "adagrad scale3": {"grad_scale": 3.0},
+}
 
 
 def reference_step(case: Case) -> Step | None:
