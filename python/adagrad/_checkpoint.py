@@ -92,7 +92,7 @@ def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as file:
-            np.savez(file, **arrays)
+            np.savez(file, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords as allow_pickle's bool
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -203,8 +203,8 @@ def load(opt: Adagrad, path: Any) -> None:
     for index, (saved, group, layout) in enumerate(zip(saved_groups, opt.param_groups, opt._layouts)):
         where = f"{path}: checkpoint param group {index}: "
         if not isinstance(saved, dict) or saved.get("keys") != layout.keys:
-            shown = saved.get("keys") if isinstance(saved, dict) else saved
-            raise ValueError(f"{where}holds params {shown!r}, this optimizer {layout.keys!r}")
+            held = saved.get("keys") if isinstance(saved, dict) else saved
+            raise ValueError(f"{where}holds params {held!r}, this optimizer {layout.keys!r}")
         missing = [name for name in GROUP_DEFAULT_NAMES if name not in saved]
         if missing:
             raise ValueError(f"{where}has no {missing[0]!r}")

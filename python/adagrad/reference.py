@@ -230,7 +230,14 @@ class Adagrad(optimizer.Adagrad):
                 if isinstance(grad, tuple):
                     indices, values = grad
                     sparse_update(
-                        param, indices, values, sums[i], step=step, duplicates=duplicates, grad_scale=self.grad_scale, **hyper
+                        param,
+                        indices,
+                        values,
+                        sums[i],
+                        step=step,
+                        duplicates=duplicates,
+                        grad_scale=self.grad_scale,
+                        **hyper,
                     )
                 else:
                     update(param, grad, sums[i], step=step, grad_scale=self.grad_scale, **hyper)

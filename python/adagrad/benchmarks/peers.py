@@ -17,7 +17,7 @@ from .cases import REFERENCE_MAX_ELEMENTS, Case, SparseCase
 
 LR = 1e-2
 EPS = 1e-10
-Step = Callable[[], None]
+Step = Callable[[], object]  # a step's return value (Adagrad.step's bool) is ignored
 
 
 def _arrays(case: Case, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -30,14 +30,14 @@ def _arrays(case: Case, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarra
 def adagrad_step(case: Case, **options: Any) -> Step:
     params, grads = _arrays(case)
     opt = adagrad.Adagrad(params, lr=LR, eps=EPS, **options)
-    return lambda: opt.step(grads) and None
+    return lambda: opt.step(grads)
 
 
 # The cost of the options that add work to a step, against plain "adagrad" in the same run:
 # nonfinite="skip" reads every grad once more before the update (the check for NaN and infinity,
 # all-or-nothing); grad_scale=1024 (a power of two, as GradScaler's scales are) multiplies every
 # grad by its exact reciprocal in the kernel; grad_scale=3 divides.
-OPTION_PEERS = {
+OPTION_PEERS: dict[str, dict[str, Any]] = {
     "adagrad skip": {"nonfinite": "skip"},
     "adagrad scaled": {"grad_scale": 1024.0},
     "adagrad scale3": {"grad_scale": 3.0},
@@ -122,7 +122,7 @@ def _sparse_problem(case: SparseCase) -> tuple[np.ndarray, list[np.ndarray], lis
     return table, batches, values
 
 
-def _rotating(step: Callable[[int], None], n: int) -> Step:
+def _rotating(step: Callable[[int], object], n: int) -> Step:
     counter = iter(range(1 << 62))
     return lambda: step(next(counter) % n)
 

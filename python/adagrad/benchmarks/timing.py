@@ -20,7 +20,7 @@ IDLE_GAP_S = 0.02
 # 13.3 ms back to back. Interleaving leaves every peer's arrays idle while the others run.
 
 
-def calls_per_sample(fn: Callable[[], None]) -> int:
+def calls_per_sample(fn: Callable[[], object]) -> int:
     fn()  # warm-up: state allocated, pages faulted in, threads started
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < MIN_SAMPLE_S:
@@ -29,14 +29,14 @@ def calls_per_sample(fn: Callable[[], None]) -> int:
     return max(1, count)
 
 
-def interleaved_medians(peers: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+def interleaved_medians(peers: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Median seconds per call of each peer over `repeats` rounds of one sample each."""
     split = interleaved_split_medians({name: (fn, _no_clock) for name, fn in peers.items()}, repeats)
     return {name: whole for name, (whole, _) in split.items()}
 
 
 def interleaved_split_medians(
-    peers: dict[str, tuple[Callable[[], None], Callable[[], float]]], repeats: int
+    peers: dict[str, tuple[Callable[[], object], Callable[[], float]]], repeats: int
 ) -> dict[str, tuple[float, float]]:
     """As `interleaved_medians`, for peers given as (call, clock), where clock() is the seconds the
     peer has spent so far in one part of its calls (the optimizer step inside a training step).
