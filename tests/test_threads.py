@@ -7,6 +7,8 @@
   step is in flight (dense and sparse).
 - Two threads stepping the same arrays at the same time is refused with a clear error (the
   second one writes nothing), instead of racing.
+- A step started on the same thread while another step gathers its arrays (an lr whose
+  ``__float__`` steps another optimizer) leaves both exact, even when the inner one is refused.
 """
 
 from __future__ import annotations
@@ -188,3 +190,56 @@ def test_the_same_arrays_from_two_threads_one_after_the_other_are_fine() -> None
     for t in range(1, 4):
         adagrad.reference.update(p2, g, s2, step=t)
     assert_same_bits(p, p2)
+
+
+class SteppingLr:
+    """An lr that, when the native step converts it to a float, first steps another optimizer:
+    a step started on this thread while another step's arrays are being gathered."""
+
+    def __init__(self, value: float, inner: Callable[[], None]) -> None:
+        self.value, self.inner = value, inner
+
+    def __float__(self) -> float:
+        self.inner()
+        return self.value
+
+
+@pytest.mark.parametrize("inner_kind", ["optimizer", "sparse_update", "refused"])
+def test_a_step_started_inside_another_steps_validation_leaves_both_exact(inner_kind: str) -> None:
+    rng = np.random.default_rng(3)
+    outer = [rng.standard_normal(n).astype(np.float32) for n in (5, 300, 7)]
+    outer_grads = [rng.standard_normal(a.shape).astype(np.float32) for a in outer]
+    inner_param, inner_grad = rng.standard_normal(11), rng.standard_normal(11)
+    table, values = rng.standard_normal((20, 4)), rng.standard_normal((3, 4))
+    indices = np.array([2, 7, 2])
+    expected_outer = [a.copy() for a in outer]
+    expected_inner, expected_table = inner_param.copy(), table.copy()
+
+    inner_opt = adagrad.Adagrad([inner_param], lr=0.3)
+    state = np.zeros_like(table)
+
+    def inner() -> None:
+        if inner_kind == "optimizer":
+            inner_opt.step([inner_grad])
+        elif inner_kind == "refused":  # a step that gathers its arrays, then refuses one
+            with pytest.raises(ValueError, match="shape"):
+                inner_opt.step([inner_grad[:5]])
+        else:
+            adagrad.sparse_update(table, indices, values, state, step=1, lr=0.3)
+
+    # Two groups: the first's arrays are gathered before the second's lr is converted.
+    opt = adagrad.Adagrad([{"params": outer[:2]}, {"params": outer[2:], "lr": 0.2}], lr=0.1)
+    opt.param_groups[1]["lr"] = SteppingLr(0.2, inner)
+    assert opt.step([outer_grads[:2], outer_grads[2:]]) is True
+
+    for i, (p, g) in enumerate(zip(expected_outer, outer_grads)):
+        adagrad.reference.update(p, g, np.zeros_like(p), step=1, lr=0.1 if i < 2 else 0.2)
+        assert_same_bits(outer[i], p)
+    if inner_kind == "refused":
+        assert_same_bits(inner_param, expected_inner)
+    elif inner_kind == "optimizer":
+        adagrad.reference.update(expected_inner, inner_grad, np.zeros(11), step=1, lr=0.3)
+        assert_same_bits(inner_param, expected_inner)
+    else:
+        adagrad.reference.sparse_update(expected_table, indices, values, np.zeros_like(table), step=1, lr=0.3)
+        assert_same_bits(table, expected_table)

@@ -74,7 +74,9 @@ void require_same_layout(const FloatArray& ref, const FloatArray& other, const T
                          name(Role::param) + " has " + dtype_name(py::detail::array_proxy(ref.owner.ptr())) +
                          "; they must match");
   }
-  if (other.ndim != ref.ndim || !std::equal(ref.shape, ref.shape + ref.ndim, other.shape)) {
+  bool same_shape = other.ndim == ref.ndim;
+  for (int i = 0; same_shape && i < ref.ndim; ++i) same_shape = other.shape[i] == ref.shape[i];  // no memcmp call
+  if (!same_shape) {
     throw py::value_error(name(role) + " has shape " + shape_string(other) + " but " + name(Role::param) + " has " +
                           shape_string(ref) + "; they must match");
   }
@@ -136,13 +138,31 @@ void OverlapChecker::check() {
     }
     for (const Range& r : written_) last_written.push_back({r.begin, r.end});
   }
+  // The grads of the last check on this thread, if they were found clear of these written spans:
+  // an optimizer whose grads live on from step to step (torch's .grad) is checked in one compare.
+  thread_local std::vector<Span> last_read;
+  const bool reads_as_last =
+      same_as_last && last_read.size() == read_.size() &&
+      std::equal(read_.begin(), read_.end(), last_read.begin(),
+                 [](const Range& r, const Span& s) { return r.begin == s.begin && r.end == s.end; });
+  if (reads_as_last) return;
+  last_read.clear();
   // With the written spans disjoint and sorted, the last one starting before a read span's end is
-  // the only one that can overlap it.
+  // the only one that can overlap it. The search is branch-free: with fresh grads at every step,
+  // a branching binary search mispredicts about half its steps (~20 ns a grad here).
+  const Span* const first = last_sorted.data();
   for (const Range& r : read_) {
-    auto it = std::lower_bound(last_sorted.begin(), last_sorted.end(), r.end,
-                               [](const Span& w, std::uintptr_t end) { return w.begin < end; });
-    if (it != last_sorted.begin() && std::prev(it)->end > r.begin) report_clash();
+    const Span* base = first;
+    std::size_t n = last_sorted.size();
+    while (n > 1) {
+      const std::size_t half = n / 2;
+      base = base[half].begin < r.end ? base + half : base;
+      n -= half;
+    }
+    // base: the last span starting before r.end, if any starts before it.
+    if (n == 1 && base->begin < r.end && base->end > r.begin) report_clash();
   }
+  for (const Range& r : read_) last_read.push_back({r.begin, r.end});
 }
 
 void OverlapChecker::report_clash() {

@@ -62,6 +62,11 @@ struct Span {
 class OverlapChecker {
  public:
   void add(const FloatArray& a, const TensorName& name, Role role);
+  void clear() {
+    written_.clear();
+    read_.clear();
+    sorted_ = nullptr;
+  }
   void reserve(std::size_t tensors) {
     written_.reserve(2 * tensors);
     read_.reserve(tensors);

@@ -108,6 +108,27 @@ class InFlight {
 
 }  // namespace
 
+StepBatch::Lists& StepBatch::free_lists() {
+  thread_local Lists reused;
+  if (reused.in_use) return *(own_lists_ = std::make_unique<Lists>());
+  return reused;
+}
+
+StepBatch::StepBatch(NonFinite nonfinite, std::optional<double> grad_scale)
+    : nonfinite_(nonfinite), grad_scale_(grad_scale), lists_(free_lists()) {
+  lists_.in_use = true;
+}
+
+StepBatch::~StepBatch() {
+  checked_names_.clear();
+  owners_.clear();  // the references go back with the GIL held, as the caller holds it
+  dense_.clear();
+  sparse_.clear();
+  overlap_.clear();
+  checked_.clear();
+  lists_.in_use = false;
+}
+
 void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, const TensorName& name,
                           const DenseOptions& o, std::int64_t step, int variant_override) {
   FloatArray p = float_array(param, name, Role::param);
@@ -123,9 +144,12 @@ void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, con
   overlap_.add(g, name, Role::grad);
   overlap_.add(s, name, Role::sum);
   if (nonfinite_ != NonFinite::propagate) check_later(g, name);
-  dense_.push_back(make_dense_tensor(p.dtype, p.data, g.data, s.data, p.size, grad_scale_ ? with_grad_scale(o) : o,
-                                     step));
-  if (variant_override >= 0) dense_.back().variant = variant_override;
+  DenseTensor& t = dense_.emplace_back(coefficients(p.dtype, o, step));
+  t.param = p.data;
+  t.grad = g.data;
+  t.sum = s.data;
+  t.n = p.size;
+  if (variant_override >= 0) t.variant = variant_override;
   owners_.push_back(std::move(p.owner));
   owners_.push_back(std::move(g.owner));
   owners_.push_back(std::move(s.owner));
@@ -190,6 +214,19 @@ DenseOptions StepBatch::with_grad_scale(const DenseOptions& o) const {
   scaled.scale_grads = true;
   scaled.grad_scale = *grad_scale_;
   return scaled;
+}
+
+const DenseTensor& StepBatch::coefficients(Dtype dtype, const DenseOptions& o, std::int64_t step) {
+  const auto same = [](const DenseOptions& a, const DenseOptions& b) {
+    return a.lr == b.lr && a.lr_decay == b.lr_decay && a.weight_decay == b.weight_decay && a.eps == b.eps &&
+           a.maximize == b.maximize && a.decoupled_weight_decay == b.decoupled_weight_decay &&
+           a.eps_inside_sqrt == b.eps_inside_sqrt;
+  };
+  // grad_scale is the batch's, the same for every tensor: the options compared are the caller's.
+  if (!last_.valid || last_.dtype != dtype || last_.step != step || !same(last_.options, o)) {
+    last_ = {true, dtype, step, o, make_dense_tensor(dtype, nullptr, nullptr, nullptr, 0, with_grad_scale(o), step)};
+  }
+  return last_.tensor;
 }
 
 void StepBatch::check_later(const FloatArray& grad, const TensorName& name) {
