@@ -13,8 +13,15 @@ import numpy as np
 import pytest
 
 from adagrad import _core
-from adagrad.benchmarks import cli, report, targets
-from adagrad.benchmarks.cases import TrainingCase, dense_cases, resnet18_shapes, sparse_cases, training_cases
+from adagrad.benchmarks import cli, peers, report, targets
+from adagrad.benchmarks.cases import (
+    SparseCase,
+    TrainingCase,
+    dense_cases,
+    resnet18_shapes,
+    sparse_cases,
+    training_cases,
+)
 
 
 def test_resnet18_has_62_tensors_and_11_7M_elements() -> None:
@@ -35,6 +42,72 @@ def test_stream_ceiling_moves_the_updates_bytes(dtype: type) -> None:
     for p, s, (ep, es) in zip(params, sums, expected):
         np.testing.assert_array_equal(p, ep)
         np.testing.assert_array_equal(s, es)
+
+
+def _values(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    return [a.copy() for a in arrays]
+
+
+def test_the_ceiling_runs_on_adagrads_own_arrays_and_leaves_their_values() -> None:
+    case = next(c for c in dense_cases() if c.name == "4K-f32")
+    adagrad_step, shared = peers.adagrad_peer(case)
+    adagrad_step()
+    params, sums = _values(shared.params), _values(shared.sums)
+    peers.ceiling_step(shared)()
+    for before, after in zip(params + sums, shared.params + shared.sums):
+        np.testing.assert_array_equal(after, before)
+    adagrad_step()  # and adagrad's own step still reads and writes the very arrays the ceiling did
+    assert all((a != b).any() for a, b in zip(shared.params + shared.sums, params + sums))
+
+
+@pytest.mark.parametrize("peer", ["torch loop", "torch foreach", "torch fused"])
+def test_torch_peers_update_adagrads_own_params_and_sums(peer: str) -> None:
+    pytest.importorskip("torch")
+    case = next(c for c in dense_cases() if c.name == "4K-f32")
+    _, shared = peers.adagrad_peer(case)
+    params, sums = _values(shared.params), _values(shared.sums)
+    peers.torch_steps(case, shared)[peer]()
+    # one torch Adagrad step from zero sums: sum = g*g, param -= lr * g / (|g| + eps)
+    for p, g, s, p_after, s_after in zip(params, shared.grads, sums, shared.params, shared.sums):
+        np.testing.assert_array_equal(s_after, s + g * g)
+        np.testing.assert_allclose(p_after, p - peers.LR * g / (np.sqrt(s + g * g) + peers.EPS), rtol=1e-6)
+
+
+SPARSE_WRITERS = ["adagrad", "adagrad rowwise", "floor: rows once", "torch sparse"]
+
+
+@pytest.mark.parametrize("peer", ["ceiling", "floor: rows once, no arithmetic", *SPARSE_WRITERS])
+def test_sparse_peers_share_one_table_and_the_ceilings_leave_it(peer: str) -> None:
+    if peer.startswith("torch"):
+        pytest.importorskip("torch")
+    case = SparseCase("tiny", rows=300, dim=8, k=64, batches=2)
+    arrays = peers.sparse_arrays(case)
+    step = peers.sparse_peers(case, arrays)[peer]
+    before = _values([arrays.table, arrays.state, arrays.rowwise_state])
+    step()
+    after = [arrays.table, arrays.state, arrays.rowwise_state]
+    if peer in SPARSE_WRITERS:
+        assert (after[0] != before[0]).any(), "the peer did not update the shared table"
+        state = 2 if peer == "adagrad rowwise" else 1
+        assert (after[state] != before[state]).any(), "the peer did not update the shared state"
+    else:
+        for a, b in zip(after, before):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("offset", [0, 4, 16, 60])
+def test_stream_ceiling_at_every_cache_line_offset(offset: int) -> None:
+    rng = np.random.default_rng(offset)
+    arrays = []
+    for _ in range(3):
+        buffer = rng.standard_normal(5000 + 32).astype(np.float32)
+        start = ((-buffer.ctypes.data) % 64 + offset) // 4
+        arrays.append(buffer[start : start + 5000])
+    param, grad, sum_ = arrays
+    expected = (param + grad, sum_ + grad)
+    _core.stream_ceiling([param], [grad], [sum_])
+    np.testing.assert_array_equal(param, expected[0])
+    np.testing.assert_array_equal(sum_, expected[1])
 
 
 def test_stream_ceiling_validates_like_step() -> None:

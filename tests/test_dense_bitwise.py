@@ -100,6 +100,37 @@ def test_large_tensor(options: dict[str, Any], initial: float, dtype: type, isa:
     run_both([LARGE_SIZE, 5], dtype, options, initial, steps=3, seed=2, shift=True)
 
 
+def at_line_offset(values: np.ndarray, offset_bytes: int) -> np.ndarray:
+    """The same values in a buffer starting `offset_bytes` past a 64-byte cache line."""
+    buffer = np.empty(values.size + 128 // values.itemsize, values.dtype)
+    start = ((-buffer.ctypes.data) % 64 + offset_bytes) // values.itemsize
+    view = buffer[start : start + values.size]
+    assert view.ctypes.data % 64 == offset_bytes
+    view[...] = values
+    return view
+
+
+# Long calls start with scalar elements up to the param's next cache line (the vector loop then
+# runs on whole lines): every offset, around the length where that starts, grads and sums at other
+# offsets than the param.
+@pytest.mark.parametrize("n", [4095, 4096, 4111])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_every_offset_from_a_cache_line(dtype: type, n: int, isa: str) -> None:
+    rng = np.random.default_rng(n)
+    itemsize = np.dtype(dtype).itemsize
+    options = {"lr": 0.05, "weight_decay": 0.1, "lr_decay": 0.01}
+    for offset in range(0, 64, itemsize):
+        param = at_line_offset((rng.standard_normal(n) * 3).astype(dtype), offset)
+        state = at_line_offset(np.full(n, 0.1, dtype), (offset + 3 * itemsize) % 64)
+        expected, expected_state = param.copy(), state.copy()
+        for t in range(1, 4):
+            grad = at_line_offset(random_grad(rng, n, dtype), (offset + 5 * itemsize) % 64)
+            adagrad.update(param, grad, state, step=t, **options)
+            adagrad.reference.update(expected, grad, expected_state, step=t, **options)
+        assert_same_bits(state, expected_state)
+        assert_same_bits(param, expected)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 def test_many_steps(dtype: type, isa: str) -> None:
     run_both([257, 64], dtype, {"lr": 0.3, "lr_decay": 0.01, "weight_decay": 0.01}, 0.0, steps=300, seed=3, shift=False)

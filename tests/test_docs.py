@@ -6,11 +6,14 @@ import doctest
 
 import pytest
 
+import adagrad._memory
 import adagrad.functional
 import adagrad.optimizer
 
 
-@pytest.mark.parametrize("module", [adagrad.optimizer, adagrad.functional], ids=["optimizer", "functional"])
+@pytest.mark.parametrize(
+    "module", [adagrad.optimizer, adagrad.functional, adagrad._memory], ids=["optimizer", "functional", "memory"]
+)
 def test_docstring_examples(module: object) -> None:
     run_examples(module)
 

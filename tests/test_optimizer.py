@@ -894,3 +894,36 @@ def test_repr_mentions_each_group(setup: Setup, groups: list[tuple[int, float]])
         assert f"param group {index}" in line
         assert f"{count} params" in line
         assert f"lr={lr}" in line
+
+
+def _at_offset(shape: tuple[int, ...], dtype: type, offset: int, order: str) -> np.ndarray:
+    n = int(np.prod(shape))
+    itemsize = np.dtype(dtype).itemsize
+    buffer = np.empty(n + 128 // itemsize, dtype)
+    start = ((-buffer.ctypes.data) % 64 + offset) // itemsize
+    return buffer[start : start + n].reshape(shape, order=order)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "offset", "order"),
+    [
+        ((5000,), F32, 16, "C"),
+        ((5000,), F32, 0, "C"),
+        ((70, 90), F64, 40, "C"),
+        ((70, 90), F32, 4, "F"),
+        ((3,), F64, 56, "C"),
+        ((), F32, 12, "C"),
+    ],
+)
+def test_state_sums_start_at_the_params_offset_from_a_cache_line(
+    shape: tuple[int, ...], dtype: type, offset: int, order: str
+) -> None:
+    """The kernel puts its vector loop on the param's cache lines; the sums then share them."""
+    param = _at_offset(shape, dtype, offset, order)
+    param[...] = 1.0
+    opt = adagrad.Adagrad([param], initial_accumulator_value=0.25)
+    sums = opt.state[0]["sum"]
+    assert sums.ctypes.data % 64 == offset
+    assert sums.shape == param.shape and sums.dtype == param.dtype
+    assert sums.flags.f_contiguous == param.flags.f_contiguous and sums.flags.c_contiguous == param.flags.c_contiguous
+    assert (sums == 0.25).all()

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "adagrad/kernels.hpp"
@@ -62,12 +63,35 @@ inline __attribute__((always_inline)) void dense_apply(typename O::R& p, typenam
   p = O::sub(p, O::div(O::mul(k.clr, g), denom));
 }
 
+// How many leading elements run on the scalar path so that the vector loop's accesses to `p`
+// start on a 64-byte cache line. NumPy puts a big array 16 bytes past a page boundary, so without
+// this every AVX-512 load and store of a streaming pass straddles two lines (measured here, one
+// thread, 16M float32: 9.1-9.8 ms a step at +16 bytes, 7.7-8.2 ms aligned). Short calls are
+// cache-resident, where straddling costs nothing measurable and a scalar head would: none there.
+template <class V>
+std::size_t head_to_cache_line(const typename V::T* p, std::size_t n) {
+  using T = typename V::T;
+  constexpr std::size_t kLine = 64, kMinElements = 4096;
+  const auto misalignment = reinterpret_cast<std::uintptr_t>(p) % kLine;
+  if (V::W == 1 || n < kMinElements || misalignment % sizeof(T) != 0) return 0;
+  return ((kLine - misalignment) % kLine) / sizeof(T);
+}
+
 template <class V, int kVariant>
 void dense_loop(typename V::T* __restrict param, const typename V::T* __restrict grad,
                 typename V::T* __restrict sum, std::size_t n, const DenseCoeffs<typename V::T>& c) {
   using S = ScalarVec<typename V::T>;
+  const DenseConsts<S> ks(c);
+  auto scalar = [&](std::size_t i) {
+    typename S::R p = param[i];
+    typename S::R s = sum[i];
+    dense_apply<S, kVariant>(p, grad[i], s, ks);
+    sum[i] = s;
+    param[i] = p;
+  };
   std::size_t i = 0;
   if constexpr (V::W > 1) {
+    for (const std::size_t head = head_to_cache_line<V>(param, n); i < head; ++i) scalar(i);
     const DenseConsts<V> kv(c);
     for (; i + V::W <= n; i += V::W) {
       typename V::R p = V::load(param + i);
@@ -77,14 +101,7 @@ void dense_loop(typename V::T* __restrict param, const typename V::T* __restrict
       V::store(param + i, p);
     }
   }
-  const DenseConsts<S> ks(c);
-  for (; i < n; ++i) {
-    typename S::R p = param[i];
-    typename S::R s = sum[i];
-    dense_apply<S, kVariant>(p, grad[i], s, ks);
-    sum[i] = s;
-    param[i] = p;
-  }
+  for (; i < n; ++i) scalar(i);
 }
 
 // The memory ceiling: sum += grad, param += grad. Same bytes moved as the update, one add each.
@@ -93,6 +110,10 @@ void stream_loop(typename V::T* __restrict param, const typename V::T* __restric
                  typename V::T* __restrict sum, std::size_t n, const DenseCoeffs<typename V::T>&) {
   std::size_t i = 0;
   if constexpr (V::W > 1) {
+    for (const std::size_t head = head_to_cache_line<V>(param, n); i < head; ++i) {
+      sum[i] += grad[i];
+      param[i] += grad[i];
+    }
     for (; i + V::W <= n; i += V::W) {
       const typename V::R g = V::load(grad + i);
       V::store(sum + i, V::add(V::load(sum + i), g));

@@ -11,6 +11,7 @@ import numpy as np
 from . import _checkpoint, _core
 from ._core import NonFiniteGradError
 from ._groups import GroupLayout, check_unique_keys, grads_per_group, group_params, label, split_groups
+from ._memory import full_like_at_same_line_offset
 
 __all__ = ["Adagrad", "NonFiniteGradError", "SparseGrad"]
 
@@ -193,7 +194,7 @@ class Adagrad:
                         raise ValueError(f"param {name} has shape {p.shape}: rowwise=True needs 2-D params (rows, dim)")
                 layout.sums = [np.full(p.shape[0], initial, p.dtype) for p in group["params"]]
             else:
-                layout.sums = [np.full_like(p, initial) for p in group["params"]]
+                layout.sums = [full_like_at_same_line_offset(p, initial) for p in group["params"]]
             layout.steps = np.zeros(len(layout.keys), np.int64)
             for i, key in enumerate(layout.keys):
                 self.state[key] = {"sum": layout.sums[i], "step": layout.steps[i : i + 1].reshape(())}

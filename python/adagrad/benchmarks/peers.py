@@ -1,11 +1,14 @@
 """The implementations compared, each built for a case as a zero-argument step function.
 
-Every peer owns fresh arrays (same random values), so peers never share state.
+The ceiling and torch's optimizers run on adagrad's own arrays (see SharedArrays): the same bytes
+in memory for every peer that is compared with adagrad on memory traffic. The NumPy, reference and
+option peers own fresh arrays (same random values).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,10 +23,21 @@ EPS = 1e-10
 Step = Callable[[], object]  # a step's return value (Adagrad.step's bool) is ignored
 
 
+def line_aligned(values: np.ndarray) -> np.ndarray:
+    """A copy of `values` starting on a 64-byte boundary, as torch's allocator places a tensor.
+    NumPy puts a big array 16 bytes past a page boundary; torch's kernels, sharing these arrays,
+    would pay for that (adagrad's kernel starts its vector loop on a cache line either way)."""
+    buffer = np.empty(values.size + 64 // values.itemsize, values.dtype)
+    start = (-buffer.ctypes.data % 64) // values.itemsize
+    out = buffer[start : start + values.size].reshape(values.shape)
+    out[...] = values
+    return out
+
+
 def _arrays(case: Case, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
     rng = np.random.default_rng(seed)
-    params: list[np.ndarray] = [rng.standard_normal(s).astype(case.dtype) for s in case.shapes]
-    grads: list[np.ndarray] = [rng.standard_normal(s).astype(case.dtype) for s in case.shapes]
+    params = [line_aligned(rng.standard_normal(s).astype(case.dtype)) for s in case.shapes]
+    grads = [line_aligned(rng.standard_normal(s).astype(case.dtype)) for s in case.shapes]
     return params, grads
 
 
@@ -31,6 +45,26 @@ def adagrad_step(case: Case, **options: Any) -> Step:
     params, grads = _arrays(case)
     opt = adagrad.Adagrad(params, lr=LR, eps=EPS, **options)
     return lambda: opt.step(grads)
+
+
+# On this VM the same pass over two sets of arrays of the same size can differ by 1.5x in a
+# memory-bound case: each allocation lands on host memory of its own speed (measured here: the
+# ceiling pass on arrays of its own took 14.2 ms at 16M where adagrad's step on its arrays took
+# 9.6 ms, in the same interleaved run). So the ceiling and torch run on adagrad's own arrays.
+@dataclass
+class SharedArrays:
+    """adagrad's params, grads and state sums (live: updated by its steps)."""
+
+    params: list[np.ndarray]
+    grads: list[np.ndarray]
+    sums: list[np.ndarray]
+
+
+def adagrad_peer(case: Case) -> tuple[Step, SharedArrays]:
+    params, grads = _arrays(case)
+    opt = adagrad.Adagrad(params, lr=LR, eps=EPS)  # its sums start on a line, as the params do
+    sums = [opt.state[i]["sum"] for i in range(len(params))]
+    return (lambda: opt.step(grads)), SharedArrays(params, grads, sums)
 
 
 # The cost of the options that add work to a step, against plain "adagrad" in the same run:
@@ -66,42 +100,50 @@ def numpy_step(case: Case) -> Step:
     return step
 
 
-def ceiling_step(case: Case) -> Step:
-    """The memory ceiling: the update's byte traffic with no arithmetic to speak of."""
-    params, grads = _arrays(case)
-    sums = [np.zeros_like(p) for p in params]
-    return lambda: _core.stream_ceiling(params, grads, sums)
+def ceiling_step(shared: SharedArrays) -> Step:
+    """The memory ceiling: the update's byte traffic with no arithmetic to speak of, over adagrad's
+    own params and sums. Its grads are zeros (of its own, written so that their pages are real
+    memory and not the kernel's shared zero page): param + 0 and sum + 0 leave adagrad's values as
+    they are."""
+    zeros = [np.full_like(g, 0) for g in shared.grads]
+    return lambda: _core.stream_ceiling(shared.params, zeros, shared.sums)
 
 
-def torch_steps(case: Case) -> dict[str, Step]:
+def torch_steps(case: Case, shared: SharedArrays) -> dict[str, Step]:
+    """torch's three Adagrad implementations on adagrad's own params, grads and state sums
+    (from_numpy shares the memory; the sums are swapped into torch's state after its
+    constructor made its own). Every peer's update is a valid Adagrad step on them."""
     try:
         import torch
     except ImportError:
         return {}
-    params, grads = _arrays(case)
     steps: dict[str, Step] = {}
     for name, flags in (
         ("torch loop", {"foreach": False}),
         ("torch foreach", {"foreach": True}),
         ("torch fused", {"fused": True}),
     ):
-        tensors = [torch.tensor(p, requires_grad=True) for p in params]
-        for t, g in zip(tensors, grads):
-            t.grad = torch.from_numpy(g.copy())
-        steps[name] = torch.optim.Adagrad(tensors, lr=LR, eps=EPS, **flags).step
+        tensors = [torch.from_numpy(p).requires_grad_() for p in shared.params]
+        for t, g in zip(tensors, shared.grads):
+            t.grad = torch.from_numpy(g)
+        opt = torch.optim.Adagrad(tensors, lr=LR, eps=EPS, **flags)
+        for t, sum_ in zip(tensors, shared.sums):
+            opt.state[t]["sum"] = torch.from_numpy(sum_)
+        steps[name] = opt.step
     return steps
 
 
 def all_peers(case: Case) -> dict[str, Step]:
     """adagrad first: ratios are reported against it."""
+    ours, shared = adagrad_peer(case)
     peers: dict[str, Any] = {
-        "adagrad": adagrad_step(case),
+        "adagrad": ours,
         **{name: adagrad_step(case, **options) for name, options in OPTION_PEERS.items()},
-        "ceiling": ceiling_step(case),
+        "ceiling": ceiling_step(shared),
         "numpy": numpy_step(case),
         "reference": reference_step(case),
     }
-    peers.update(torch_steps(case))
+    peers.update(torch_steps(case, shared))
     return {name: step for name, step in peers.items() if step is not None}
 
 
@@ -114,12 +156,24 @@ def set_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def _sparse_problem(case: SparseCase) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+@dataclass
+class SparseArrays:
+    """One sparse case's table and states (shared by the peers) and its rotating batches."""
+
+    table: np.ndarray
+    state: np.ndarray  # element-wise, (rows, dim)
+    rowwise_state: np.ndarray  # (rows,)
+    batches: list[np.ndarray]
+    values: list[np.ndarray]
+
+
+def sparse_arrays(case: SparseCase) -> SparseArrays:
     rng = np.random.default_rng(1)
-    table = rng.standard_normal((case.rows, case.dim), dtype=np.float32)
+    table = line_aligned(rng.standard_normal((case.rows, case.dim), dtype=np.float32))
     batches = case.index_batches()
-    values = [rng.standard_normal((case.k, case.dim), dtype=np.float32) for _ in batches]
-    return table, batches, values
+    values = [line_aligned(rng.standard_normal((case.k, case.dim), dtype=np.float32)) for _ in batches]
+    state, rowwise_state = line_aligned(np.zeros_like(table)), line_aligned(np.zeros(case.rows, np.float32))
+    return SparseArrays(table, state, rowwise_state, batches, values)
 
 
 def _rotating(step: Callable[[int], object], n: int) -> Step:
@@ -127,21 +181,40 @@ def _rotating(step: Callable[[int], object], n: int) -> Step:
     return lambda: step(next(counter) % n)
 
 
-def sparse_peers(case: SparseCase) -> dict[str, Step]:
-    """adagrad element-wise and row-wise, and torch's sparse Adagrad, on the same batches."""
-    table, batches, values = _sparse_problem(case)
-    state = np.zeros_like(table)
-    rowwise_table, rowwise_state = table.copy(), np.zeros(case.rows, np.float32)
-    ceiling_table, ceiling_state = table.copy(), np.zeros_like(table)
+def _first_occurrences(batch: np.ndarray) -> np.ndarray:
+    """The distinct ids of a batch, each once, in order of first occurrence."""
+    _, first = np.unique(batch, return_index=True)
+    return batch[np.sort(first)]
+
+
+def sparse_peers(case: SparseCase, arrays: SparseArrays | None = None) -> dict[str, Step]:
+    """adagrad element-wise and row-wise, and torch's sparse Adagrad, on the same batches; the
+    ceiling (adagrad's schedule without arithmetic) and two floors: each touched row once. All on
+    the same table (and every element-wise peer on the same state), as for the dense cases."""
+    a = arrays if arrays is not None else sparse_arrays(case)
+    table, state, rowwise_state, batches, values = a.table, a.state, a.rowwise_state, a.batches, a.values
+    zero_values = [np.full_like(v, 0) for v in values]  # the ceiling's: table and state unchanged
+    # The floors: every touched row read and written once with one value row each, as if the batch
+    # had no repeated ids. Any exact step must do at least this much memory traffic (it must also
+    # read every value row), so these bound what any implementation can reach on this machine.
+    once = [_first_occurrences(b) for b in batches]
+    once_values = [v[: len(b)] for v, b in zip(values, once)]
+    once_zeros = [v[: len(b)] for v, b in zip(zero_values, once)]
     steps = {
         "adagrad": _rotating(
             lambda i: adagrad.sparse_update(table, batches[i], values[i], state, step=1), len(batches)
         ),
         "ceiling": _rotating(
-            lambda i: _core.sparse_stream_ceiling(ceiling_table, batches[i], values[i], ceiling_state), len(batches)
+            lambda i: _core.sparse_stream_ceiling(table, batches[i], zero_values[i], state), len(batches)
         ),
         "adagrad rowwise": _rotating(
-            lambda i: adagrad.sparse_update(rowwise_table, batches[i], values[i], rowwise_state, step=1), len(batches)
+            lambda i: adagrad.sparse_update(table, batches[i], values[i], rowwise_state, step=1), len(batches)
+        ),
+        "floor: rows once": _rotating(
+            lambda i: adagrad.sparse_update(table, once[i], once_values[i], state, step=1), len(batches)
+        ),
+        "floor: rows once, no arithmetic": _rotating(
+            lambda i: _core.sparse_stream_ceiling(table, once[i], once_zeros[i], state), len(batches)
         ),
     }
     try:
@@ -151,7 +224,7 @@ def sparse_peers(case: SparseCase) -> dict[str, Step]:
     # torch.optim.Adagrad builds sparse tensors internally; opt out of its invariant checks
     # explicitly (as its warning asks), the indices here are valid by construction.
     torch.sparse.check_sparse_tensor_invariants.disable()
-    weight = torch.nn.Parameter(torch.from_numpy(table.copy()))
+    weight = torch.nn.Parameter(torch.from_numpy(table))
     grads = [
         torch.sparse_coo_tensor(
             torch.from_numpy(b[None, :]), torch.from_numpy(v), (case.rows, case.dim), check_invariants=False
@@ -159,6 +232,7 @@ def sparse_peers(case: SparseCase) -> dict[str, Step]:
         for b, v in zip(batches, values)
     ]  # uncoalesced, as nn.Embedding(sparse=True) produces
     opt = torch.optim.Adagrad([weight], lr=LR, eps=EPS)
+    opt.state[weight]["sum"] = torch.from_numpy(state)
 
     def torch_step(i: int) -> None:
         weight.grad = grads[i]
