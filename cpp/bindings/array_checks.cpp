@@ -68,6 +68,32 @@ FloatArray float_array(py::handle obj, const TensorName& name, Role role) {
           size * (f32 ? sizeof(float) : sizeof(double)), a->nd, a->dimensions, c_order};
 }
 
+bool plain_dense_arrays(py::handle param, py::handle grad, py::handle sum, DenseArrays& out) {
+  static PyTypeObject* const array_type = npy::get().PyArray_Type_;
+  PyObject* const objects[3] = {param.ptr(), grad.ptr(), sum.ptr()};
+  for (PyObject* o : objects) {
+    if (Py_TYPE(o) != array_type) return false;
+  }
+  const auto* p = py::detail::array_proxy(objects[0]);
+  const auto* g = py::detail::array_proxy(objects[1]);
+  const auto* s = py::detail::array_proxy(objects[2]);
+  if (g->descr != p->descr || s->descr != p->descr || g->nd != p->nd || s->nd != p->nd) return false;
+  const auto* descr = py::detail::array_descriptor_proxy(p->descr);
+  const bool f32 = descr->type_num == npy::NPY_FLOAT_;
+  if ((!f32 && descr->type_num != npy::NPY_DOUBLE_) || descr->byteorder == kSwappedByteOrder) return false;
+  const int read = npy::NPY_ARRAY_C_CONTIGUOUS_ | npy::NPY_ARRAY_ALIGNED_;
+  const int written = read | npy::NPY_ARRAY_WRITEABLE_;
+  if ((p->flags & written) != written || (s->flags & written) != written || (g->flags & read) != read) return false;
+  std::size_t size = 1;
+  for (int i = 0; i < p->nd; ++i) {
+    const py::ssize_t extent = p->dimensions[i];
+    if (g->dimensions[i] != extent || s->dimensions[i] != extent) return false;
+    size *= static_cast<std::size_t>(extent);
+  }
+  out = {f32 ? Dtype::f32 : Dtype::f64, p->data, g->data, s->data, size, size * (f32 ? sizeof(float) : sizeof(double))};
+  return true;
+}
+
 void require_same_layout(const FloatArray& ref, const FloatArray& other, const TensorName& name, Role role) {
   if (other.dtype != ref.dtype) {
     throw py::type_error(name(role) + " has dtype " + dtype_name(py::detail::array_proxy(other.owner.ptr())) + " but " +
@@ -93,10 +119,10 @@ void require_same_layout(const FloatArray& ref, const FloatArray& other, const T
   }
 }
 
-void OverlapChecker::add(const FloatArray& a, const TensorName& name, Role role) {
-  if (a.nbytes == 0) return;
-  const auto b = reinterpret_cast<std::uintptr_t>(a.data);
-  (role == Role::grad || role == Role::indices ? read_ : written_).push_back({b, b + a.nbytes, name, role});
+void OverlapChecker::add(const void* data, std::size_t nbytes, const TensorName& name, Role role) {
+  if (nbytes == 0) return;
+  const auto b = reinterpret_cast<std::uintptr_t>(data);
+  (role == Role::grad || role == Role::indices ? read_ : written_).push_back({b, b + nbytes, name, role});
 }
 
 void OverlapChecker::add_read(const void* data, std::size_t nbytes, const TensorName& name, Role role) {

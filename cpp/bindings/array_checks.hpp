@@ -47,6 +47,20 @@ struct FloatArray {
 // state sums must also be writeable, grads are only read.
 FloatArray float_array(py::handle obj, const TensorName& name, Role role);
 
+// The common case of a dense update, read from the three array headers at once: exact ndarrays
+// sharing one float dtype object (native byte order), C-contiguous and aligned, one shape, param
+// and sum writeable. Fills `out` and returns true; false when anything differs, and then the
+// checks above run one by one (they raise, or accept a valid but less common layout).
+struct DenseArrays {
+  Dtype dtype;
+  void* param;
+  const void* grad;
+  void* sum;
+  std::size_t size;
+  std::size_t nbytes;
+};
+bool plain_dense_arrays(py::handle param, py::handle grad, py::handle sum, DenseArrays& out);
+
 // "(3, 4)", "(5,)": the array's shape as Python prints it, for messages.
 std::string shape_string(const FloatArray& a);
 
@@ -61,7 +75,8 @@ struct Span {
 // Raises ValueError if any written buffer overlaps another written or read buffer.
 class OverlapChecker {
  public:
-  void add(const FloatArray& a, const TensorName& name, Role role);
+  void add(const FloatArray& a, const TensorName& name, Role role) { add(a.data, a.nbytes, name, role); }
+  void add(const void* data, std::size_t nbytes, const TensorName& name, Role role);
   void clear() {
     written_.clear();
     read_.clear();

@@ -131,6 +131,21 @@ StepBatch::~StepBatch() {
 
 void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, const TensorName& name,
                           const DenseOptions& o, std::int64_t step, int variant_override) {
+  DenseArrays a;
+  if (plain_dense_arrays(param, grad, sum, a)) {  // ~40% of the per-tensor cost of the checks below
+    overlap_.add(a.param, a.nbytes, name, Role::param);
+    overlap_.add(a.grad, a.nbytes, name, Role::grad);
+    overlap_.add(a.sum, a.nbytes, name, Role::sum);
+    if (nonfinite_ != NonFinite::propagate) check_later(a.dtype, a.grad, a.size, grad, name);
+    DenseTensor& t = dense_.emplace_back(coefficients(a.dtype, o, step));
+    t.param = a.param;
+    t.grad = a.grad;
+    t.sum = a.sum;
+    t.n = a.size;
+    if (variant_override >= 0) t.variant = variant_override;
+    for (const py::handle h : {param, grad, sum}) owners_.push_back(py::reinterpret_borrow<py::object>(h));
+    return;
+  }
   FloatArray p = float_array(param, name, Role::param);
   FloatArray g = float_array(grad, name, Role::grad);
   FloatArray s = float_array(sum, name, Role::sum);
@@ -143,7 +158,7 @@ void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, con
   overlap_.add(p, name, Role::param);
   overlap_.add(g, name, Role::grad);
   overlap_.add(s, name, Role::sum);
-  if (nonfinite_ != NonFinite::propagate) check_later(g, name);
+  if (nonfinite_ != NonFinite::propagate) check_later(g.dtype, g.data, g.size, g.owner, name);
   DenseTensor& t = dense_.emplace_back(coefficients(p.dtype, o, step));
   t.param = p.data;
   t.grad = g.data;
@@ -197,7 +212,7 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
                           std::to_string(index_at(problem, bad)) +
                           " is out of range for a table of " + std::to_string(rows) + " rows");
   }
-  if (nonfinite_ != NonFinite::propagate) check_later(val, name);
+  if (nonfinite_ != NonFinite::propagate) check_later(val.dtype, val.data, val.size, val.owner, name);
   sparse_.push_back(problem);
   for (py::object* owner : {&tab.owner, &idx.owner, &val.owner, &st.owner}) owners_.push_back(std::move(*owner));
 }
@@ -229,9 +244,9 @@ const DenseTensor& StepBatch::coefficients(Dtype dtype, const DenseOptions& o, s
   return last_.tensor;
 }
 
-void StepBatch::check_later(const FloatArray& grad, const TensorName& name) {
-  checked_.push_back({grad.dtype, grad.data, grad.size});
-  if (nonfinite_ == NonFinite::raise) checked_names_.push_back({grad.owner, name});
+void StepBatch::check_later(Dtype dtype, const void* data, std::size_t size, py::handle grad, const TensorName& name) {
+  checked_.push_back({dtype, data, size});
+  if (nonfinite_ == NonFinite::raise) checked_names_.push_back({grad, name});
 }
 
 bool StepBatch::run() {

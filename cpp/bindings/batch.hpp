@@ -56,7 +56,7 @@ class StepBatch {
   // The variant and coefficients for these options and step, computed once for a run of tensors
   // that share them (a param group): the division and the fma cost ~10 ns a tensor otherwise.
   const DenseTensor& coefficients(Dtype dtype, const DenseOptions& o, std::int64_t step);
-  void check_later(const FloatArray& grad, const TensorName& name);
+  void check_later(Dtype dtype, const void* data, std::size_t size, py::handle grad, const TensorName& name);
   [[noreturn]] void report_nonfinite(std::size_t index) const;
 
   NonFinite nonfinite_;
