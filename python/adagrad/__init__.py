@@ -6,6 +6,7 @@ Public API:
     update             one in-place update of one array (functional form)
     sparse_update      Adagrad on the indexed rows of a 2-D table (element-wise or row-wise)
     reference          the pure-NumPy reference with the same signatures
+    aligned_zeros      a zero-filled array on a 64-byte cache line (embedding tables, their state)
     cpu_info           which kernel runs, what the CPU offers, how many threads
     set_isa            force the kernels of one instruction set
     get_num_threads / set_num_threads
@@ -13,6 +14,7 @@ Public API:
 
 from . import reference
 from ._core import __version__, cpu_info, get_num_threads, set_isa, set_num_threads
+from ._memory import aligned_zeros
 from .functional import sparse_update, update
 from .optimizer import Adagrad, NonFiniteGradError, SparseGrad
 
@@ -21,6 +23,7 @@ __all__ = [
     "NonFiniteGradError",
     "SparseGrad",
     "__version__",
+    "aligned_zeros",
     "cpu_info",
     "get_num_threads",
     "reference",
