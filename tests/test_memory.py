@@ -23,7 +23,9 @@ from conftest import assert_same_bits
         ((), np.float32, ()),
     ],
 )
-def test_aligned_zeros_is_zero_filled_c_ordered_and_on_a_cache_line(shape: Any, dtype: Any, expected_shape: Any) -> None:
+def test_aligned_zeros_is_zero_filled_c_ordered_and_on_a_cache_line(
+    shape: Any, dtype: Any, expected_shape: Any
+) -> None:
     a = adagrad.aligned_zeros(shape, dtype)
     assert a.shape == expected_shape
     assert a.dtype == np.dtype(dtype)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -28,7 +28,7 @@ def full_like_at_same_line_offset(param: np.ndarray, value: Any) -> np.ndarray:
         return np.full_like(param, value)
     buffer = np.empty(param.size + _LINE // param.itemsize, param.dtype)
     start = ((offset - buffer.ctypes.data) % _LINE) // param.itemsize
-    order = "F" if param.flags.f_contiguous and not param.flags.c_contiguous else "C"
+    order: Literal["C", "F"] = "F" if param.flags.f_contiguous and not param.flags.c_contiguous else "C"
     out = buffer[start : start + param.size].reshape(param.shape, order=order)
     out.fill(value)
     return out

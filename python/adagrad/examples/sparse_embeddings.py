@@ -51,7 +51,8 @@ def train(
 
     bias = np.zeros(1, np.float32)
     w = np.zeros((ROWS, 1), np.float32)
-    v = rng.normal(0, 0.01, (ROWS, DIM)).astype(np.float32)
+    v = adagrad.aligned_zeros((ROWS, DIM))  # rows on whole cache lines (README, "Speed")
+    v[...] = rng.normal(0, 0.01, (ROWS, DIM))
     opt = adagrad.Adagrad(
         [
             {"params": {"w": w}},
