@@ -94,6 +94,19 @@ bool plain_dense_arrays(py::handle param, py::handle grad, py::handle sum, Dense
   return true;
 }
 
+DenseArrays checked_dense_arrays(py::handle param, py::handle grad, py::handle sum, const TensorName& name) {
+  const FloatArray p = float_array(param, name, Role::param);
+  const FloatArray g = float_array(grad, name, Role::grad);
+  const FloatArray s = float_array(sum, name, Role::sum);
+  require_same_layout(p, g, name, Role::grad);
+  if (s.ndim == 1 && p.ndim == 2 && s.size == static_cast<std::size_t>(p.shape[0])) {
+    throw py::value_error(name(Role::param) + " keeps row-wise state (one accumulator per row): "
+                          "give its grad as (indices, values)");
+  }
+  require_same_layout(p, s, name, Role::sum);
+  return {p.dtype, p.data, g.data, s.data, p.size, p.nbytes};
+}
+
 void require_same_layout(const FloatArray& ref, const FloatArray& other, const TensorName& name, Role role) {
   if (other.dtype != ref.dtype) {
     throw py::type_error(name(role) + " has dtype " + dtype_name(py::detail::array_proxy(other.owner.ptr())) + " but " +

@@ -60,6 +60,9 @@ struct DenseArrays {
   std::size_t nbytes;
 };
 bool plain_dense_arrays(py::handle param, py::handle grad, py::handle sum, DenseArrays& out);
+// The same, one check at a time: raises a TypeError / ValueError naming the array, or accepts any
+// valid layout (Fortran order, ndarray subclasses, equal dtypes of distinct dtype objects).
+DenseArrays checked_dense_arrays(py::handle param, py::handle grad, py::handle sum, const TensorName& name);
 
 // "(3, 4)", "(5,)": the array's shape as Python prints it, for messages.
 std::string shape_string(const FloatArray& a);

@@ -132,42 +132,19 @@ StepBatch::~StepBatch() {
 void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, const TensorName& name,
                           const DenseOptions& o, std::int64_t step, int variant_override) {
   DenseArrays a;
-  if (plain_dense_arrays(param, grad, sum, a)) {  // ~40% of the per-tensor cost of the checks below
-    overlap_.add(a.param, a.nbytes, name, Role::param);
-    overlap_.add(a.grad, a.nbytes, name, Role::grad);
-    overlap_.add(a.sum, a.nbytes, name, Role::sum);
-    if (nonfinite_ != NonFinite::propagate) check_later(a.dtype, a.grad, a.size, grad, name);
-    DenseTensor& t = dense_.emplace_back(coefficients(a.dtype, o, step));
-    t.param = a.param;
-    t.grad = a.grad;
-    t.sum = a.sum;
-    t.n = a.size;
-    if (variant_override >= 0) t.variant = variant_override;
-    for (const py::handle h : {param, grad, sum}) owners_.push_back(py::reinterpret_borrow<py::object>(h));
-    return;
-  }
-  FloatArray p = float_array(param, name, Role::param);
-  FloatArray g = float_array(grad, name, Role::grad);
-  FloatArray s = float_array(sum, name, Role::sum);
-  require_same_layout(p, g, name, Role::grad);
-  if (s.ndim == 1 && p.ndim == 2 && s.size == static_cast<std::size_t>(p.shape[0])) {
-    throw py::value_error(name(Role::param) + " keeps row-wise state (one accumulator per row): "
-                          "give its grad as (indices, values)");
-  }
-  require_same_layout(p, s, name, Role::sum);
-  overlap_.add(p, name, Role::param);
-  overlap_.add(g, name, Role::grad);
-  overlap_.add(s, name, Role::sum);
-  if (nonfinite_ != NonFinite::propagate) check_later(g.dtype, g.data, g.size, g.owner, name);
-  DenseTensor& t = dense_.emplace_back(coefficients(p.dtype, o, step));
-  t.param = p.data;
-  t.grad = g.data;
-  t.sum = s.data;
-  t.n = p.size;
+  // The one-read check first (~40% of the per-tensor cost of the step-by-step one).
+  if (!plain_dense_arrays(param, grad, sum, a)) a = checked_dense_arrays(param, grad, sum, name);
+  overlap_.add(a.param, a.nbytes, name, Role::param);
+  overlap_.add(a.grad, a.nbytes, name, Role::grad);
+  overlap_.add(a.sum, a.nbytes, name, Role::sum);
+  if (nonfinite_ != NonFinite::propagate) check_later(a.dtype, a.grad, a.size, grad, name);
+  DenseTensor& t = dense_.emplace_back(coefficients(a.dtype, o, step));
+  t.param = a.param;
+  t.grad = a.grad;
+  t.sum = a.sum;
+  t.n = a.size;
   if (variant_override >= 0) t.variant = variant_override;
-  owners_.push_back(std::move(p.owner));
-  owners_.push_back(std::move(g.owner));
-  owners_.push_back(std::move(s.owner));
+  for (const py::handle h : {param, grad, sum}) owners_.push_back(py::reinterpret_borrow<py::object>(h));
 }
 
 void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle values, py::handle state,
