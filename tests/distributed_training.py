@@ -163,6 +163,10 @@ def main(argv: list[str]) -> int:
     try:
         results = {name: run_scenario(scenario, rank, world) for name, scenario in SCENARIOS.items()}
         torch.save(results, out)
+        # Both ranks done before either tears its process group down: a rank that exits while the
+        # other still tears down can leave a gloo thread of the other to abort it ("terminate
+        # called without an active exception", seen once in ~20 runs without this barrier).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
     return 0
