@@ -39,3 +39,14 @@ def assert_same_bits(actual: np.ndarray, expected: np.ndarray) -> None:
     if differ.any():
         where = np.flatnonzero(differ)[:5]
         raise AssertionError(f"{differ.sum()} of {a.size} elements differ, first at {where}: {a[where]} vs {e[where]}")
+
+
+def at_line_offset(values: np.ndarray, offset_bytes: int, order: str = "C") -> np.ndarray:
+    """A copy of `values` (same shape and dtype, in C or Fortran order) whose data starts
+    `offset_bytes` past a 64-byte cache line."""
+    buffer = np.empty(values.size + 128 // values.itemsize, values.dtype)
+    start = ((-buffer.ctypes.data) % 64 + offset_bytes) // values.itemsize
+    view = buffer[start : start + values.size].reshape(values.shape, order=order)
+    assert view.ctypes.data % 64 == offset_bytes
+    view[...] = values
+    return view

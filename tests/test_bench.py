@@ -22,6 +22,7 @@ from adagrad.benchmarks.cases import (
     sparse_cases,
     training_cases,
 )
+from conftest import at_line_offset
 
 
 def test_resnet18_has_62_tensors_and_11_7M_elements() -> None:
@@ -98,12 +99,7 @@ def test_sparse_peers_share_one_table_and_the_ceilings_leave_it(peer: str) -> No
 @pytest.mark.parametrize("offset", [0, 4, 16, 60])
 def test_stream_ceiling_at_every_cache_line_offset(offset: int) -> None:
     rng = np.random.default_rng(offset)
-    arrays = []
-    for _ in range(3):
-        buffer = rng.standard_normal(5000 + 32).astype(np.float32)
-        start = ((-buffer.ctypes.data) % 64 + offset) // 4
-        arrays.append(buffer[start : start + 5000])
-    param, grad, sum_ = arrays
+    param, grad, sum_ = (at_line_offset(rng.standard_normal(5000).astype(np.float32), offset) for _ in range(3))
     expected = (param + grad, sum_ + grad)
     _core.stream_ceiling([param], [grad], [sum_])
     np.testing.assert_array_equal(param, expected[0])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import adagrad
-from conftest import assert_same_bits
+from conftest import assert_same_bits, at_line_offset
 
 DTYPES = [np.float32, np.float64]
 SMALL_SIZES = [0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 1000]
@@ -98,16 +98,6 @@ LARGE_CASES = [
 @pytest.mark.parametrize("options, initial", LARGE_CASES)
 def test_large_tensor(options: dict[str, Any], initial: float, dtype: type, isa: str, threads: int) -> None:
     run_both([LARGE_SIZE, 5], dtype, options, initial, steps=3, seed=2, shift=True)
-
-
-def at_line_offset(values: np.ndarray, offset_bytes: int) -> np.ndarray:
-    """The same values in a buffer starting `offset_bytes` past a 64-byte cache line."""
-    buffer = np.empty(values.size + 128 // values.itemsize, values.dtype)
-    start = ((-buffer.ctypes.data) % 64 + offset_bytes) // values.itemsize
-    view = buffer[start : start + values.size]
-    assert view.ctypes.data % 64 == offset_bytes
-    view[...] = values
-    return view
 
 
 # Long calls start with scalar elements up to the param's next cache line (the vector loop then

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 import adagrad
-from conftest import assert_same_bits
+from conftest import assert_same_bits, at_line_offset
 
 Key = Union[int, str]
 F32, F64 = np.float32, np.float64
@@ -896,14 +896,6 @@ def test_repr_mentions_each_group(setup: Setup, groups: list[tuple[int, float]])
         assert f"lr={lr}" in line
 
 
-def _at_offset(shape: tuple[int, ...], dtype: type, offset: int, order: str) -> np.ndarray:
-    n = int(np.prod(shape))
-    itemsize = np.dtype(dtype).itemsize
-    buffer = np.empty(n + 128 // itemsize, dtype)
-    start = ((-buffer.ctypes.data) % 64 + offset) // itemsize
-    return buffer[start : start + n].reshape(shape, order=order)
-
-
 @pytest.mark.parametrize(
     ("shape", "dtype", "offset", "order"),
     [
@@ -919,8 +911,7 @@ def test_state_sums_start_at_the_params_offset_from_a_cache_line(
     shape: tuple[int, ...], dtype: type, offset: int, order: str
 ) -> None:
     """The kernel puts its vector loop on the param's cache lines; the sums then share them."""
-    param = _at_offset(shape, dtype, offset, order)
-    param[...] = 1.0
+    param = at_line_offset(np.ones(shape, dtype), offset, order)
     opt = adagrad.Adagrad([param], initial_accumulator_value=0.25)
     sums = opt.state[0]["sum"]
     assert sums.ctypes.data % 64 == offset

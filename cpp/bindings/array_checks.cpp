@@ -157,10 +157,12 @@ void OverlapChecker::check() {
   // (Function-local, so that the thread-local address is computed once per call, not per use.)
   thread_local std::vector<Span> last_written, last_sorted;
   sorted_ = &last_sorted;
-  const bool same_as_last =
-      last_written.size() == written_.size() &&
-      std::equal(written_.begin(), written_.end(), last_written.begin(),
-                 [](const Range& r, const Span& s) { return r.begin == s.begin && r.end == s.end; });
+  const auto same_as = [](const std::vector<Range>& ranges, const std::vector<Span>& spans) {
+    return ranges.size() == spans.size() &&
+           std::equal(ranges.begin(), ranges.end(), spans.begin(),
+                      [](const Range& r, const Span& s) { return r.begin == s.begin && r.end == s.end; });
+  };
+  const bool same_as_last = same_as(written_, last_written);
   if (!same_as_last) {
     last_written.clear();
     last_sorted.clear();
@@ -180,11 +182,7 @@ void OverlapChecker::check() {
   // The grads of the last check on this thread, if they were found clear of these written spans:
   // an optimizer whose grads live on from step to step (torch's .grad) is checked in one compare.
   thread_local std::vector<Span> last_read;
-  const bool reads_as_last =
-      same_as_last && last_read.size() == read_.size() &&
-      std::equal(read_.begin(), read_.end(), last_read.begin(),
-                 [](const Range& r, const Span& s) { return r.begin == s.begin && r.end == s.end; });
-  if (reads_as_last) return;
+  if (same_as_last && same_as(read_, last_read)) return;
   last_read.clear();
   // With the written spans disjoint and sorted, the last one starting before a read span's end is
   // the only one that can overlap it. The search is branch-free: with fresh grads at every step,

@@ -9,6 +9,13 @@ import numpy as np
 _LINE = 64  # bytes in a cache line
 
 
+def _empty_at_line_offset(size: int, dtype: np.dtype[Any], offset: int) -> np.ndarray:
+    """A 1-D uninitialised array of `size` elements starting `offset` bytes past a cache line."""
+    buffer = np.empty(size + _LINE // dtype.itemsize, dtype)
+    start = ((offset - buffer.ctypes.data) % _LINE) // dtype.itemsize
+    return buffer[start : start + size]
+
+
 def full_like_at_same_line_offset(param: np.ndarray, value: Any) -> np.ndarray:
     """``np.full_like(param, value)`` (same shape, dtype and memory order) whose data starts at the
     same offset from a 64-byte cache line as the param's.
@@ -26,10 +33,8 @@ def full_like_at_same_line_offset(param: np.ndarray, value: Any) -> np.ndarray:
     offset = param.ctypes.data % _LINE
     if param.size == 0 or offset % param.itemsize != 0:
         return np.full_like(param, value)
-    buffer = np.empty(param.size + _LINE // param.itemsize, param.dtype)
-    start = ((offset - buffer.ctypes.data) % _LINE) // param.itemsize
     order: Literal["C", "F"] = "F" if param.flags.f_contiguous and not param.flags.c_contiguous else "C"
-    out = buffer[start : start + param.size].reshape(param.shape, order=order)
+    out = _empty_at_line_offset(param.size, param.dtype, offset).reshape(param.shape, order=order)
     out.fill(value)
     return out
 
@@ -47,9 +52,7 @@ def aligned_zeros(shape: int | tuple[int, ...], dtype: Any = np.float32) -> np.n
     >>> table.ctypes.data % 64, table.shape, table.dtype, table.flags.c_contiguous, float(table.sum())
     (0, (1000, 64), dtype('float32'), True, 0.0)
     """
-    dtype = np.dtype(dtype)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    size = int(np.prod(shape, dtype=np.int64))
-    buffer = np.zeros(size + _LINE // dtype.itemsize + 1, dtype)
-    start = (-buffer.ctypes.data % _LINE) // dtype.itemsize
-    return buffer[start : start + size].reshape(shape)
+    out = _empty_at_line_offset(int(np.prod(shape, dtype=np.int64)), np.dtype(dtype), 0).reshape(shape)
+    out.fill(0)
+    return out

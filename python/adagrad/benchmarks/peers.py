@@ -27,9 +27,7 @@ def line_aligned(values: np.ndarray) -> np.ndarray:
     """A copy of `values` starting on a 64-byte boundary, as torch's allocator places a tensor.
     NumPy puts a big array 16 bytes past a page boundary; torch's kernels, sharing these arrays,
     would pay for that (adagrad's kernel starts its vector loop on a cache line either way)."""
-    buffer = np.empty(values.size + 64 // values.itemsize, values.dtype)
-    start = (-buffer.ctypes.data % 64) // values.itemsize
-    out = buffer[start : start + values.size].reshape(values.shape)
+    out = adagrad.aligned_zeros(values.shape, values.dtype)
     out[...] = values
     return out
 
@@ -39,12 +37,6 @@ def _arrays(case: Case, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarra
     params = [line_aligned(rng.standard_normal(s).astype(case.dtype)) for s in case.shapes]
     grads = [line_aligned(rng.standard_normal(s).astype(case.dtype)) for s in case.shapes]
     return params, grads
-
-
-def adagrad_step(case: Case, **options: Any) -> Step:
-    params, grads = _arrays(case)
-    opt = adagrad.Adagrad(params, lr=LR, eps=EPS, **options)
-    return lambda: opt.step(grads)
 
 
 # On this VM the same pass over two sets of arrays of the same size can differ by 1.5x in a
@@ -60,11 +52,15 @@ class SharedArrays:
     sums: list[np.ndarray]
 
 
-def adagrad_peer(case: Case) -> tuple[Step, SharedArrays]:
+def adagrad_peer(case: Case, **options: Any) -> tuple[Step, SharedArrays]:
     params, grads = _arrays(case)
-    opt = adagrad.Adagrad(params, lr=LR, eps=EPS)  # its sums start on a line, as the params do
+    opt = adagrad.Adagrad(params, lr=LR, eps=EPS, **options)  # its sums start on a line, as the params do
     sums = [opt.state[i]["sum"] for i in range(len(params))]
     return (lambda: opt.step(grads)), SharedArrays(params, grads, sums)
+
+
+def adagrad_step(case: Case, **options: Any) -> Step:
+    return adagrad_peer(case, **options)[0]
 
 
 # The cost of the options that add work to a step, against plain "adagrad" in the same run:
@@ -172,7 +168,7 @@ def sparse_arrays(case: SparseCase) -> SparseArrays:
     table = line_aligned(rng.standard_normal((case.rows, case.dim), dtype=np.float32))
     batches = case.index_batches()
     values = [line_aligned(rng.standard_normal((case.k, case.dim), dtype=np.float32)) for _ in batches]
-    state, rowwise_state = line_aligned(np.zeros_like(table)), line_aligned(np.zeros(case.rows, np.float32))
+    state, rowwise_state = adagrad.aligned_zeros(table.shape), adagrad.aligned_zeros(case.rows)
     return SparseArrays(table, state, rowwise_state, batches, values)
 
 
