@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+import adagrad
 from adagrad import _core
-from adagrad.benchmarks import cli, peers, report, targets
+from adagrad.benchmarks import cli, fbgemm, peers, report, targets
 from adagrad.benchmarks.cases import (
     SparseCase,
     TrainingCase,
@@ -74,13 +75,30 @@ def test_torch_peers_update_adagrads_own_params_and_sums(peer: str) -> None:
         np.testing.assert_allclose(p_after, p - peers.LR * g / (np.sqrt(s + g * g) + peers.EPS), rtol=1e-6)
 
 
-SPARSE_WRITERS = ["adagrad", "adagrad rowwise", "floor: rows once", "torch sparse"]
+ROWWISE_WRITERS = ["adagrad rowwise", "adagrad rowwise sequential", "fbgemm rowwise sequential"]
+SPARSE_WRITERS = [
+    "adagrad",
+    "adagrad sequential",
+    "torch sparse",
+    "fbgemm sequential",
+    "fbgemm coalesced",
+    *ROWWISE_WRITERS,
+]
+SPARSE_BOUNDS = ["ceiling", "floor: touched rows", "floor: rows + values"]
 
 
-@pytest.mark.parametrize("peer", ["ceiling", "floor: rows once, no arithmetic", *SPARSE_WRITERS])
-def test_sparse_peers_share_one_table_and_the_ceilings_leave_it(peer: str) -> None:
+def fbgemm_or_skip() -> None:
+    found = fbgemm.load()
+    if isinstance(found, str):
+        pytest.skip(found)
+
+
+@pytest.mark.parametrize("peer", SPARSE_BOUNDS + SPARSE_WRITERS)
+def test_sparse_peers_share_one_table_and_the_bounds_leave_it(peer: str) -> None:
     if peer.startswith("torch"):
         pytest.importorskip("torch")
+    if peer.startswith("fbgemm"):
+        fbgemm_or_skip()
     case = SparseCase("tiny", rows=300, dim=8, k=64, batches=2)
     arrays = peers.sparse_arrays(case)
     step = peers.sparse_peers(case, arrays)[peer]
@@ -89,11 +107,41 @@ def test_sparse_peers_share_one_table_and_the_ceilings_leave_it(peer: str) -> No
     after = [arrays.table, arrays.state, arrays.rowwise_state]
     if peer in SPARSE_WRITERS:
         assert (after[0] != before[0]).any(), "the peer did not update the shared table"
-        state = 2 if peer == "adagrad rowwise" else 1
+        state = 2 if peer in ROWWISE_WRITERS else 1
         assert (after[state] != before[state]).any(), "the peer did not update the shared state"
     else:
         for a, b in zip(after, before):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("rowwise", [False, True], ids=["elementwise", "rowwise"])
+@pytest.mark.parametrize("dim", [8, 64, 100])
+def test_fbgemm_peer_is_sequential_adagrad(dim: int, rowwise: bool) -> None:
+    """FBGEMM's kernel applies each occurrence in turn, as duplicates='sequential' does; it squares
+    without fma (h + g*g, two roundings), so the two agree to a few ulp, not bit for bit."""
+    fbgemm_or_skip()
+    fb = fbgemm.load()
+    assert not isinstance(fb, str)
+    rng = np.random.default_rng(dim)
+    table = rng.standard_normal((50, dim)).astype(np.float32)
+    state = rng.uniform(0.1, 1.0, 50 if rowwise else (50, dim)).astype(np.float32)
+    idx = rng.integers(0, 50, 200).astype(np.int64)
+    values = rng.standard_normal((200, dim)).astype(np.float32)
+    ours_table, ours_state = table.copy(), state.copy()
+    original = table.copy()
+    fb.step(table, idx, values, state, lr=0.05, eps=1e-10)
+    assert (table != original).any()
+    adagrad.sparse_update(ours_table, idx, values, ours_state, step=1, lr=0.05, eps=1e-10, duplicates="sequential")
+    np.testing.assert_allclose(state, ours_state, rtol=1e-5)
+    np.testing.assert_allclose(table, ours_table, rtol=1e-5, atol=1e-6)
+
+
+def test_coalesced_batches_sum_repeats_in_input_order() -> None:
+    batch = np.array([4, 1, 4, 9, 1])
+    values = np.arange(10, dtype=np.float32).reshape(5, 2)
+    ids, sums = peers.coalesced(batch, values)
+    assert ids.tolist() == [4, 1, 9]
+    np.testing.assert_array_equal(sums, [[0 + 4, 1 + 5], [2 + 8, 3 + 9], [6, 7]])
 
 
 @pytest.mark.parametrize("offset", [0, 4, 16, 60])
@@ -234,28 +282,40 @@ TINY_TRAINING = [
 ]
 
 
+def trained_weights(model: Any) -> list[Any]:
+    """A training peer's weights in one layout: FBGEMM's TBE keeps its table in a flat buffer."""
+    if hasattr(getattr(model, "bag", None), "split_embedding_weights"):
+        return [model.bag.split_embedding_weights()[0].detach(), *(p.detach() for p in model.head.parameters())]
+    return [p.detach() for p in model.parameters()]
+
+
 @pytest.mark.parametrize("case", TINY_TRAINING, ids=lambda c: c.name)
 def test_training_peers_train_the_same_model(case: TrainingCase) -> None:
     """Every peer runs real training steps on the same model and data, so their times compare the
     same work: after three steps their params agree to float32 rounding (the paths round
-    differently), and they have moved by far more than that."""
+    differently), and they have moved by far more than that. Row-wise peers agree with each other."""
     torch = pytest.importorskip("torch")
     training = pytest.importorskip("adagrad.benchmarks.training")
     loops = training.training_peers(case)
-    fused = "torch fused, dense grads" if case.model == "embeddingbag" else "torch fused"
-    assert list(loops) == ["adagrad", "torch", fused]
+    if case.model == "embeddingbag":
+        tbe = ["fbgemm TBE", "fbgemm TBE rowwise"] if training.fbgemm_tbe_available() else []
+        assert list(loops) == ["adagrad", "torch", "torch fused, dense grads", "adagrad rowwise", *tbe]
+    else:
+        assert list(loops) == ["adagrad", "torch", "torch fused"]
     for loop in loops.values():
         for _ in range(3):
             loop()
         assert loop.steps == 3 and loop.clock() > 0
     initial = list(training.build_model(case).parameters())
-    ours = [p.detach() for p in loops["adagrad"].model.parameters()]
-    assert sum(p.numel() for p in ours) == case.params
-    for p, start in zip(ours, initial):
-        assert (p - start.detach()).abs().max() > 1e-3  # lr is 1e-2: every tensor moved
-    for name, loop in loops.items():
-        for p, q in zip(ours, loop.model.parameters()):
-            torch.testing.assert_close(q.detach(), p, rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
+    for reference in ("adagrad", "adagrad rowwise") if case.model == "embeddingbag" else ("adagrad",):
+        ours = trained_weights(loops[reference].model)
+        assert sum(p.numel() for p in ours) == case.params
+        for p, start in zip(ours, initial):
+            assert (p - start.detach()).abs().max() > 1e-3  # lr is 1e-2: every tensor moved
+        alike = [name for name in loops if ("rowwise" in name) == ("rowwise" in reference)]
+        for name in alike:
+            for p, q in zip(ours, trained_weights(loops[name].model)):
+                torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
 
 
 def test_cli_runs_a_training_case_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

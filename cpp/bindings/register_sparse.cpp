@@ -34,6 +34,16 @@ void sparse_stream_ceiling(py::handle table, py::handle indices, py::handle valu
   batch.run();
 }
 
+// The benchmark's floors: each row of `rows` (distinct) has its table and state rows read and
+// written once, prefetched, with no grouping and no arithmetic; with read_values, every row of
+// `values` (any number of rows: a whole batch's) is also read once. Validated like sparse_update.
+void sparse_floor(py::handle table, py::handle rows, py::handle values, py::handle state, bool read_values) {
+  StepBatch batch;
+  batch.add_sparse(table, rows, values, state, TensorName{py::none(), TensorName::kSparseArguments}, DenseOptions{},
+                   Duplicates::sum, 1, read_values ? kFloorWithValuesVariant : kFloorVariant);
+  batch.run();
+}
+
 }  // namespace
 
 void register_sparse(py::module_& m) {
@@ -46,6 +56,10 @@ void register_sparse(py::module_& m) {
   m.def("sparse_stream_ceiling", &sparse_stream_ceiling, "table"_a, "indices"_a, "values"_a, "state"_a,
         "Benchmark ceiling of sparse_update (element-wise state): the same traffic and schedule, one add per "
         "element instead of the update.");
+  m.def("sparse_floor", &sparse_floor, "table"_a, "rows"_a, "values"_a, "state"_a, "read_values"_a,
+        "Benchmark floor of sparse_update (element-wise state): the table and state rows of the distinct `rows` "
+        "read and written once each, prefetched, no grouping, no arithmetic; with read_values also every row of "
+        "values (any number of rows) read once.");
 }
 
 }  // namespace adagrad::bindings

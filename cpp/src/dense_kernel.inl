@@ -1,5 +1,5 @@
 // The dense Adagrad kernel, written once. Each kernels_<isa>.cpp includes this file after the
-// traits of its vector registers and instantiates make_kernel_table with them.
+// traits of its vector registers, then sparse_kernel.inl, then kernel_table.inl.
 //
 // Per element (SEMANTICS.md section 1), in the tensor's dtype, every operation rounded once:
 //   g <- g / grad_scale                  if scale_grads (loss scaling; an IEEE division, or the
@@ -150,15 +150,6 @@ bool all_finite_loop(const typename V::T* __restrict x, std::size_t n) {
   return total == total;  // false only for NaN
 }
 
-template <class V>
-void accumulate_loop(typename V::T* __restrict acc, const typename V::T* __restrict v, std::size_t n) {
-  std::size_t i = 0;
-  if constexpr (V::W > 1) {
-    for (; i + V::W <= n; i += V::W) V::store(acc + i, V::add(V::load(acc + i), V::load(v + i)));
-  }
-  for (; i < n; ++i) acc[i] += v[i];
-}
-
 // The canonical 8-lane sum of squares (kernels.hpp). Registers of W lanes hold canonical lanes
 // when W divides 8; wider registers fall back to the scalar lanes, with the same result.
 template <class V>
@@ -229,25 +220,6 @@ void rowwise_row(typename V::T* __restrict param, typename V::T* __restrict grad
 template <class V, std::size_t... I>
 constexpr DenseVariants<typename V::T> dense_variants(std::index_sequence<I...>) {
   return {{&dense_loop<V, static_cast<int>(I)>..., &stream_loop<V>}};
-}
-
-template <class V, std::size_t... I>
-constexpr RowwiseVariants<typename V::T> rowwise_variants(std::index_sequence<I...>) {
-  return {{&rowwise_row<V, static_cast<int>(I)>...}};
-}
-
-template <class VF32, class VF64>
-constexpr KernelTable make_kernel_table(const char* name) {
-  constexpr auto variants = std::make_index_sequence<kDenseVariants>{};
-  return {name,
-          dense_variants<VF32>(variants),
-          dense_variants<VF64>(variants),
-          rowwise_variants<VF32>(variants),
-          rowwise_variants<VF64>(variants),
-          &accumulate_loop<VF32>,
-          &accumulate_loop<VF64>,
-          &all_finite_loop<VF32>,
-          &all_finite_loop<VF64>};
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "adagrad/hyper.hpp"
 
@@ -22,25 +23,69 @@ struct DenseVariants {
   DenseFn<T> fn[kDenseVariants + 1];
 };
 
-// Row-wise Adagrad on one row of d elements with one accumulator (SEMANTICS.md section 3):
-// grad is scratch (loss scale, maximize and weight decay are applied to it in place), then
-//   s <- s + (sum of g_j^2) / d,   theta_j <- theta_j - (clr * g_j) / (sqrt(s) + eps)
-// The sum of squares has one fixed order on every ISA, so that all paths give the same bits:
-// element j goes to lane j % 8 (fma, in increasing j, lanes start at +0), then
-// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
-template <class T>
-using RowwiseFn = void (*)(T* param, T* grad, T* state, std::size_t d, const DenseCoeffs<T>& c);
+// Sparse rows (sparse.hpp). One call of a sparse kernel updates the rows of one part of a table:
+// rows are dealt to parts by row_part(), each part is one task, and each row is updated by its one
+// part alone, in input order, so that no result depends on how many parts (threads) there are.
+constexpr std::uint32_t kEndOfChain = 0xFFFFFFFFu;
+
+// The part (of `parts`) that owns a row: the high bits of a multiplicative hash, so that the hot rows
+// of a skewed id distribution and runs of neighbouring rows both spread over the parts. (The hash
+// tables of sparse.cpp use another multiplier: its bits must not correlate with these.)
+inline std::uint32_t row_part(std::uint64_t row, std::uint32_t parts) {
+  const std::uint64_t mixed = (row * 0xC2B2AE3D27D4EB4Full) >> 32;
+  return static_cast<std::uint32_t>((mixed * parts) >> 32);
+}
 
 template <class T>
-struct RowwiseVariants {
-  RowwiseFn<T> fn[kDenseVariants];
+struct SparseTask {
+  T* table;          // rows x dim, C order
+  T* state;          // rows x dim (element-wise) or rows (row-wise)
+  const T* values;   // k x dim: occurrence o's gradient row is values + o * dim
+  std::size_t dim;
+  const DenseCoeffs<T>* coeffs;
+  T* scratch;        // dim elements of the task's own (a summed row, a row-wise gradient)
+  // duplicates = sum: the part's unique rows in order of first occurrence; rows[u] is the table
+  // row of unique row u, first[u] its first occurrence, next[o] the occurrence after o of the same
+  // row (input order), kEndOfChain after the last.
+  const std::size_t* rows;
+  const std::uint32_t* first;
+  const std::uint32_t* next;
+  std::size_t unique;
+  // duplicates = sequential: every occurrence of a row owned by `part`, in input order.
+  const void* indices;
+  bool indices_int64;
+  std::size_t k;
+  std::uint32_t parts, part;
 };
 
-// acc[j] += v[j]: the sum of repeated indices' values, in input order.
 template <class T>
-using AccumulateFn = void (*)(T* acc, const T* v, std::size_t d);
+using SparseFn = void (*)(const SparseTask<T>& task);
 
-// True when none of the n elements is a NaN or an infinity (reads only).
+// How the rows are updated. Element-wise state: each touched row as the dense update would;
+// row-wise state (one accumulator per row, SEMANTICS.md section 3):
+//   s <- s + (sum of g_j^2) / d,   theta_j <- theta_j - (clr * g_j) / (sqrt(s) + eps)
+// with the sum of squares in one fixed order on every ISA, so that all paths give the same bits:
+// element j goes to lane j % 8 (fma, in increasing j, lanes start at +0), then
+// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
+enum class SparseMode : int { sum = 0, sequential = 1, rowwise_sum = 2, rowwise_sequential = 3 };
+constexpr int kSparseModes = 4;
+
+// Row lengths with kernels of their own for duplicates = sum, element-wise state: a row's summed
+// gradient then lives in registers (when it fits in 16 of them), with no loop over the row.
+constexpr std::size_t kFixedDims[] = {16, 32, 64, 128};
+constexpr int kFixedDimCount = 4;
+
+// fn[mode][variant], for any dim; fixed_sum[i][variant] for dim == kFixedDims[i] (mode sum). The
+// [kStreamVariant] entries of the sum modes are the benchmark's ceiling (the same schedule, with
+// state += g, row += g for the update). floor reads and writes each of the `unique` rows once (no
+// grouping, no arithmetic to speak of) and, when values is set, first reads k value rows.
+template <class T>
+struct SparseVariants {
+  SparseFn<T> fn[kSparseModes][kDenseVariants + 1];
+  SparseFn<T> fixed_sum[kFixedDimCount][kDenseVariants + 1];
+  SparseFn<T> floor;
+};
+
 template <class T>
 using AllFiniteFn = bool (*)(const T* x, std::size_t n);
 
@@ -48,10 +93,8 @@ struct KernelTable {
   const char* name;
   DenseVariants<float> dense_f32;
   DenseVariants<double> dense_f64;
-  RowwiseVariants<float> rowwise_f32;
-  RowwiseVariants<double> rowwise_f64;
-  AccumulateFn<float> accumulate_f32;
-  AccumulateFn<double> accumulate_f64;
+  SparseVariants<float> sparse_f32;
+  SparseVariants<double> sparse_f64;
   AllFiniteFn<float> all_finite_f32;
   AllFiniteFn<double> all_finite_f64;
 };

@@ -28,10 +28,16 @@ struct SparseProblem {
   Duplicates duplicates;
   DenseOptions options;
   std::int64_t step;
-  // The dense kernel variant for the rows; -1: the options' one. kStreamVariant (element-wise
-  // state only) is the benchmark's memory ceiling: the same schedule, trivial arithmetic.
+  // The dense kernel variant for the rows; -1: the options' one. Benchmarks only (element-wise
+  // state): kStreamVariant is the memory ceiling (the same schedule, trivial arithmetic);
+  // kFloorVariant / kFloorWithValuesVariant the floors (kernels.hpp, SparseVariants::floor: the
+  // indices taken as the rows to touch once each, with no grouping; the values read or not).
   int variant = -1;
+  std::size_t value_rows = 0;  // rows of values: k, but for kFloorWithValuesVariant (any number)
 };
+
+constexpr int kFloorVariant = kDenseVariants + 1;
+constexpr int kFloorWithValuesVariant = kDenseVariants + 2;
 
 // indices[i], whichever of int32 / int64 they are.
 std::int64_t index_at(const SparseProblem& p, std::size_t i);

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     info = report.machine()
     print(
         f"adagrad {info['adagrad']} ({info['isa']}), torch {info['torch']}, numpy {info['numpy']}, "
-        f"{info['processor']}, {info['cpus']} CPUs",
+        f"{info['processor']}, {info['cpus']} CPUs; FBGEMM peers: {info['fbgemm']}",
         flush=True,
     )
     chosen = [c for c in dense_cases() + sparse_cases() + training_cases() if c.name in args.cases]
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 case_rows, kind = report.training_rows_for(case, threads, split), report.format_training_table
             elif isinstance(case, SparseCase):
                 medians = interleaved_medians(peers.sparse_peers(case), args.repeats)
-                case_rows, kind = report.sparse_rows_for(case, threads, medians), report.format_table
+                case_rows, kind = report.sparse_rows_for(case, threads, medians), report.format_sparse_table
             else:
                 medians = interleaved_medians(peers.all_peers(case), args.repeats)
                 case_rows, kind = report.rows_for(case, threads, medians), report.format_table

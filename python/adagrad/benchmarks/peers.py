@@ -16,6 +16,7 @@ import numpy as np
 import adagrad
 from adagrad import _core
 
+from . import fbgemm
 from .cases import REFERENCE_MAX_ELEMENTS, Case, SparseCase
 
 LR = 1e-2
@@ -183,40 +184,57 @@ def _first_occurrences(batch: np.ndarray) -> np.ndarray:
     return batch[np.sort(first)]
 
 
+def coalesced(batch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A batch with its repeated ids summed (in input order, from +0): each distinct id once, in
+    order of first occurrence, with the sum of its value rows (what the dense-equivalent gradient
+    holds in that row)."""
+    ids = _first_occurrences(batch)
+    position = np.empty(int(batch.max()) + 1, np.int64)
+    position[ids] = np.arange(ids.size)
+    sums = np.zeros((ids.size, values.shape[1]), values.dtype)
+    np.add.at(sums, position[batch], values)
+    return ids.astype(np.int64), line_aligned(sums)
+
+
 def sparse_peers(case: SparseCase, arrays: SparseArrays | None = None) -> dict[str, Step]:
-    """adagrad element-wise and row-wise, and torch's sparse Adagrad, on the same batches; the
-    ceiling (adagrad's schedule without arithmetic) and two floors: each touched row once. All on
-    the same table (and every element-wise peer on the same state), as for the dense cases."""
+    """adagrad's four sparse modes, torch's sparse Adagrad and (when installed) FBGEMM's kernels on
+    the same batches; the ceiling (adagrad's sum schedule without arithmetic) and two floors. All on
+    the same table (and every element-wise peer on the same state, every row-wise one on the same
+    row-wise state), as for the dense cases."""
     a = arrays if arrays is not None else sparse_arrays(case)
     table, state, rowwise_state, batches, values = a.table, a.state, a.rowwise_state, a.batches, a.values
+    n = len(batches)
     zero_values = [np.full_like(v, 0) for v in values]  # the ceiling's: table and state unchanged
-    # The floors: every touched row read and written once with one value row each, as if the batch
-    # had no repeated ids. Any exact step must do at least this much memory traffic (it must also
-    # read every value row), so these bound what any implementation can reach on this machine.
+    # The floors: every touched row's table and state lines read and written once, prefetched,
+    # with no grouping and no arithmetic; then the same after reading every value row of the batch
+    # once. Any exact step moves at least the second one's bytes.
     once = [_first_occurrences(b) for b in batches]
-    once_values = [v[: len(b)] for v, b in zip(values, once)]
     once_zeros = [v[: len(b)] for v, b in zip(zero_values, once)]
+
+    def update(i: int, state: np.ndarray, duplicates: str) -> None:
+        adagrad.sparse_update(table, batches[i], values[i], state, step=1, lr=LR, eps=EPS, duplicates=duplicates)
+
     steps = {
-        "adagrad": _rotating(
-            lambda i: adagrad.sparse_update(table, batches[i], values[i], state, step=1), len(batches)
-        ),
-        "ceiling": _rotating(
-            lambda i: _core.sparse_stream_ceiling(table, batches[i], zero_values[i], state), len(batches)
-        ),
-        "adagrad rowwise": _rotating(
-            lambda i: adagrad.sparse_update(table, batches[i], values[i], rowwise_state, step=1), len(batches)
-        ),
-        "floor: rows once": _rotating(
-            lambda i: adagrad.sparse_update(table, once[i], once_values[i], state, step=1), len(batches)
-        ),
-        "floor: rows once, no arithmetic": _rotating(
-            lambda i: _core.sparse_stream_ceiling(table, once[i], once_zeros[i], state), len(batches)
-        ),
+        "adagrad": _rotating(lambda i: update(i, state, "sum"), n),
+        "adagrad sequential": _rotating(lambda i: update(i, state, "sequential"), n),
+        "adagrad rowwise": _rotating(lambda i: update(i, rowwise_state, "sum"), n),
+        "adagrad rowwise sequential": _rotating(lambda i: update(i, rowwise_state, "sequential"), n),
+        "ceiling": _rotating(lambda i: _core.sparse_stream_ceiling(table, batches[i], zero_values[i], state), n),
+        "floor: touched rows": _rotating(lambda i: _core.sparse_floor(table, once[i], once_zeros[i], state, False), n),
+        "floor: rows + values": _rotating(lambda i: _core.sparse_floor(table, once[i], values[i], state, True), n),
     }
+    steps.update(_torch_sparse_peer(case, table, state, batches, values))
+    steps.update(_fbgemm_peers(table, state, rowwise_state, batches, values))
+    return steps
+
+
+def _torch_sparse_peer(
+    case: SparseCase, table: np.ndarray, state: np.ndarray, batches: list[np.ndarray], values: list[np.ndarray]
+) -> dict[str, Step]:
     try:
         import torch
     except ImportError:
-        return steps
+        return {}
     # torch.optim.Adagrad builds sparse tensors internally; opt out of its invariant checks
     # explicitly (as its warning asks), the indices here are valid by construction.
     torch.sparse.check_sparse_tensor_invariants.disable()
@@ -234,5 +252,27 @@ def sparse_peers(case: SparseCase, arrays: SparseArrays | None = None) -> dict[s
         weight.grad = grads[i]
         opt.step()
 
-    steps["torch sparse"] = _rotating(torch_step, len(grads))
-    return steps
+    return {"torch sparse": _rotating(torch_step, len(grads))}
+
+
+def _fbgemm_peers(
+    table: np.ndarray,
+    state: np.ndarray,
+    rowwise_state: np.ndarray,
+    batches: list[np.ndarray],
+    values: list[np.ndarray],
+) -> dict[str, Step]:
+    """FBGEMM's JIT kernels: every occurrence as its own update (its sparse Adagrad), and the same
+    kernel on the batch coalesced beforehand (outside the timing: the kernel alone, without the
+    deduplication an exact step needs)."""
+    fb = fbgemm.load()
+    if isinstance(fb, str):
+        return {}
+    ids = [b.astype(np.int64) for b in batches]
+    merged = [coalesced(b, v) for b, v in zip(ids, values)]
+    n = len(ids)
+    return {
+        "fbgemm sequential": _rotating(lambda i: fb.step(table, ids[i], values[i], state, LR, EPS), n),
+        "fbgemm coalesced": _rotating(lambda i: fb.step(table, merged[i][0], merged[i][1], state, LR, EPS), n),
+        "fbgemm rowwise sequential": _rotating(lambda i: fb.step(table, ids[i], values[i], rowwise_state, LR, EPS), n),
+    }

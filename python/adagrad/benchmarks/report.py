@@ -13,6 +13,7 @@ import numpy as np
 
 import adagrad
 
+from . import fbgemm
 from .cases import Case, SparseCase, TrainingCase
 
 
@@ -54,13 +55,21 @@ def sparse_rows_for(case: SparseCase, threads: int, medians: dict[str, float]) -
     common = {
         "case": case.name,
         "note": f"{case.k} Zipf(1.2) indices, {unique:.0f} unique rows",
+        "rows": case.rows,
+        "dim": case.dim,
         "dtype": "float32",
         "tensors": 1,
         "elements": int(elements),
         "unique_rows": unique,
         "threads": threads,
     }
-    return _rows(common, elements, elements * 4 * 5, medians, lambda s: {"ns_per_row": s / unique * 1e9})
+    return _rows(
+        common,
+        elements,
+        elements * 4 * 5,
+        medians,
+        lambda s: {"ns_per_row": s / unique * 1e9, "ns_per_occurrence": s / case.k * 1e9, "occurrences": case.k},
+    )
 
 
 def training_rows_for(
@@ -118,6 +127,18 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def format_sparse_table(rows: list[dict[str, Any]]) -> str:
+    """Sparse cases: time per step, per occurrence (index) and per unique row touched."""
+    header = f"{'case':<15}{'thr':>4} {'impl':<28}{'median':>11}{'ns/occ':>8}{'ns/row':>8}{'adagrad x':>10}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r['case']:<15}{r['threads']:>4} {r['impl']:<28}{_duration(r['median_s']):>11}"
+            f"{r['ns_per_occurrence']:>8.1f}{r['ns_per_row']:>8.1f}{r['adagrad_speedup']:>10.2f}"
+        )
+    return "\n".join(lines)
+
+
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
@@ -134,6 +155,8 @@ def machine() -> dict[str, Any]:
         info["torch"] = torch.__version__
     except ImportError:
         info["torch"] = None
+    peer = fbgemm.load()
+    info["fbgemm"] = peer if isinstance(peer, str) else f"fbgemm-gpu-cpu {peer.version}"
     return info
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 import adagrad.torch
 
+from . import fbgemm
 from .cases import TrainingCase, zipf_row_batches
 from .peers import EPS, LR
 
@@ -36,6 +37,37 @@ class HashedLogistic(nn.Module):
     @staticmethod
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return nn.functional.binary_cross_entropy_with_logits(logits, labels)
+
+
+class TbeLogistic(nn.Module):
+    """HashedLogistic with FBGEMM's table-batched embedding (TBE, TorchRec's CPU training path) for
+    the table: its backward updates the touched rows in place with its fused optimizer (exact
+    Adagrad, element-wise or row-wise state), so only the linear head has an optimizer.step."""
+
+    def __init__(self, like: HashedLogistic, rowwise: bool) -> None:
+        super().__init__()
+        configs = fbgemm.import_module("fbgemm_gpu.split_embedding_configs")
+        common = fbgemm.import_module("fbgemm_gpu.split_table_batched_embeddings_ops_common")
+        tbe = fbgemm.import_module("fbgemm_gpu.split_table_batched_embeddings_ops_training")
+        optimizer = configs.EmbOptimType.EXACT_ROWWISE_ADAGRAD if rowwise else configs.EmbOptimType.EXACT_ADAGRAD
+        rows, dim = like.bag.weight.shape
+        self.bag = tbe.SplitTableBatchedEmbeddingBagsCodegen(
+            [(rows, dim, common.EmbeddingLocation.HOST, tbe.ComputeDevice.CPU)],
+            optimizer=optimizer,
+            learning_rate=LR,
+            eps=EPS,
+            pooling_mode=common.PoolingMode.SUM,
+            weights_precision=configs.SparseType.FP32,
+        )
+        with torch.no_grad():  # the same starting weights as the other peers
+            self.bag.split_embedding_weights()[0].copy_(like.bag.weight)
+        self.head = like.head
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        ends = torch.cat([offsets, offsets.new_tensor([ids.numel()])])  # TBE takes B + 1 offsets
+        return self.head(self.bag(ids, ends)).squeeze(1)
+
+    loss = staticmethod(HashedLogistic.loss)
 
 
 class MLP(nn.Sequential):
@@ -81,7 +113,9 @@ class TrainingLoop:
     """A zero-argument call runs one training step on the next batch; `clock()` is the seconds
     spent so far inside optimizer.step."""
 
-    def __init__(self, model: HashedLogistic | MLP, optimizer: torch.optim.Optimizer, batches: list[Batch]) -> None:
+    def __init__(
+        self, model: HashedLogistic | TbeLogistic | MLP, optimizer: torch.optim.Optimizer, batches: list[Batch]
+    ) -> None:
         self.model, self.optimizer, self.batches = model, optimizer, batches
         self.steps = 0
         self.optimizer_s = 0.0
@@ -117,6 +151,14 @@ def optimizers(case: TrainingCase) -> dict[str, tuple[bool, Factory]]:
     return peers
 
 
+def fbgemm_tbe_available() -> bool:
+    try:
+        fbgemm.import_module("fbgemm_gpu.split_table_batched_embeddings_ops_training")
+    except ImportError:
+        return False
+    return True
+
+
 def training_peers(case: TrainingCase) -> dict[str, TrainingLoop]:
     if case.model == "embeddingbag":
         # torch's sparse Adagrad builds sparse tensors internally and warns unless the invariant
@@ -127,4 +169,16 @@ def training_peers(case: TrainingCase) -> dict[str, TrainingLoop]:
     for name, (sparse, factory) in optimizers(case).items():
         model = build_model(case, sparse)
         loops[name] = TrainingLoop(model, factory(model.parameters()), batches)
+    if case.model == "embeddingbag":
+        like = build_model(case)
+        assert isinstance(like, HashedLogistic)
+        groups = [{"params": [like.bag.weight], "rowwise": True}, {"params": like.head.parameters()}]
+        loops["adagrad rowwise"] = TrainingLoop(like, adagrad.torch.Adagrad(groups, lr=LR, eps=EPS), batches)
+        if fbgemm_tbe_available():
+            for name, rowwise in (("fbgemm TBE", False), ("fbgemm TBE rowwise", True)):
+                like = build_model(case)
+                assert isinstance(like, HashedLogistic)
+                tbe = TbeLogistic(like, rowwise)
+                head = torch.optim.Adagrad(tbe.head.parameters(), lr=LR, eps=EPS)
+                loops[name] = TrainingLoop(tbe, head, batches)
     return loops

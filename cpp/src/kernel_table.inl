@@ -1,0 +1,25 @@
+// The table of one instruction set's kernels, from the bodies of dense_kernel.inl and
+// sparse_kernel.inl: every entry is an instantiation for that set's vector registers.
+#pragma once
+
+#include <utility>
+
+#include "adagrad/kernels.hpp"
+
+namespace adagrad {
+namespace {
+
+template <class VF32, class VF64>
+constexpr KernelTable make_kernel_table(const char* name) {
+  constexpr auto variants = std::make_index_sequence<kDenseVariants>{};
+  return {name,
+          dense_variants<VF32>(variants),
+          dense_variants<VF64>(variants),
+          sparse_variants<VF32>(variants),
+          sparse_variants<VF64>(variants),
+          &all_finite_loop<VF32>,
+          &all_finite_loop<VF64>};
+}
+
+}  // namespace
+}  // namespace adagrad

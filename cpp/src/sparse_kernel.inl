@@ -1,0 +1,296 @@
+// The sparse row kernels, written once. Each kernels_<isa>.cpp includes this file after
+// dense_kernel.inl (whose dense_apply and rowwise_row they share): one call updates the rows of one
+// part of a table (kernels.hpp, SparseTask), with no function call and no set-up per row.
+//
+// Schedule (FBGEMM's, made exact): rows are visited in a fixed order (occurrences in input order, or
+// unique rows in order of first occurrence) and the lines of the row kRowsAhead rows further on are
+// prefetched, so that the memory latency of random rows overlaps the arithmetic. A row's
+// occurrences are summed in input order from +0, as the dense-equivalent gradient
+// np.add.at(zeros, indices, values) is, so every path gives the same bits.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "adagrad/kernels.hpp"
+
+namespace adagrad {
+namespace {
+
+// Rows (unique rows, or occurrences) prefetched ahead of the one being updated. 8 to 32 measured
+// the same within noise at 1M x 64 and 1M x 128 float32 (bench/README.md, "Sparse"); FBGEMM uses 16.
+constexpr std::size_t kRowsAhead = 16;
+
+// Every cache line of the n elements at p, for writing (table and state rows) or reading (values).
+template <int kWrite, class T>
+inline __attribute__((always_inline)) void prefetch_lines(const T* p, std::size_t n) {
+  constexpr std::uintptr_t kLine = 64;
+  const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(p) & ~(kLine - 1);
+  const std::uintptr_t last = reinterpret_cast<std::uintptr_t>(p + n) - 1;
+  for (std::uintptr_t a = first; a <= last; a += kLine) __builtin_prefetch(reinterpret_cast<const void*>(a), kWrite, 3);
+}
+
+template <class T>
+inline __attribute__((always_inline)) std::uint64_t index_of(const SparseTask<T>& t, std::size_t i) {
+  return t.indices_int64 ? static_cast<std::uint64_t>(static_cast<const std::int64_t*>(t.indices)[i])
+                         : static_cast<std::uint64_t>(static_cast<const std::int32_t*>(t.indices)[i]);
+}
+
+template <class T>
+inline __attribute__((always_inline)) bool owns(const SparseTask<T>& t, std::uint64_t row) {
+  return t.parts == 1 || row_part(row, t.parts) == t.part;
+}
+
+// One group of lanes of the update (or, for kStreamVariant, the ceiling's state += g, row += g).
+template <class O, int kVariant>
+inline __attribute__((always_inline)) void apply_lanes(typename O::T* __restrict p, typename O::R g,
+                                                       typename O::T* __restrict s, const DenseConsts<O>& k) {
+  typename O::R pv = O::load(p);
+  typename O::R sv = O::load(s);
+  if constexpr (kVariant == kStreamVariant) {
+    sv = O::add(sv, g);
+    pv = O::add(pv, g);
+  } else {
+    dense_apply<O, kVariant>(pv, g, sv, k);
+  }
+  O::store(s, sv);
+  O::store(p, pv);
+}
+
+// The dense update of one row of d elements with gradient g. kFromZero: the gradient is +0 + g,
+// a sum of one occurrence from +0 (it differs from g only for g = -0, and then so may the result).
+template <class V, int kVariant, bool kFromZero>
+inline __attribute__((always_inline)) void update_row(typename V::T* __restrict p, const typename V::T* __restrict g,
+                                                      typename V::T* __restrict s, std::size_t d,
+                                                      const DenseConsts<V>& kv,
+                                                      const DenseConsts<ScalarVec<typename V::T>>& ks) {
+  using T = typename V::T;
+  auto one = [&](auto ops, const auto& k, std::size_t j) {
+    using O = decltype(ops);
+    typename O::R gv = O::load(g + j);
+    if constexpr (kFromZero) gv = O::add(O::set1(T(0)), gv);
+    apply_lanes<O, kVariant>(p + j, gv, s + j, k);
+  };
+  std::size_t j = 0;
+  if constexpr (V::W > 1) {
+    for (; j + V::W <= d; j += V::W) one(V{}, kv, j);
+  }
+  for (; j < d; ++j) one(ScalarVec<T>{}, ks, j);
+}
+
+// out = ((+0 + v[o0]) + v[o1]) + ... over the chain of occurrences from o0, in input order.
+template <class V>
+void sum_chain(typename V::T* __restrict out, const typename V::T* __restrict values, const std::uint32_t* next,
+               std::uint32_t o0, std::size_t d) {
+  using T = typename V::T;
+  auto start = [&](auto ops, const T* a, std::size_t j) {
+    using O = decltype(ops);
+    O::store(out + j, O::add(O::set1(T(0)), O::load(a + j)));
+  };
+  auto add = [&](auto ops, const T* a, std::size_t j) {
+    using O = decltype(ops);
+    O::store(out + j, O::add(O::load(out + j), O::load(a + j)));
+  };
+  auto over_row = [&](auto op, const T* a) {
+    std::size_t j = 0;
+    if constexpr (V::W > 1) {
+      for (; j + V::W <= d; j += V::W) op(V{}, a, j);
+    }
+    for (; j < d; ++j) op(ScalarVec<T>{}, a, j);
+  };
+  over_row(start, values + static_cast<std::size_t>(o0) * d);
+  for (std::uint32_t o = next[o0]; o != kEndOfChain; o = next[o]) over_row(add, values + static_cast<std::size_t>(o) * d);
+}
+
+// Unique row u's table and state lines, and the value rows of all its occurrences (sum modes).
+template <bool kRowwise, class T>
+inline __attribute__((always_inline)) void prefetch_unique(const SparseTask<T>& t, std::size_t u, std::size_t d) {
+  const std::size_t r = t.rows[u];
+  prefetch_lines<1>(t.table + r * d, d);
+  prefetch_lines<1>(kRowwise ? t.state + r : t.state + r * d, kRowwise ? 1 : d);
+  for (std::uint32_t o = t.first[u]; o != kEndOfChain; o = t.next[o]) {
+    prefetch_lines<0>(t.values + static_cast<std::size_t>(o) * d, d);
+  }
+}
+
+// duplicates = sum, element-wise state, any row length: each unique row updated once with its
+// summed gradient (a row seen once straight from its value row, others summed into scratch).
+template <class V, int kVariant>
+void sum_rows(const SparseTask<typename V::T>& t) {
+  using T = typename V::T;
+  const std::size_t d = t.dim;
+  const DenseConsts<V> kv(*t.coeffs);
+  const DenseConsts<ScalarVec<T>> ks(*t.coeffs);
+  for (std::size_t u = 0; u < t.unique; ++u) {
+    if (u + kRowsAhead < t.unique) prefetch_unique<false>(t, u + kRowsAhead, d);
+    const std::size_t r = t.rows[u];
+    const std::uint32_t o = t.first[u];
+    if (t.next[o] == kEndOfChain) {
+      update_row<V, kVariant, true>(t.table + r * d, t.values + static_cast<std::size_t>(o) * d, t.state + r * d, d,
+                                    kv, ks);
+    } else {
+      sum_chain<V>(t.scratch, t.values, t.next, o, d);
+      update_row<V, kVariant, false>(t.table + r * d, t.scratch, t.state + r * d, d, kv, ks);
+    }
+  }
+}
+
+// duplicates = sum, element-wise state, rows of exactly kD elements: the summed gradient of a row
+// stays in kD / W registers from its first value row to its update.
+template <class V, int kVariant, std::size_t kD>
+void sum_rows_fixed(const SparseTask<typename V::T>& t) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr std::size_t kRegs = kD / V::W;
+  const DenseConsts<V> kv(*t.coeffs);
+  const R zero = V::set1(T(0));
+  for (std::size_t u = 0; u < t.unique; ++u) {
+    if (u + kRowsAhead < t.unique) prefetch_unique<false>(t, u + kRowsAhead, kD);
+    std::uint32_t o = t.first[u];
+    const T* v = t.values + static_cast<std::size_t>(o) * kD;
+    R g[kRegs];
+    for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(zero, V::load(v + q * V::W));
+    for (o = t.next[o]; o != kEndOfChain; o = t.next[o]) {
+      v = t.values + static_cast<std::size_t>(o) * kD;
+      for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(g[q], V::load(v + q * V::W));
+    }
+    const std::size_t r = t.rows[u];
+    for (std::size_t q = 0; q < kRegs; ++q) {
+      apply_lanes<V, kVariant>(t.table + r * kD + q * V::W, g[q], t.state + r * kD + q * V::W, kv);
+    }
+  }
+}
+
+// duplicates = sequential, element-wise state: every occurrence of an owned row, in input order.
+// Prefetches the occurrence kRowsAhead * parts positions on (about kRowsAhead owned ones).
+template <class V, int kVariant>
+void sequential_rows(const SparseTask<typename V::T>& t) {
+  using T = typename V::T;
+  const std::size_t d = t.dim, ahead = kRowsAhead * t.parts;
+  const DenseConsts<V> kv(*t.coeffs);
+  const DenseConsts<ScalarVec<T>> ks(*t.coeffs);
+  for (std::size_t i = 0; i < t.k; ++i) {
+    if (i + ahead < t.k) {
+      const std::uint64_t next_row = index_of(t, i + ahead);
+      if (owns(t, next_row)) {
+        prefetch_lines<1>(t.table + next_row * d, d);
+        prefetch_lines<1>(t.state + next_row * d, d);
+        prefetch_lines<0>(t.values + (i + ahead) * d, d);
+      }
+    }
+    const std::uint64_t r = index_of(t, i);
+    if (!owns(t, r)) continue;
+    update_row<V, kVariant, false>(t.table + r * d, t.values + i * d, t.state + r * d, d, kv, ks);
+  }
+}
+
+// duplicates = sum, row-wise state: the summed row in scratch, then the row-wise update.
+template <class V, int kVariant>
+void rowwise_sum_rows(const SparseTask<typename V::T>& t) {
+  const std::size_t d = t.dim;
+  for (std::size_t u = 0; u < t.unique; ++u) {
+    if (u + kRowsAhead < t.unique) prefetch_unique<true>(t, u + kRowsAhead, d);
+    sum_chain<V>(t.scratch, t.values, t.next, t.first[u], d);
+    const std::size_t r = t.rows[u];
+    rowwise_row<V, kVariant>(t.table + r * d, t.scratch, t.state + r, d, *t.coeffs);
+  }
+}
+
+// duplicates = sequential, row-wise state.
+template <class V, int kVariant>
+void rowwise_sequential_rows(const SparseTask<typename V::T>& t) {
+  using T = typename V::T;
+  const std::size_t d = t.dim, ahead = kRowsAhead * t.parts;
+  for (std::size_t i = 0; i < t.k; ++i) {
+    if (i + ahead < t.k) {
+      const std::uint64_t next_row = index_of(t, i + ahead);
+      if (owns(t, next_row)) {
+        prefetch_lines<1>(t.table + next_row * d, d);
+        prefetch_lines<1>(t.state + next_row, 1);
+        prefetch_lines<0>(t.values + (i + ahead) * d, d);
+      }
+    }
+    const std::uint64_t r = index_of(t, i);
+    if (!owns(t, r)) continue;
+    std::memcpy(t.scratch, t.values + i * d, d * sizeof(T));  // the row-wise kernel rewrites its gradient
+    rowwise_row<V, kVariant>(t.table + r * d, t.scratch, t.state + r, d, *t.coeffs);
+  }
+}
+
+// The floor of any exact sparse step (benchmarks): the table and state rows of each of the unique
+// rows read and written once, prefetched as above, with no grouping and no arithmetic to speak of
+// (x + 0, which keeps every value but -0); with values, first every value row read once.
+template <class V>
+void floor_rows(const SparseTask<typename V::T>& t) {
+  using T = typename V::T;
+  using S = ScalarVec<T>;
+  const std::size_t d = t.dim;
+  const T zero = t.coeffs->eps * T(0);  // a zero the compiler cannot see through: the loads and stores stay
+  if (t.values != nullptr) {
+    typename V::R acc = V::set1(zero);
+    T tail = zero;
+    const std::size_t n = t.k * d;
+    std::size_t i = 0;
+    if constexpr (V::W > 1) {
+      for (; i + V::W <= n; i += V::W) acc = V::add(acc, V::load(t.values + i));
+    }
+    for (; i < n; ++i) tail += t.values[i];
+    V::store(t.scratch, acc);  // scratch holds at least one register (sparse.cpp)
+    t.scratch[0] += tail;
+  }
+  auto touch = [&](auto ops, T* x, std::size_t j) {
+    using O = decltype(ops);
+    O::store(x + j, O::add(O::load(x + j), O::set1(zero)));
+  };
+  for (std::size_t u = 0; u < t.unique; ++u) {
+    if (u + kRowsAhead < t.unique) {
+      const std::size_t ahead = t.rows[u + kRowsAhead];
+      prefetch_lines<1>(t.table + ahead * d, d);
+      prefetch_lines<1>(t.state + ahead * d, d);
+    }
+    const std::size_t r = t.rows[u];
+    for (T* x : {t.table + r * d, t.state + r * d}) {
+      std::size_t j = 0;
+      if constexpr (V::W > 1) {
+        for (; j + V::W <= d; j += V::W) touch(V{}, x, j);
+      }
+      for (; j < d; ++j) touch(S{}, x, j);
+    }
+  }
+}
+
+// A fixed row length keeps its registers only if the row fits in 16 of them; longer rows take the
+// any-length kernel (its bits are the same).
+template <class V, int kVariant, std::size_t kD>
+constexpr SparseFn<typename V::T> fixed_sum_kernel() {
+  if constexpr (kD % V::W == 0 && kD / V::W <= 16) {
+    return &sum_rows_fixed<V, kVariant, kD>;
+  } else {
+    return &sum_rows<V, kVariant>;
+  }
+}
+
+template <class V, std::size_t kD, std::size_t... I>
+constexpr void fill_fixed(SparseFn<typename V::T> (&out)[kDenseVariants + 1], std::index_sequence<I...>) {
+  ((out[I] = fixed_sum_kernel<V, static_cast<int>(I), kD>()), ...);
+  out[kDenseVariants] = fixed_sum_kernel<V, kStreamVariant, kD>();
+}
+
+template <class V, std::size_t... I>
+constexpr SparseVariants<typename V::T> sparse_variants(std::index_sequence<I...> variants) {
+  SparseVariants<typename V::T> table{{{&sum_rows<V, static_cast<int>(I)>..., &sum_rows<V, kStreamVariant>},
+                                       {&sequential_rows<V, static_cast<int>(I)>..., nullptr},
+                                       {&rowwise_sum_rows<V, static_cast<int>(I)>..., nullptr},
+                                       {&rowwise_sequential_rows<V, static_cast<int>(I)>..., nullptr}},
+                                      {},
+                                      &floor_rows<V>};
+  fill_fixed<V, kFixedDims[0]>(table.fixed_sum[0], variants);
+  fill_fixed<V, kFixedDims[1]>(table.fixed_sum[1], variants);
+  fill_fixed<V, kFixedDims[2]>(table.fixed_sum[2], variants);
+  fill_fixed<V, kFixedDims[3]>(table.fixed_sum[3], variants);
+  return table;
+}
+
+}  // namespace
+}  // namespace adagrad
