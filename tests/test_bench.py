@@ -6,6 +6,7 @@ No timing is asserted here (shared machines are noisy); speed lives in bench/REA
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,11 @@ SPARSE_BOUNDS = ["ceiling", "floor: touched rows", "floor: rows + values"]
 
 
 def fbgemm_or_skip() -> None:
+    """Skips without FBGEMM, unless ADAGRAD_REQUIRE_BENCH_PEERS is set (.ci/run, after installing it)."""
     found = fbgemm.load()
     if isinstance(found, str):
+        if os.environ.get("ADAGRAD_REQUIRE_BENCH_PEERS"):
+            pytest.fail(f"the FBGEMM peer is required here: {found}")
         pytest.skip(found)
 
 
@@ -298,6 +302,8 @@ def test_training_peers_train_the_same_model(case: TrainingCase) -> None:
     training = pytest.importorskip("adagrad.benchmarks.training")
     loops = training.training_peers(case)
     if case.model == "embeddingbag":
+        if os.environ.get("ADAGRAD_REQUIRE_BENCH_PEERS"):
+            assert training.fbgemm_tbe_available(), "FBGEMM's TBE is required here"
         tbe = ["fbgemm TBE", "fbgemm TBE rowwise"] if training.fbgemm_tbe_available() else []
         assert list(loops) == ["adagrad", "torch", "torch fused, dense grads", "adagrad rowwise", *tbe]
     else:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import _core
 
-__all__ = ["describe"]
+__all__ = ["describe", "processor"]
 
 # cpu_info() keys shown with a label, in this order; any other key the core adds is shown as-is after them.
 LABELS = {
@@ -45,6 +46,7 @@ def describe(info: dict[str, Any]) -> str:
     if "build_flags" not in info:
         rows.append((LABELS["build_flags"], "not reported by this build's native module", ""))
     rows += [
+        ("processor", processor(), ""),
         ("python", f"{platform.python_implementation()} {platform.python_version()}", ""),
         ("numpy", np.__version__, ""),
         ("native module", str(_core.__file__), ""),
@@ -52,6 +54,24 @@ def describe(info: dict[str, Any]) -> str:
     width = max(len(label) for label, _, _ in rows)
     lines = [f"{label.ljust(width)}  {value}" + (f"  ({note})" if note else "") for label, value, note in rows]
     return "\n".join(lines)
+
+
+def processor() -> str:
+    """The CPU's model name, with its family and model numbers where Linux reports them (the same
+    name covers several generations: on a VM "AMD EPYC" may be Zen 3 or Zen 4)."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break  # the first CPU's block is enough
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or "unknown"
+    if "cpu family" in fields and "model" in fields:
+        return f"{name} (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def _order(key: str) -> tuple[int, str]:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 import adagrad
+from adagrad._info import processor
 
 from . import fbgemm
 from .cases import Case, SparseCase, TrainingCase
@@ -147,7 +148,7 @@ def machine() -> dict[str, Any]:
         "adagrad": adagrad.__version__,
         **adagrad.cpu_info(),
         "cpus": len(os.sched_getaffinity(0)),
-        "processor": _cpu_model(),
+        "processor": processor(),
     }
     try:
         import torch
@@ -158,16 +159,6 @@ def machine() -> dict[str, Any]:
     peer = fbgemm.load()
     info["fbgemm"] = peer if isinstance(peer, str) else f"fbgemm-gpu-cpu {peer.version}"
     return info
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def write_json(path: Path, rows: list[dict[str, Any]], targets: list[dict[str, Any]]) -> None:
