@@ -14,6 +14,7 @@ import pytest
 import adagrad
 from adagrad import __main__ as cli
 from adagrad._info import describe
+from adagrad.benchmarks import cli as bench_cli
 
 
 @pytest.mark.parametrize(
@@ -64,6 +65,7 @@ def test_help_and_version_run_as_a_module(argv: list[str]) -> None:
     assert result.stderr == ""
     if argv == ["--help"]:
         assert all(command in result.stdout for command in ("demo", "info", "bench"))
+        assert "PyTorch" in result.stdout and "adagrad.torch.Adagrad" in result.stdout
     if argv[0] == "demo":
         assert all(option in result.stdout for option in ("--steps", "--seed", "--out", "--quiet", "--no-plot"))
     if argv == ["--version"]:
@@ -190,3 +192,18 @@ def test_missing_packages_are_named_with_the_install_command(
     assert f"the demo needs {named}" in err
     assert "pip install 'adagrad[demo]'" in err
     assert ("matplotlib" in err) == ("--no-plot" not in options and "matplotlib" in hidden)
+
+
+def test_bench_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench_cli.main(["--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    assert "``" not in out and "in the order given" in out
+
+
+def test_bench_runs_the_cases_in_the_order_given(tmp_path: Path) -> None:
+    assert bench_cli.main(["--cases", "1K-f32", "4K-f32", "1K-f32", "--threads", "1", "--repeats", "1",
+                           "--out", str(tmp_path), "--no-plot"]) == 0  # fmt: skip
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert list(dict.fromkeys(r["case"] for r in rows)) == ["1K-f32", "4K-f32"]

@@ -375,12 +375,28 @@ def test_grad_scaler_skips_steps_with_inf() -> None:
 def bad_options() -> list[Any]:
     return [
         pytest.param({"differentiable": True}, ValueError, "differentiable", id="differentiable"),
-        pytest.param({"fused": True, "foreach": True}, ValueError, "fused and foreach", id="fused-foreach"),
-        pytest.param({"lr": -1.0}, ValueError, "lr", id="negative-lr"),
-        pytest.param({"lr": torch.ones(2)}, ValueError, "one element", id="lr-tensor-2"),
-        pytest.param({"eps": float("nan")}, ValueError, "eps", id="nan-eps"),
+        # torch's own checks, with torch's types and texts
+        pytest.param(
+            {"fused": True, "foreach": True}, RuntimeError, "`fused` and `foreach` cannot be `True`", id="fused-foreach"
+        ),
+        pytest.param(
+            {"fused": True, "differentiable": True}, RuntimeError, "`fused` does not support", id="fused-differentiable"
+        ),
+        pytest.param({"lr": -1.0}, ValueError, "Invalid learning rate: -1.0", id="negative-lr"),
+        pytest.param({"lr": torch.ones(2)}, ValueError, "Tensor lr must be 1-element", id="lr-tensor-2"),
+        pytest.param({"lr_decay": -0.5}, ValueError, "Invalid lr_decay value: -0.5", id="negative-lr-decay"),
+        pytest.param({"weight_decay": -1}, ValueError, "Invalid weight_decay value: -1", id="negative-wd"),
+        pytest.param(
+            {"initial_accumulator_value": -1.0},
+            ValueError,
+            "Invalid initial_accumulator_value value: -1.0",
+            id="negative-initial",
+        ),
+        pytest.param({"eps": float("nan")}, ValueError, "Invalid epsilon value: nan", id="nan-eps"),
+        # ours, for what torch does not check
+        pytest.param({"lr": float("inf")}, ValueError, "lr must be a finite number", id="inf-lr"),
         pytest.param({"duplicates": "first"}, ValueError, "duplicates", id="duplicates"),
-        pytest.param({"rowwise": True}, ValueError, "2-D", id="rowwise-1d"),
+        pytest.param({"rowwise": True}, ValueError, r"2-D params.*params\[0\] has shape", id="rowwise-1d"),
     ]
 
 
@@ -393,11 +409,11 @@ def test_bad_options_raise(options: dict[str, Any], error: type, match: str) -> 
 # torch itself refuses a dense grad of another shape, dtype or device; these it lets through.
 BAD_GRADS = [
     pytest.param(
-        {},
+        {"rowwise": True},
         lambda: torch.sparse_coo_tensor(torch.tensor([[0, 1], [1, 2]]), torch.ones(2), (3, 4)),
         ValueError,
-        "sparse_dim",
-        id="sparse-2d-indices",
+        "rowwise=True, which takes row-sparse grads",
+        id="rowwise-sparse-elements",
     ),
     pytest.param(
         {},

@@ -18,6 +18,7 @@ py::dict cpu_info() {
   info["available"] = available_isas();
   info["compiled"] = compiled_isas();
   info["threads"] = get_num_threads();
+  info["thread_team"] = using_openmp_team() ? "openmp" : "own";
   info["parallel_threshold"] = parallel_threshold();
 #if defined(__x86_64__) || defined(_M_X64)
   info["arch"] = "x86_64";
@@ -40,6 +41,9 @@ void register_runtime(py::module_& m) {
   m.def("set_isa", &set_isa, "name"_a, "Force the kernels of one instruction set (a name from cpu_info()['available']).");
   m.def("get_num_threads", &get_num_threads, "Threads one update may use.");
   m.def("set_num_threads", &set_num_threads, "n"_a, "Set the threads one update may use (>= 1).");
+  m.def("_use_openmp_team", &use_openmp_team, "on"_a,
+        "Run parallel steps on the OpenMP thread team of the process's libgomp (PyTorch's), or not; returns "
+        "whether it is used (False where no libgomp is loaded). adagrad.torch turns it on.");
 }
 
 }  // namespace adagrad::bindings

@@ -1,8 +1,10 @@
 #include "adagrad/thread_pool.hpp"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -151,6 +153,30 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
 };
 
+// The OpenMP team of a libgomp already in the process (PyTorch's), found by name at run time: this
+// library does not link OpenMP. Measured in torch training loops on a 2-vCPU VM (bench/README.md,
+// "Threads in a torch loop"): torch's OpenMP workers spin for milliseconds after each operator, so
+// a pool of our own, woken after the backward pass, competes with them for the cores (an MLP's
+// step: 617 us on two threads of our pool against 399 on one), while their team is already running.
+using GompParallel = void (*)(void (*)(void*), void*, unsigned, unsigned);
+using OmpInt = int (*)();
+struct OpenMpTeam {
+  GompParallel parallel = nullptr;
+  OmpInt max_threads = nullptr;
+  OmpInt thread_num = nullptr;
+};
+std::atomic<const OpenMpTeam*> g_team{nullptr};
+
+struct TeamCall {
+  Job* job;
+  OmpInt thread_num;
+};
+
+void run_in_team(void* data) {
+  const auto* call = static_cast<const TeamCall*>(data);
+  call->job->work(static_cast<std::size_t>(call->thread_num()));
+}
+
 // g_run_mutex is held for the whole of a parallel_for and while the pool is replaced.
 std::mutex g_run_mutex;
 std::unique_ptr<ThreadPool> g_pool;
@@ -179,6 +205,7 @@ void prepare_fork() { g_run_mutex.lock(); }
 void after_fork_parent() { g_run_mutex.unlock(); }
 void after_fork_child() {
   (void)g_pool.release();
+  g_team.store(nullptr);  // libgomp's team does not survive fork(): our own pool will be rebuilt
   g_run_mutex.unlock();
 }
 const int g_atfork_registered = pthread_atfork(&prepare_fork, &after_fork_parent, &after_fork_child);
@@ -210,8 +237,39 @@ void parallel_for(std::size_t n_tasks, const std::function<void(std::size_t)>& f
     for (std::size_t i = 0; i < n_tasks; ++i) fn(i);
     return;
   }
+  if (const OpenMpTeam* team = g_team.load(std::memory_order_acquire)) {
+    const auto size = static_cast<std::size_t>(std::max(1, std::min(n_threads, team->max_threads())));
+    if (size == 1) {
+      for (std::size_t i = 0; i < n_tasks; ++i) fn(i);
+      return;
+    }
+    Job job(fn, n_tasks, size);  // each team thread its block, then it helps with the others
+    TeamCall call{&job, team->thread_num};
+    team->parallel(&run_in_team, &call, static_cast<unsigned>(size), 0);
+    return;
+  }
   if (!g_pool) g_pool = std::make_unique<ThreadPool>(n_threads - 1);
   g_pool->run(n_tasks, fn);
 }
+
+bool use_openmp_team(bool on) {
+  std::lock_guard<std::mutex> lock(g_run_mutex);
+  if (!on) {
+    g_team.store(nullptr);
+    return false;
+  }
+  static const OpenMpTeam found = [] {
+    OpenMpTeam t;
+    t.parallel = reinterpret_cast<GompParallel>(dlsym(RTLD_DEFAULT, "GOMP_parallel"));
+    t.max_threads = reinterpret_cast<OmpInt>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+    t.thread_num = reinterpret_cast<OmpInt>(dlsym(RTLD_DEFAULT, "omp_get_thread_num"));
+    return t;
+  }();
+  const bool usable = found.parallel != nullptr && found.max_threads != nullptr && found.thread_num != nullptr;
+  g_team.store(usable ? &found : nullptr, std::memory_order_release);
+  return usable;
+}
+
+bool using_openmp_team() { return g_team.load(std::memory_order_acquire) != nullptr; }
 
 }  // namespace adagrad

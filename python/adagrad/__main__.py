@@ -33,7 +33,10 @@ def bounded_int(low: int, high: int) -> Callable[[str], int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m adagrad",
-        description="Exact, SIMD-vectorised Adagrad for NumPy. Without a command, runs the demo.",
+        description=(
+            "Exact, SIMD-vectorised Adagrad for NumPy and PyTorch (adagrad.torch.Adagrad, a drop-in "
+            "torch.optim.Adagrad). Without a command, runs the demo."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"adagrad {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="{demo,info,bench}")

@@ -89,7 +89,10 @@ def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
     # O_EXCL: never follow or reuse an existing file; 0o666 minus the umask, like open(path, "wb").
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as error:  # name the path asked for, not the hidden temporary file
+        raise type(error)(error.errno, f"cannot write a checkpoint to {path}: {error.strerror}", path) from None
     try:
         with os.fdopen(fd, "wb") as file:
             np.savez(file, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords as allow_pickle's bool
@@ -136,7 +139,13 @@ def _read(path: str) -> dict[str, np.ndarray]:
             raise ValueError(f"{path} is not an adagrad checkpoint: {error}") from None
         except Exception as error:
             # Not a zip, a truncated or corrupted one, a bad .npy header, a pickled object refused, ...
-            raise ValueError(f"{path} is not a readable adagrad checkpoint: {type(error).__name__}: {error}") from None
+            # NumPy's own text for the last suggests allow_pickle, which would not make it a checkpoint.
+            reason = (
+                "it holds pickled (object) data, which a checkpoint never does"
+                if "allow_pickle" in str(error)
+                else f"{type(error).__name__}: {error}"
+            )
+            raise ValueError(f"{path} is not a readable adagrad checkpoint: {reason}") from None
 
 
 def _meta_of(members: dict[str, np.ndarray], path: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ LABELS = {
     "available": "available here",
     "compiled": "compiled in",
     "threads": "threads",
+    "thread_team": "thread team",
     "parallel_threshold": "parallel from",
     "arch": "architecture",
     "compiler": "compiler",
@@ -27,6 +28,7 @@ LABELS = {
 NOTES = {
     "isa": "force another with ADAGRAD_ISA=<name> or adagrad.set_isa(name)",
     "threads": "ADAGRAD_NUM_THREADS=<n> or adagrad.set_num_threads(n)",
+    "thread_team": "own: adagrad's pool; openmp: torch's OpenMP team, once adagrad.torch is imported",
     "parallel_threshold": "elements in one step; smaller steps run on the calling thread",
 }
 

@@ -5,8 +5,10 @@ Switch with one line::
     optimizer = adagrad.torch.Adagrad(model.parameters(), lr=0.01)   # was torch.optim.Adagrad(...)
 
 Dense CPU float32/float64 params are updated in place, zero-copy, by one native call per step
-for all of them, bit for bit ``torch.optim.Adagrad(fused=True)``. Sparse grads (``nn.Embedding``
-and ``nn.EmbeddingBag`` with ``sparse=True``) go through the sparse kernel in the same call.
+for all of them, bit for bit ``torch.optim.Adagrad(fused=True)``. Sparse COO grads (``nn.Embedding``
+and ``nn.EmbeddingBag`` with ``sparse=True``, and any other layout) go through the sparse kernel in
+the same call. Importing this module runs adagrad's parallel steps on torch's OpenMP thread team
+(:func:`share_torch_threads`).
 Params on other devices or of other dtypes (float16, bfloat16, complex) are updated by torch's
 own single-tensor Adagrad, correct but not accelerated. Importing ``adagrad`` never needs torch;
 this module does (``pip install 'adagrad[torch]'``).
@@ -15,20 +17,39 @@ this module does (``pip install 'adagrad[torch]'``).
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar, cast
 
 import numpy as np
 import torch
 from torch.optim.adagrad import adagrad as _torch_adagrad
 
 from . import _core
+from ._torch_grads import NATIVE_DTYPES as _NATIVE_DTYPES
+from ._torch_grads import SparseRows, as_array, native_grads
 from .optimizer import check_group_options
 
-__all__ = ["Adagrad"]
+__all__ = ["Adagrad", "share_torch_threads"]
 
-_NATIVE_DTYPES = (torch.float32, torch.float64)
+_F = TypeVar("_F", bound=Callable[..., Any])
+_not_traced = cast(Callable[[_F], _F], torch.compiler.disable)  # torch's decorator is untyped
+
+
+def share_torch_threads(on: bool = True) -> bool:
+    """Run adagrad's parallel steps (all of them, NumPy ones too) on torch's OpenMP thread team
+    instead of adagrad's own pool; returns whether they now do (False where torch's CPU build
+    uses no OpenMP). Importing this module turns it on: in a training loop torch's OpenMP workers
+    keep spinning after the backward pass, and a pool of our own would wait for cores they hold
+    (bench/README.md, "Threads in a torch loop"). The team's size is the smaller of
+    ``adagrad.get_num_threads()`` and ``torch.get_num_threads()``. Results never depend on it."""
+    if on and "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        on = False
+    return bool(_core._use_openmp_team(on))
+
+
+share_torch_threads(True)
 
 
 @dataclass
@@ -44,7 +65,30 @@ class _GroupPlan:
     labels: list[str] = field(default_factory=list)
     steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     fallback: list[torch.Tensor] = field(default_factory=list)  # torch's own Adagrad updates these
+    # The state entries, and the tensors in them, that the arrays above were made from: a step
+    # compares them by identity, so that a tensor the user put in the state is honoured.
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    entry_sums: list[torch.Tensor] = field(default_factory=list)
+    entry_steps: list[torch.Tensor] = field(default_factory=list)
     sparse_seen: bool = False  # a grad was sparse: skip the all-dense fast path, whose failure costs ~10 us
+
+
+class _StateTable(defaultdict):  # type: ignore[type-arg]
+    """The optimizer's ``state``: a defaultdict that notes when an entry is replaced
+    (``opt.state[p] = {...}``), so that the next step rebuilds its plan."""
+
+    replaced = False
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.replaced = True
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self.replaced = True
+        super().__delitem__(key)
+
+    def __reduce__(self) -> Any:  # pickles as the plain defaultdict torch would have
+        return (defaultdict, (dict,), None, None, iter(self.items()))
 
 
 class Adagrad(torch.optim.Optimizer):
@@ -71,8 +115,9 @@ class Adagrad(torch.optim.Optimizer):
             group (torch reads only the constructor's value).
         eps: added to the denominator (default 1e-10).
         foreach, fused: accepted for compatibility; the native kernel always runs, with torch's
-            fused maths. A group records ``fused=True`` unless told otherwise, so that its
-            state_dict loaded into ``torch.optim.Adagrad`` continues on torch's fused path.
+            fused maths. A group records ``fused=True`` unless told otherwise (or, once it has had
+            sparse grads, ``fused=None``), so that its state_dict loaded into
+            ``torch.optim.Adagrad`` continues on torch's fused (or sparse) path.
         maximize: maximise the objective (default False).
         differentiable: must be False; the native update does not record autograd.
         decoupled_weight_decay: AdamW-style decay ``theta *= 1 - clr * wd`` (default False).
@@ -84,8 +129,12 @@ class Adagrad(torch.optim.Optimizer):
 
     State: ``state[p] = {"step": 0-d int64 tensor, "sum": tensor like p}`` (``(rows,)`` with
     ``rowwise``). ``state_dict()`` / ``load_state_dict()`` interchange with
-    ``torch.optim.Adagrad`` both ways. Update state tensors in place if you must; to replace
-    them, use ``load_state_dict``.
+    ``torch.optim.Adagrad`` both ways. A state tensor replaced by hand (``state[p]["sum"] =
+    torch.zeros_like(p)``, a new ``step``) is used from the next step, as torch uses it.
+
+    Sparse grads: any sparse COO grad torch's Adagrad takes (any sparse and dense dims, coalesced
+    or not), updated over the param viewed as rows; ``rowwise`` takes row-sparse grads of 2-D
+    params (one sparse dim, as ``nn.Embedding`` gives).
 
     Example:
         >>> import torch, adagrad.torch
@@ -115,10 +164,14 @@ class Adagrad(torch.optim.Optimizer):
         rowwise: bool = False,
         duplicates: str = "sum",
     ) -> None:
+        _check_like_torch(lr, lr_decay, weight_decay, initial_accumulator_value, eps)
+        if fused and differentiable:
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if fused and foreach:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
         if differentiable:
             raise ValueError("differentiable=True is not supported: the native update does not record autograd")
-        if fused and foreach:
-            raise ValueError("fused and foreach cannot both be True")
+        self._fused_by_default = fused is None
         defaults = {
             "lr": lr,
             "lr_decay": lr_decay,
@@ -137,9 +190,20 @@ class Adagrad(torch.optim.Optimizer):
         _check_group(defaults, "")
         self._plans: list[_GroupPlan] | None = None
         super().__init__(params, defaults)
+        self.state = _StateTable(dict, self.state)
+        for group, labels in zip(self.param_groups, self._labels()):
+            for p, label in zip(group["params"], labels):
+                _init_state(self.state[p], p, group, label)
+
+    def _labels(self) -> list[list[str]]:
+        """How messages name each param of each group: its name, or its place among all params."""
+        labels, index = [], 0
         for group in self.param_groups:
-            for p in group["params"]:
-                _init_state(self.state[p], p, group)
+            names = group.get("param_names")
+            count = len(group["params"])
+            labels.append([repr(names[i]) if names else f"params[{index + i}]" for i in range(count)])
+            index += count
+        return labels
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -148,10 +212,26 @@ class Adagrad(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.state = _StateTable(dict, self.state)
+        self.__dict__.setdefault("_fused_by_default", True)
         for group in self.param_groups:  # a group saved without some option gets the default
             for name, value in self.defaults.items():
                 group.setdefault(name, value)
         self._plans = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's ``state_dict``, loadable into ``torch.optim.Adagrad``. A group records
+        ``fused=True`` (torch's bitwise path for ours) unless it has had sparse grads, which torch's
+        fused kernel refuses: then ``fused=None``, what torch records by default (its sparse path).
+        Groups using ``eps_inside_sqrt``, ``decoupled_weight_decay`` or ``rowwise`` cannot continue
+        in torch, which has none of them (it would keep the keys and ignore them)."""
+        saved = super().state_dict()
+        plans = self._plans or []
+        for gi, group in enumerate(saved["param_groups"]):
+            sparse = gi < len(plans) and plans[gi].sparse_seen
+            if sparse and self._fused_by_default and group.get("fused") is True:
+                group["fused"] = None
+        return saved
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state of this optimizer or of ``torch.optim.Adagrad``; checked before anything changes."""
@@ -159,6 +239,7 @@ class Adagrad(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         self._current_plans()  # adopt the loaded tensors now, so that problems surface here
 
+    @_not_traced  # one native call: nothing for dynamo to trace (as torch's fused step)
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Adagrad update of every param with a grad; returns ``closure()``'s loss if given."""
@@ -169,11 +250,15 @@ class Adagrad(torch.optim.Optimizer):
         plans = self._current_plans()
         batches, stepped = [], []
         for group, plan in zip(self.param_groups, plans):
-            grads = _grad_arrays(plan)
+            grads = native_grads(plan.params, plan.orders, plan.labels, not plan.sparse_seen and not any(plan.orders))
+            params, sums = plan.param_arrays, plan.sum_arrays
+            if any(isinstance(g, SparseRows) for g in grads):
+                plan.sparse_seen = True
+                grads, params, sums = _as_rows(grads, params, sums, plan.labels, group["rowwise"])
             stepped += [p for p, g in zip(plan.params, grads) if g is not None]
             lr = group["lr"]
             batches.append(
-                (plan.param_arrays, grads, plan.sum_arrays, plan.steps, plan.labels,
+                (params, grads, sums, plan.steps, plan.labels,
                  lr.item() if isinstance(lr, torch.Tensor) else lr, group["lr_decay"], group["weight_decay"],
                  group["eps"], group["maximize"], group["decoupled_weight_decay"], group["eps_inside_sqrt"],
                  group["duplicates"])
@@ -228,20 +313,23 @@ class Adagrad(torch.optim.Optimizer):
             plans = self._plans = self._build_plans()
         elif any(p.data_ptr() != ptr for plan in plans for p, ptr in zip(plan.params, plan.pointers)):
             plans = self._plans = self._build_plans()  # a param's memory was replaced (p.data = ...)
+        elif cast(_StateTable, self.state).replaced or not all(
+            e["sum"] is s and e["step"] is t
+            for plan in plans
+            for e, s, t in zip(plan.entries, plan.entry_sums, plan.entry_steps)
+        ):
+            plans = self._plans = self._build_plans()  # a state tensor or entry was replaced: honour it
         return plans
 
     def _build_plans(self) -> list[_GroupPlan]:
         plans = []
-        index = 0
-        for gi, group in enumerate(self.param_groups):
+        for gi, (group, labels) in enumerate(zip(self.param_groups, self._labels())):
             _check_group(group, f"param group {gi}: ")
-            names = group.get("param_names")
             plan = _GroupPlan(source=group["params"])
             counts = []
-            for i, p in enumerate(group["params"]):
-                label = repr(names[i]) if names else f"params[{index + i}]"
+            for p, label in zip(group["params"], labels):
                 state = self.state[p]
-                _init_state(state, p, group)
+                _init_state(state, p, group, label)
                 order = _native_order(p)
                 if order is False:
                     if group["decoupled_weight_decay"] or group["eps_inside_sqrt"] or group["rowwise"]:
@@ -251,44 +339,69 @@ class Adagrad(torch.optim.Optimizer):
                         )
                     plan.fallback.append(p)
                     continue
+                if "sum" not in state or "step" not in state:
+                    raise ValueError(f"the state of {label} must hold 'sum' and 'step', has {sorted(state)}")
                 state["sum"] = _sum_in_layout(state["sum"], p, group, label)
                 counts.append(_step_count(state["step"], label))
                 plan.params.append(p)
                 plan.orders.append(order)
-                plan.param_arrays.append(_as_array(p.detach(), order))
-                plan.sum_arrays.append(_as_array(state["sum"], None if group["rowwise"] else order))
+                plan.param_arrays.append(as_array(p.detach(), order))
+                plan.sum_arrays.append(as_array(state["sum"], None if group["rowwise"] else order))
                 plan.pointers.append(p.data_ptr())
                 plan.labels.append(label)
             plan.steps = np.array(counts, dtype=np.int64)
             shared_steps = torch.from_numpy(plan.steps)
             for i, p in enumerate(plan.params):
-                self.state[p]["step"] = shared_steps[i]  # a 0-d view the native step increments
-            index += len(group["params"])
+                entry = self.state[p]
+                entry["step"] = shared_steps[i]  # a 0-d view the native step increments
+                plan.entries.append(entry)
+                plan.entry_sums.append(entry["sum"])
+                plan.entry_steps.append(entry["step"])
             plans.append(plan)
         _core.check_params([a for plan in plans for a in plan.param_arrays], [n for plan in plans for n in plan.labels])
+        cast(_StateTable, self.state).replaced = False  # after the entries this build created
         return plans
+
+
+def _check_like_torch(lr: Any, lr_decay: Any, weight_decay: Any, initial_accumulator_value: Any, eps: Any) -> None:
+    """torch.optim.Adagrad's own checks of its constructor's arguments, with its exception types
+    and texts, in its order, for the values it checks (real numbers and tensors); the rest of the
+    validation (types, infinities) is ours and comes after."""
+    if isinstance(lr, torch.Tensor) and lr.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
+    for value, text in (
+        (lr, "Invalid learning rate: {}"),
+        (lr_decay, "Invalid lr_decay value: {}"),
+        (weight_decay, "Invalid weight_decay value: {}"),
+        (initial_accumulator_value, "Invalid initial_accumulator_value value: {}"),
+        (eps, "Invalid epsilon value: {}"),
+    ):
+        if (
+            isinstance(value, (int, float, np.integer, np.floating, torch.Tensor)) and not value >= 0.0
+        ):  # torch: not 0.0 <= value (NaN fails)
+            raise ValueError(text.format(value))
 
 
 def _check_group(group: dict[str, Any], where: str) -> None:
     lr = group["lr"]
     if isinstance(lr, torch.Tensor):
         if lr.numel() != 1:
-            raise ValueError(f"{where}a tensor lr must have one element, got shape {tuple(lr.shape)}")
+            raise ValueError(f"{where}Tensor lr must be 1-element")
         lr = lr.item()
     check_group_options({**group, "lr": lr}, where)
     if group.get("differentiable"):
         raise ValueError(f"{where}differentiable=True is not supported: the native update does not record autograd")
 
 
-def _init_state(state: dict[str, Any], p: torch.Tensor, group: dict[str, Any]) -> None:
+def _init_state(state: dict[str, Any], p: torch.Tensor, group: dict[str, Any], label: str) -> None:
     """torch's initial state: step 0 and sums full of initial_accumulator_value (per row if rowwise)."""
     if state:
         return
+    if group["rowwise"] and p.dim() != 2:
+        raise ValueError(f"rowwise=True needs 2-D params (rows, dim); {label} has shape {tuple(p.shape)}")
     state["step"] = torch.zeros((), dtype=torch.float32)
     initial = group["initial_accumulator_value"]
     if group["rowwise"]:
-        if p.dim() != 2:
-            raise ValueError(f"rowwise=True needs 2-D params (rows, dim), got shape {tuple(p.shape)}")
         state["sum"] = torch.full((p.shape[0],), initial, dtype=p.dtype, device=p.device)
     else:
         if torch.is_complex(p):
@@ -307,22 +420,21 @@ def _native_order(p: torch.Tensor) -> Any:
     return order if p.permute(order).is_contiguous() else False
 
 
-def _as_array(t: torch.Tensor, order: tuple[int, ...] | None) -> np.ndarray:
-    return (t if order is None else t.permute(order)).numpy()
-
-
-def _sum_in_layout(s: torch.Tensor, p: torch.Tensor, group: dict[str, Any], label: str) -> torch.Tensor:
-    """The state sum as the native kernel needs it: p's dtype, shape and memory layout."""
+def _sum_in_layout(s: Any, p: torch.Tensor, group: dict[str, Any], label: str) -> torch.Tensor:
+    """The state sum as the native kernel needs it: a tensor of p's dtype, device and shape (a
+    ValueError naming the param otherwise: a sum put in the state by hand is used, never
+    converted behind the user's back), in p's memory layout (a copy of the same values if not)."""
     shape = (p.shape[0],) if group["rowwise"] else p.shape
-    if s.shape != shape:
-        raise ValueError(f"state sum of {label} has shape {tuple(s.shape)}, expected {tuple(shape)}")
-    if group["rowwise"]:
-        return (
-            s
-            if s.device.type == "cpu" and s.dtype == p.dtype and s.is_contiguous()
-            else s.to("cpu", p.dtype).contiguous()
+    if not isinstance(s, torch.Tensor):
+        raise ValueError(f"state sum of {label} must be a tensor, got {type(s).__name__}")
+    if s.shape != shape or s.dtype != p.dtype or s.device != p.device:
+        raise ValueError(
+            f"state sum of {label} must be a {p.dtype} tensor of shape {tuple(shape)} on {p.device}, got a "
+            f"{s.dtype} tensor of shape {tuple(s.shape)} on {s.device}"
         )
-    if s.device == p.device and s.dtype == p.dtype and s.stride() == p.stride():
+    if group["rowwise"]:
+        return s if s.is_contiguous() else s.contiguous()
+    if s.stride() == p.stride():
         return s
     return torch.empty_like(p, memory_format=torch.preserve_format).copy_(s)  # p's layout, same values
 
@@ -334,51 +446,25 @@ def _step_count(step: Any, label: str) -> int:
     return int(value)
 
 
-def _grad_arrays(plan: _GroupPlan) -> list[Any]:
-    """The native form of each param's grad (None where it has none)."""
-    if not any(plan.orders) and not plan.sparse_seen:
-        try:  # the common case, all plain dense CPU tensors: one comprehension, ~1.2 us a tensor
-            return [None if (g := p.grad) is None else g.numpy() for p in plan.params]
-        except (TypeError, RuntimeError):  # sparse, requires grad, another device or dtype
-            pass
-    grads: list[Any] = []
-    for p, order, name in zip(plan.params, plan.orders, plan.labels):
-        g = p.grad
-        if g is None:
-            grads.append(None)
+def _as_rows(
+    grads: list[Any], params: list[np.ndarray], sums: list[np.ndarray], labels: list[str], rowwise: bool
+) -> tuple[list[Any], list[np.ndarray], list[np.ndarray]]:
+    """The step's arrays with each SparseRows grad's param (and element-wise sum) viewed as its
+    2-D table: a view of the same memory, no copy."""
+    grads, params, sums = list(grads), list(params), list(sums)
+    for i, g in enumerate(grads):
+        if not isinstance(g, SparseRows):
             continue
-        if g.is_sparse:  # asked first: a failed numpy() costs more than the whole sparse conversion
-            plan.sparse_seen = True
-            grads.append(_unusual_grad(g, order, name))
-            continue
-        try:
-            grads.append(g.numpy() if order is None else g.permute(order).numpy())
-        except (TypeError, RuntimeError):
-            grads.append(_unusual_grad(g, order, name))
-    return grads
-
-
-def _unusual_grad(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> Any:
-    """The native form of a grad that is not a plain dense CPU tensor, or a clear error."""
-    if g.device.type != "cpu":
-        raise ValueError(f"grad of {name} is on {g.device}, its param on cpu")
-    if g.requires_grad:
-        g = g.detach()
-    if g.layout == torch.sparse_coo:
-        if g.sparse_dim() != 1 or g.dense_dim() != 1:
-            raise ValueError(
-                f"sparse grad of {name} must have one sparse (row) dim and one dense dim, as nn.Embedding "
-                f"gives; got sparse_dim={g.sparse_dim()}, dense_dim={g.dense_dim()}"
-            )
-        values = g._values()
-        if values.dtype not in _NATIVE_DTYPES:
-            raise TypeError(f"grad of {name} has dtype {values.dtype}; it must match its param's")
-        return (g._indices()[0].numpy(), values.contiguous().numpy())
-    if g.layout != torch.strided:
-        raise ValueError(f"grad of {name} has layout {g.layout}; only dense and sparse COO grads are supported")
-    if g.dtype not in _NATIVE_DTYPES:
-        raise TypeError(f"grad of {name} has dtype {g.dtype}; it must match its param's")
-    return _as_array(g, order)
+        if g.shape != params[i].shape:
+            if rowwise:
+                raise ValueError(
+                    f"{labels[i]} has rowwise=True, which takes row-sparse grads of a 2-D param (one sparse dim, "
+                    f"as nn.Embedding gives); its sparse grad addresses a {g.shape} view"
+                )
+            params[i] = params[i].reshape(g.shape)
+            sums[i] = sums[i].reshape(g.shape)
+        grads[i] = g.native()
+    return grads, params, sums
 
 
 def _make_grads_contiguous(batches: Iterable[tuple[Any, ...]]) -> bool:

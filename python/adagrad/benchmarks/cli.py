@@ -19,7 +19,11 @@ CASE_SETS = {"training": [c.name for c in training_cases()]}
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     cases = [c.name for c in dense_cases() + sparse_cases() + training_cases()]
-    parser = argparse.ArgumentParser(prog="python -m adagrad bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m adagrad bench",
+        description="Runs the cases with adagrad and its peers interleaved, prints the table and the targets, "
+        "writes results.json and throughput.png. Cases run in the order given.",
+    )
     parser.add_argument(
         "--cases",
         nargs="+",
@@ -66,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{info['processor']}, {info['cpus']} CPUs; FBGEMM peers: {info['fbgemm']}",
         flush=True,
     )
-    chosen = [c for c in dense_cases() + sparse_cases() + training_cases() if c.name in args.cases]
+    by_name = {c.name: c for c in dense_cases() + sparse_cases() + training_cases()}
+    chosen = [by_name[name] for name in dict.fromkeys(args.cases)]  # in the order given, each once
     training: ModuleType | None = None
     if any(isinstance(c, TrainingCase) for c in chosen):
         try:
