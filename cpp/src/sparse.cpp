@@ -121,39 +121,47 @@ std::vector<PartSpace>& calling_threads_parts(std::size_t parts) {
   return spaces;
 }
 
+// How many parts (tasks) the rows are dealt to: one per thread, or one for a small call.
+std::uint32_t part_count(const SparseProblem& p) {
+  const int threads = get_num_threads();
+  return static_cast<std::uint32_t>(p.k * p.dim < kInlineSparseElements || threads == 1 ? 1 : threads);
+}
+
+// A part's task over the whole problem; the grouping (or the floor's rows) is the caller's to add.
+template <class T>
+SparseTask<T> task_for(const SparseProblem& p, const DenseCoeffs<T>& coeffs, PartSpace& w, std::uint32_t parts,
+                       std::uint32_t part) {
+  w.scratch.resize(std::max<std::size_t>(p.dim, 16) * sizeof(T));  // at least one register (floor_rows)
+  return {static_cast<T*>(p.table),
+          static_cast<T*>(p.state),
+          static_cast<const T*>(p.values),
+          p.dim,
+          &coeffs,
+          reinterpret_cast<T*>(w.scratch.data()),
+          nullptr,
+          nullptr,
+          nullptr,
+          0,
+          p.indices,
+          p.indices_int64,
+          p.k,
+          parts,
+          part};
+}
+
 template <class T>
 void run_typed(const KernelTable& table, const SparseProblem& p) {
   if (p.k == 0) return;
   const int variant = p.variant >= 0 ? p.variant : dense_variant(p.options);
-  const SparseMode mode = mode_of(p);
-  const SparseFn<T> kernel = pick_kernel(sparse_kernels(table, T{}), mode, variant, p.dim);
+  const SparseFn<T> kernel = pick_kernel(sparse_kernels(table, T{}), mode_of(p), variant, p.dim);
   const DenseCoeffs<T> coeffs = dense_coeffs<T>(p.options, p.step);
-  const int threads = get_num_threads();
-  const auto parts =
-      static_cast<std::uint32_t>(p.k * p.dim < kInlineSparseElements || threads == 1 ? 1 : threads);
+  const std::uint32_t parts = part_count(p);
   std::vector<PartSpace>& spaces = calling_threads_parts(parts);
-  const bool grouped = p.duplicates == Duplicates::sum;
-
-  auto run_part = [&](std::size_t part_index) {
+  parallel_for(parts, [&](std::size_t part_index) {
     const auto part = static_cast<std::uint32_t>(part_index);
     PartSpace& w = spaces[part];
-    w.scratch.resize(std::max<std::size_t>(p.dim, 16) * sizeof(T));
-    SparseTask<T> t{static_cast<T*>(p.table),
-                    static_cast<T*>(p.state),
-                    static_cast<const T*>(p.values),
-                    p.dim,
-                    &coeffs,
-                    reinterpret_cast<T*>(w.scratch.data()),
-                    nullptr,
-                    nullptr,
-                    nullptr,
-                    0,
-                    p.indices,
-                    p.indices_int64,
-                    p.k,
-                    parts,
-                    part};
-    if (grouped) {
+    SparseTask<T> t = task_for(p, coeffs, w, parts, part);
+    if (p.duplicates == Duplicates::sum) {
       if (p.indices_int64) {
         group_rows(static_cast<const std::int64_t*>(p.indices), p.k, parts, part, w);
       } else {
@@ -165,48 +173,31 @@ void run_typed(const KernelTable& table, const SparseProblem& p) {
       t.unique = w.unique;
     }
     kernel(t);
-  };
-  if (parts == 1) {
-    run_part(0);
-  } else {
-    parallel_for(parts, run_part);
-  }
+  });
 }
 
+// The benchmark's floors: the indices are the rows to touch, each part the ones it owns (as in
+// run_typed), and a contiguous slice of the values (any number of rows) when they are read.
 template <class T>
 void run_floor_typed(const KernelTable& table, const SparseProblem& p) {
   if (p.k == 0) return;
   const DenseCoeffs<T> coeffs = dense_coeffs<T>(p.options, p.step);
-  const int threads = get_num_threads();
-  const auto parts =
-      static_cast<std::uint32_t>(p.k * p.dim < kInlineSparseElements || threads == 1 ? 1 : threads);
+  const std::uint32_t parts = part_count(p);
   std::vector<PartSpace>& spaces = calling_threads_parts(parts);
-  parallel_for(parts, [&](std::size_t part) {
-    // The rows this part owns (each row one part's, as in run_typed) and a contiguous slice of the values.
+  parallel_for(parts, [&](std::size_t part_index) {
+    const auto part = static_cast<std::uint32_t>(part_index);
     PartSpace& w = spaces[part];
-    w.scratch.resize(std::max<std::size_t>(p.dim, 16) * sizeof(T));
+    SparseTask<T> t = task_for(p, coeffs, w, parts, part);
     w.floor_rows.clear();
     for (std::size_t i = 0; i < p.k; ++i) {
       const auto row = static_cast<std::uint64_t>(index_at(p, i));
       if (parts == 1 || row_part(row, parts) == part) w.floor_rows.push_back(static_cast<std::size_t>(row));
     }
+    t.rows = w.floor_rows.data();
+    t.unique = w.floor_rows.size();
     const std::size_t begin = p.value_rows * part / parts, end = p.value_rows * (part + 1) / parts;
-    const bool read_values = p.variant == kFloorWithValuesVariant;
-    SparseTask<T> t{static_cast<T*>(p.table),
-                    static_cast<T*>(p.state),
-                    read_values ? static_cast<const T*>(p.values) + begin * p.dim : nullptr,
-                    p.dim,
-                    &coeffs,
-                    reinterpret_cast<T*>(w.scratch.data()),
-                    w.floor_rows.data(),
-                    nullptr,
-                    nullptr,
-                    w.floor_rows.size(),
-                    nullptr,
-                    false,
-                    end - begin,
-                    1,
-                    0};
+    t.values = p.variant == kFloorWithValuesVariant ? t.values + begin * p.dim : nullptr;
+    t.k = end - begin;  // the value rows to read
     sparse_kernels(table, T{}).floor(t);
   });
 }

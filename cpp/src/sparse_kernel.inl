@@ -162,27 +162,36 @@ void sum_rows_fixed(const SparseTask<typename V::T>& t) {
   }
 }
 
-// duplicates = sequential, element-wise state: every occurrence of an owned row, in input order.
-// Prefetches the occurrence kRowsAhead * parts positions on (about kRowsAhead owned ones).
-template <class V, int kVariant>
-void sequential_rows(const SparseTask<typename V::T>& t) {
-  using T = typename V::T;
+// Every occurrence i of a row this part owns, in input order: update(i, row). Prefetches the
+// table, state and value lines of the occurrence kRowsAhead * parts positions on (about kRowsAhead
+// owned ones); no grouping pass.
+template <bool kRowwise, class T, class Update>
+inline __attribute__((always_inline)) void for_each_owned_occurrence(const SparseTask<T>& t, Update update) {
   const std::size_t d = t.dim, ahead = kRowsAhead * t.parts;
-  const DenseConsts<V> kv(*t.coeffs);
-  const DenseConsts<ScalarVec<T>> ks(*t.coeffs);
   for (std::size_t i = 0; i < t.k; ++i) {
     if (i + ahead < t.k) {
       const std::uint64_t next_row = index_of(t, i + ahead);
       if (owns(t, next_row)) {
         prefetch_lines<1>(t.table + next_row * d, d);
-        prefetch_lines<1>(t.state + next_row * d, d);
+        prefetch_lines<1>(kRowwise ? t.state + next_row : t.state + next_row * d, kRowwise ? 1 : d);
         prefetch_lines<0>(t.values + (i + ahead) * d, d);
       }
     }
     const std::uint64_t r = index_of(t, i);
-    if (!owns(t, r)) continue;
-    update_row<V, kVariant, false>(t.table + r * d, t.values + i * d, t.state + r * d, d, kv, ks);
+    if (owns(t, r)) update(i, static_cast<std::size_t>(r));
   }
+}
+
+// duplicates = sequential, element-wise state: each occurrence the dense update of its row.
+template <class V, int kVariant>
+void sequential_rows(const SparseTask<typename V::T>& t) {
+  using T = typename V::T;
+  const std::size_t d = t.dim;
+  const DenseConsts<V> kv(*t.coeffs);
+  const DenseConsts<ScalarVec<T>> ks(*t.coeffs);
+  for_each_owned_occurrence<false>(t, [&](std::size_t i, std::size_t r) {
+    update_row<V, kVariant, false>(t.table + r * d, t.values + i * d, t.state + r * d, d, kv, ks);
+  });
 }
 
 // duplicates = sum, row-wise state: the summed row in scratch, then the row-wise update.
@@ -201,21 +210,11 @@ void rowwise_sum_rows(const SparseTask<typename V::T>& t) {
 template <class V, int kVariant>
 void rowwise_sequential_rows(const SparseTask<typename V::T>& t) {
   using T = typename V::T;
-  const std::size_t d = t.dim, ahead = kRowsAhead * t.parts;
-  for (std::size_t i = 0; i < t.k; ++i) {
-    if (i + ahead < t.k) {
-      const std::uint64_t next_row = index_of(t, i + ahead);
-      if (owns(t, next_row)) {
-        prefetch_lines<1>(t.table + next_row * d, d);
-        prefetch_lines<1>(t.state + next_row, 1);
-        prefetch_lines<0>(t.values + (i + ahead) * d, d);
-      }
-    }
-    const std::uint64_t r = index_of(t, i);
-    if (!owns(t, r)) continue;
+  const std::size_t d = t.dim;
+  for_each_owned_occurrence<true>(t, [&](std::size_t i, std::size_t r) {
     std::memcpy(t.scratch, t.values + i * d, d * sizeof(T));  // the row-wise kernel rewrites its gradient
     rowwise_row<V, kVariant>(t.table + r * d, t.scratch, t.state + r, d, *t.coeffs);
-  }
+  });
 }
 
 // The floor of any exact sparse step (benchmarks): the table and state rows of each of the unique

@@ -231,21 +231,17 @@ void set_num_threads(int n) {
 }
 
 void parallel_for(std::size_t n_tasks, const std::function<void(std::size_t)>& fn) {
-  const int n_threads = get_num_threads();
+  const OpenMpTeam* team = g_team.load(std::memory_order_acquire);
+  const int n_threads = team ? std::min(get_num_threads(), team->max_threads()) : get_num_threads();
   std::unique_lock<std::mutex> lock(g_run_mutex, std::defer_lock);
-  if (n_tasks <= 1 || n_threads == 1 || !lock.try_lock()) {
+  if (n_tasks <= 1 || n_threads <= 1 || !lock.try_lock()) {
     for (std::size_t i = 0; i < n_tasks; ++i) fn(i);
     return;
   }
-  if (const OpenMpTeam* team = g_team.load(std::memory_order_acquire)) {
-    const auto size = static_cast<std::size_t>(std::max(1, std::min(n_threads, team->max_threads())));
-    if (size == 1) {
-      for (std::size_t i = 0; i < n_tasks; ++i) fn(i);
-      return;
-    }
-    Job job(fn, n_tasks, size);  // each team thread its block, then it helps with the others
+  if (team) {
+    Job job(fn, n_tasks, static_cast<std::size_t>(n_threads));  // each team thread its block, then the others'
     TeamCall call{&job, team->thread_num};
-    team->parallel(&run_in_team, &call, static_cast<unsigned>(size), 0);
+    team->parallel(&run_in_team, &call, static_cast<unsigned>(n_threads), 0);
     return;
   }
   if (!g_pool) g_pool = std::make_unique<ThreadPool>(n_threads - 1);

@@ -66,10 +66,7 @@ def sparse_rows(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> Sp
     """A sparse COO grad (torch has checked its shape is its param's) as rows of the param's 2-D
     view; for a param not in C order (channels_last), the dense-equivalent grad instead (its dense
     update is the sum mode's)."""
-    if g.device.type != "cpu":
-        raise ValueError(f"grad of {name} is on {g.device}, its param on cpu")
-    if g.requires_grad:
-        g = g.detach()
+    g = _on_cpu(g, name)
     values = g._values()
     if values.dtype not in NATIVE_DTYPES:
         raise TypeError(f"grad of {name} has dtype {values.dtype}; it must match its param's")
@@ -87,12 +84,16 @@ def sparse_rows(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> Sp
 
 def unusual_dense_grad(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> np.ndarray:
     """The native form of a dense grad that is not a plain CPU tensor of a native dtype, or a clear error."""
-    if g.device.type != "cpu":
-        raise ValueError(f"grad of {name} is on {g.device}, its param on cpu")
-    if g.requires_grad:
-        g = g.detach()
+    g = _on_cpu(g, name)
     if g.layout != torch.strided:
         raise ValueError(f"grad of {name} has layout {g.layout}; only dense and sparse COO grads are supported")
     if g.dtype not in NATIVE_DTYPES:
         raise TypeError(f"grad of {name} has dtype {g.dtype}; it must match its param's")
     return as_array(g, order)
+
+
+def _on_cpu(g: torch.Tensor, name: str) -> torch.Tensor:
+    """The grad detached from autograd, or a ValueError if it is not on the CPU (its param is)."""
+    if g.device.type != "cpu":
+        raise ValueError(f"grad of {name} is on {g.device}, its param on cpu")
+    return g.detach() if g.requires_grad else g

@@ -99,45 +99,65 @@ def training_rows_for(
 
 
 def format_training_table(rows: list[dict[str, Any]]) -> str:
-    header = (
-        f"{'case':<20}{'thr':>4} {'impl':<26}{'step':>11}{'steps/s':>9}{'opt.step':>11}{'share':>7}"
-        f"{'adagrad x step':>16}{'x opt.step':>12}"
+    return _format(
+        rows,
+        _leading(26, 20, "step")
+        + [
+            ("steps/s", 9, lambda r: f"{r['steps_per_s']:.1f}"),
+            ("opt.step", 11, lambda r: _duration(r["optimizer_s"])),
+            ("share", 7, lambda r: f"{r['optimizer_share']:.0%}"),
+            ("adagrad x step", 16, lambda r: f"{r['adagrad_speedup']:.2f}"),
+            ("x opt.step", 12, lambda r: f"{r['adagrad_optimizer_speedup']:.2f}"),
+        ],
     )
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        lines.append(
-            f"{r['case']:<20}{r['threads']:>4} {r['impl']:<26}{_duration(r['median_s']):>11}"
-            f"{r['steps_per_s']:>9.1f}{_duration(r['optimizer_s']):>11}{r['optimizer_share']:>7.0%}"
-            f"{r['adagrad_speedup']:>16.2f}{r['adagrad_optimizer_speedup']:>12.2f}"
-        )
-    return "\n".join(lines)
 
 
 def _duration(seconds: float) -> str:
     return f"{seconds * 1e6:8.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:8.2f} ms"
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    header = f"{'case':<14}{'thr':>4} {'impl':<14}{'median':>11}{'Gelem/s':>9}{'GB/s':>7}{'adagrad x':>10}"
+def _format(rows: list[dict[str, Any]], columns: list[tuple[str, int, Any]]) -> str:
+    """A text table: each column a title, a width and a formatter of one row (left-aligned if the
+    width is negative)."""
+    header = "".join(f"{title:<{-w}}" if w < 0 else f"{title:>{w}}" for title, w, _ in columns)
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(
-            f"{r['case']:<14}{r['threads']:>4} {r['impl']:<14}{_duration(r['median_s']):>11}{r['gelem_per_s']:>9.2f}"
-            f"{r['gb_per_s']:>7.1f}{r['adagrad_speedup']:>10.2f}"
-        )
+        lines.append("".join(f"{cell(r):<{-w}}" if w < 0 else f"{cell(r):>{w}}" for _, w, cell in columns))
     return "\n".join(lines)
+
+
+def _leading(impl_width: int, case_width: int, time: str = "median") -> list[tuple[str, int, Any]]:
+    return [
+        ("case", -case_width, lambda r: r["case"]),
+        ("thr ", 5, lambda r: f"{r['threads']} "),
+        ("impl", -impl_width, lambda r: r["impl"]),
+        (time, 11, lambda r: _duration(r["median_s"])),
+    ]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    return _format(
+        rows,
+        _leading(14, 14)
+        + [
+            ("Gelem/s", 9, lambda r: f"{r['gelem_per_s']:.2f}"),
+            ("GB/s", 7, lambda r: f"{r['gb_per_s']:.1f}"),
+            ("adagrad x", 10, lambda r: f"{r['adagrad_speedup']:.2f}"),
+        ],
+    )
 
 
 def format_sparse_table(rows: list[dict[str, Any]]) -> str:
     """Sparse cases: time per step, per occurrence (index) and per unique row touched."""
-    header = f"{'case':<15}{'thr':>4} {'impl':<28}{'median':>11}{'ns/occ':>8}{'ns/row':>8}{'adagrad x':>10}"
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        lines.append(
-            f"{r['case']:<15}{r['threads']:>4} {r['impl']:<28}{_duration(r['median_s']):>11}"
-            f"{r['ns_per_occurrence']:>8.1f}{r['ns_per_row']:>8.1f}{r['adagrad_speedup']:>10.2f}"
-        )
-    return "\n".join(lines)
+    return _format(
+        rows,
+        _leading(28, 15)
+        + [
+            ("ns/occ", 8, lambda r: f"{r['ns_per_occurrence']:.1f}"),
+            ("ns/row", 8, lambda r: f"{r['ns_per_row']:.1f}"),
+            ("adagrad x", 10, lambda r: f"{r['adagrad_speedup']:.2f}"),
+        ],
+    )
 
 
 def machine() -> dict[str, Any]:
