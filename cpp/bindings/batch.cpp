@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <thread>
 
 #include "adagrad/dispatch.hpp"
+#include "adagrad/grad_norm.hpp"
 
 namespace adagrad::bindings {
 
@@ -114,8 +116,12 @@ StepBatch::Lists& StepBatch::free_lists() {
   return reused;
 }
 
-StepBatch::StepBatch(NonFinite nonfinite, std::optional<double> grad_scale)
-    : nonfinite_(nonfinite), grad_scale_(grad_scale), lists_(free_lists()) {
+StepBatch::StepBatch(NonFinite nonfinite, std::optional<double> grad_scale, ClipRequest clip)
+    : nonfinite_(nonfinite),
+      grad_scale_(grad_scale),
+      clip_(clip),
+      grad_norm_(std::numeric_limits<double>::quiet_NaN()),
+      lists_(free_lists()) {
   lists_.in_use = true;
 }
 
@@ -126,6 +132,9 @@ StepBatch::~StepBatch() {
   sparse_.clear();
   overlap_.clear();
   checked_.clear();
+  dense_options_.clear();
+  dense_span_.clear();
+  sparse_span_.clear();
   lists_.in_use = false;
 }
 
@@ -137,7 +146,11 @@ void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, con
   overlap_.add(a.param, a.nbytes, name, Role::param);
   overlap_.add(a.grad, a.nbytes, name, Role::grad);
   overlap_.add(a.sum, a.nbytes, name, Role::sum);
-  if (nonfinite_ != NonFinite::propagate) check_later(a.dtype, a.grad, a.size, grad, name);
+  if (clip_.measures_norm()) {
+    dense_span_.push_back(checked_.size());
+    dense_options_.emplace_back(with_batch_options(o), step);
+  }
+  if (nonfinite_ != NonFinite::propagate || clip_.measures_norm()) check_later(a.dtype, a.grad, a.size, grad, name);
   DenseTensor& t = dense_.emplace_back(coefficients(a.dtype, o, step));
   t.param = a.param;
   t.grad = a.grad;
@@ -185,14 +198,17 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
   overlap_.add_read(idx.data, idx.size * (idx.int64 ? 8 : 4), name, Role::indices);
   if (variant_override >= 0 && rowwise) throw py::value_error("the sparse ceiling and floors take element-wise state only");
   const SparseProblem problem{tab.dtype, tab.data, rows,    dim,        idx.data,           idx.int64, idx.size,
-                              val.data,  st.data,  rowwise, duplicates, with_grad_scale(o), step,      variant_override,
+                              val.data,  st.data,  rowwise, duplicates, with_batch_options(o), step,  variant_override,
                               val.ndim == 2 ? static_cast<std::size_t>(val.shape[0]) : 0};
   if (const std::size_t bad = first_bad_index(problem); bad != idx.size) {
     throw py::value_error(name(Role::indices) + "[" + std::to_string(bad) + "] = " +
                           std::to_string(index_at(problem, bad)) +
                           " is out of range for a table of " + std::to_string(rows) + " rows");
   }
-  if (nonfinite_ != NonFinite::propagate) check_later(val.dtype, val.data, val.size, val.owner, name);
+  if (clip_.measures_norm()) sparse_span_.push_back(checked_.size());
+  if (nonfinite_ != NonFinite::propagate || clip_.measures_norm()) {
+    check_later(val.dtype, val.data, val.size, val.owner, name);
+  }
   sparse_.push_back(problem);
   for (py::object* owner : {&tab.owner, &idx.owner, &val.owner, &st.owner}) owners_.push_back(std::move(*owner));
 }
@@ -203,12 +219,27 @@ void StepBatch::reserve(std::size_t tensors) {
   overlap_.reserve(tensors);
 }
 
-DenseOptions StepBatch::with_grad_scale(const DenseOptions& o) const {
-  if (!grad_scale_) return o;
-  DenseOptions scaled = o;
-  scaled.scale_grads = true;
-  scaled.grad_scale = *grad_scale_;
-  return scaled;
+DenseOptions StepBatch::with_batch_options(const DenseOptions& o) const {
+  if (!grad_scale_ && clip_.rule == ClipRule::none) return o;
+  DenseOptions with = o;
+  if (grad_scale_) {
+    with.scale_grads = true;
+    with.grad_scale = *grad_scale_;
+  }
+  with.clip = clip_.rule;
+  with.clip_threshold = clip_.threshold;
+  return with;
+}
+
+void StepBatch::apply_norms(const std::vector<double>& norms) {
+  const auto norm_of = [&](std::size_t span) { return clip_.rule == ClipRule::global_norm ? grad_norm_ : norms[span]; };
+  for (std::size_t i = 0; i < dense_.size(); ++i) {
+    DenseTensor& t = dense_[i];
+    DenseOptions& o = dense_options_[i].first;
+    o.clip_norm = norm_of(dense_span_[i]);
+    t = make_dense_tensor(t.dtype, t.param, t.grad, t.sum, t.n, o, dense_options_[i].second);
+  }
+  for (std::size_t i = 0; i < sparse_.size(); ++i) sparse_[i].options.clip_norm = norm_of(sparse_span_[i]);
 }
 
 const DenseTensor& StepBatch::coefficients(Dtype dtype, const DenseOptions& o, std::int64_t step) {
@@ -217,9 +248,9 @@ const DenseTensor& StepBatch::coefficients(Dtype dtype, const DenseOptions& o, s
            a.maximize == b.maximize && a.decoupled_weight_decay == b.decoupled_weight_decay &&
            a.eps_inside_sqrt == b.eps_inside_sqrt;
   };
-  // grad_scale is the batch's, the same for every tensor: the options compared are the caller's.
+  // grad_scale and clip are the batch's, the same for every tensor: the options compared are the caller's.
   if (!last_.valid || last_.dtype != dtype || last_.step != step || !same(last_.options, o)) {
-    last_ = {true, dtype, step, o, make_dense_tensor(dtype, nullptr, nullptr, nullptr, 0, with_grad_scale(o), step)};
+    last_ = {true, dtype, step, o, make_dense_tensor(dtype, nullptr, nullptr, nullptr, 0, with_batch_options(o), step)};
   }
   return last_.tensor;
 }
@@ -236,7 +267,16 @@ bool StepBatch::run() {
   std::size_t bad = checked_.size();
   {
     py::gil_scoped_release release;
-    if (!checked_.empty()) bad = first_nonfinite(kernels, checked_);
+    if (clip_.measures_norm()) {
+      std::vector<double>& norms = lists_.norms;
+      grad_norm_ = grad_norms(kernels, checked_, clip_.norm, with_batch_options(DenseOptions{}), norms);
+      // A finite norm means finite grads; otherwise (or a float64 sum of squares beyond the range)
+      // the check says which grad, if any, is not finite.
+      if (nonfinite_ != NonFinite::propagate && !std::isfinite(grad_norm_)) bad = first_nonfinite(kernels, checked_);
+      apply_norms(norms);
+    } else if (nonfinite_ != NonFinite::propagate && !checked_.empty()) {
+      bad = first_nonfinite(kernels, checked_);
+    }
     if (bad == checked_.size()) {
       run_dense(kernels, dense_);
       for (const SparseProblem& p : sparse_) run_sparse(kernels, p);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "adagrad/dense.hpp"
@@ -27,8 +28,10 @@ class NonFiniteGrad : public std::runtime_error {
 class StepBatch {
  public:
   // nonfinite: what run() does if a grad holds a NaN or an infinity. grad_scale: every grad of
-  // the batch is divided by it first (loss scaling), or not at all when empty.
-  explicit StepBatch(NonFinite nonfinite = NonFinite::propagate, std::optional<double> grad_scale = std::nullopt);
+  // the batch is divided by it first (loss scaling), or not at all when empty. clip: then every
+  // grad is clipped (ClipRule); the norm rules measure the norms first, in run().
+  explicit StepBatch(NonFinite nonfinite = NonFinite::propagate, std::optional<double> grad_scale = std::nullopt,
+                     ClipRequest clip = {});
   ~StepBatch();
   StepBatch(const StepBatch&) = delete;
   StepBatch& operator=(const StepBatch&) = delete;
@@ -51,8 +54,15 @@ class StepBatch {
   // written). Throws NonFiniteGrad, nothing written, when nonfinite is raise and one is not.
   bool run();
 
+  // The norm run() measured (clip.measures_norm()): of all grads for ClipRule::global_norm and
+  // tensor_norm alike, NaN or inf included; NaN before run().
+  double grad_norm() const { return grad_norm_; }
+
  private:
-  DenseOptions with_grad_scale(const DenseOptions& o) const;
+  // The options with the batch's own: the loss scale and the clip.
+  DenseOptions with_batch_options(const DenseOptions& o) const;
+  // Norm rules: each tensor's clip from the norms measured, its coefficients made again.
+  void apply_norms(const std::vector<double>& norms);
   // The variant and coefficients for these options and step, computed once for a run of tensors
   // that share them (a param group): the division and the fma cost ~10 ns a tensor otherwise.
   const DenseTensor& coefficients(Dtype dtype, const DenseOptions& o, std::int64_t step);
@@ -61,6 +71,8 @@ class StepBatch {
 
   NonFinite nonfinite_;
   std::optional<double> grad_scale_;
+  ClipRequest clip_;
+  double grad_norm_;
   struct LastCoefficients {
     bool valid = false;
     Dtype dtype{};
@@ -82,9 +94,15 @@ class StepBatch {
     std::vector<DenseTensor> dense;
     std::vector<SparseProblem> sparse;
     OverlapChecker overlap;
-    // nonfinite skip / raise: every grad (dense arrays, sparse values), in the order added.
+    // nonfinite skip / raise, and the norm rules: every grad (dense arrays, sparse values), in the
+    // order added.
     std::vector<GradSpan> checked;
     std::vector<CheckedName> checked_names;  // raise only: for the message
+    // Norm rules only: each dense tensor's options (with the batch's) and step, and the span of
+    // each dense tensor and of each sparse problem in `checked`.
+    std::vector<std::pair<DenseOptions, std::int64_t>> dense_options;
+    std::vector<std::size_t> dense_span, sparse_span;
+    std::vector<double> norms;
   };
   Lists& free_lists();
   std::unique_ptr<Lists> own_lists_;  // only when this thread's reused lists are taken
@@ -95,6 +113,9 @@ class StepBatch {
   OverlapChecker& overlap_ = lists_.overlap;
   std::vector<GradSpan>& checked_ = lists_.checked;
   std::vector<CheckedName>& checked_names_ = lists_.checked_names;
+  std::vector<std::pair<DenseOptions, std::int64_t>>& dense_options_ = lists_.dense_options;
+  std::vector<std::size_t>& dense_span_ = lists_.dense_span;
+  std::vector<std::size_t>& sparse_span_ = lists_.sparse_span;
 };
 
 }  // namespace adagrad::bindings

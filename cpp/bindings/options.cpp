@@ -1,6 +1,7 @@
 #include "options.hpp"
 
 #include <limits>
+#include <utility>
 
 namespace adagrad::bindings {
 
@@ -57,6 +58,61 @@ std::optional<double> checked_grad_scale(py::handle obj) {
     throw py::value_error("grad_scale must be a finite number > 0, got an int too large for a float");
   }
   return value;
+}
+
+namespace {
+
+NormType norm_type_of(py::handle obj) {
+  const auto bad = [&]() -> NormType {
+    throw py::value_error("norm_type must be 2 or inf (float('inf') or 'inf'), got " + std::string(py::repr(obj)));
+  };
+  if (PyUnicode_Check(obj.ptr())) return PyUnicode_CompareWithASCIIString(obj.ptr(), "inf") == 0 ? NormType::inf : bad();
+  double value = 0.0;
+  try {
+    value = real_option(obj, nowhere, "norm_type");
+  } catch (const py::value_error&) {
+    return bad();
+  }
+  if (value == 2.0) return NormType::two;
+  if (value == std::numeric_limits<double>::infinity()) return NormType::inf;
+  return bad();
+}
+
+double clip_threshold(py::handle obj, const char* name) {
+  double value = 0.0;
+  try {
+    value = real_option(obj, nowhere, name);
+    validate_clip_threshold(value, name);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  } catch (const py::value_error&) {
+    throw py::value_error(std::string(name) + " must be a finite number > 0, got an int too large for a float");
+  }
+  return value;
+}
+
+}  // namespace
+
+ClipRequest checked_clip(py::handle max_grad_norm, py::handle norm_type, py::handle clip_norm_per_tensor,
+                         py::handle clip_value) {
+  ClipRequest r;
+  r.norm = norm_type_of(norm_type);
+  const std::pair<py::handle, std::pair<ClipRule, const char*>> options[] = {
+      {max_grad_norm, {ClipRule::global_norm, "max_grad_norm"}},
+      {clip_norm_per_tensor, {ClipRule::tensor_norm, "clip_norm_per_tensor"}},
+      {clip_value, {ClipRule::value, "clip_value"}}};
+  const char* chosen = nullptr;
+  for (const auto& [obj, rule] : options) {
+    if (obj.is_none()) continue;
+    if (chosen != nullptr) {
+      throw py::value_error(std::string("at most one of max_grad_norm, clip_norm_per_tensor and clip_value may be set, "
+                                        "got ") + chosen + " and " + rule.second);
+    }
+    chosen = rule.second;
+    r.rule = rule.first;
+    r.threshold = clip_threshold(obj, rule.second);
+  }
+  return r;
 }
 
 }  // namespace adagrad::bindings

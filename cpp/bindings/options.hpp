@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "adagrad/grad_norm.hpp"
 #include "adagrad/hyper.hpp"
 #include "adagrad/sparse.hpp"
 
@@ -83,6 +84,19 @@ NonFinite nonfinite_mode(py::handle obj);
 
 // None (no loss scaling), or a real number (not a bool) that is finite and > 0 as a float32.
 std::optional<double> checked_grad_scale(py::handle obj);
+
+// Gradient clipping as asked for by the Python options max_grad_norm (global norm, torch's
+// clip_grad_norm_), clip_norm_per_tensor (each grad by its own norm, Keras clipnorm), clip_value
+// (Keras clipvalue) and norm_type (2 or inf): at most one of the three set, each None or a finite
+// number > 0; norm_type 2, inf or 'inf'.
+struct ClipRequest {
+  ClipRule rule = ClipRule::none;
+  double threshold = 0.0;
+  NormType norm = NormType::two;
+  bool measures_norm() const { return rule == ClipRule::global_norm || rule == ClipRule::tensor_norm; }
+};
+ClipRequest checked_clip(py::handle max_grad_norm, py::handle norm_type, py::handle clip_norm_per_tensor,
+                         py::handle clip_value);
 
 
 }  // namespace adagrad::bindings

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "adagrad/dense.hpp"
+#include "adagrad/dispatch.hpp"
+#include "adagrad/grad_norm.hpp"
 #include "array_checks.hpp"
 #include "batch.hpp"
 #include "options.hpp"
@@ -20,11 +22,13 @@ namespace {
 bool update(py::handle param, py::handle grad, py::handle state_sum, py::handle step, py::handle lr,
             py::handle lr_decay, py::handle weight_decay, py::handle eps, py::handle maximize,
             py::handle decoupled_weight_decay, py::handle eps_inside_sqrt, py::handle nonfinite,
-            py::handle grad_scale) {
+            py::handle grad_scale, py::handle max_grad_norm, py::handle norm_type, py::handle clip_norm_per_tensor,
+            py::handle clip_value) {
   const std::int64_t t = checked_step(step);
   const DenseOptions o =
       checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, nowhere);
-  StepBatch batch(nonfinite_mode(nonfinite), checked_grad_scale(grad_scale));
+  StepBatch batch(nonfinite_mode(nonfinite), checked_grad_scale(grad_scale),
+                  checked_clip(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value));
   batch.add_dense(param, grad, state_sum, TensorName{py::none()}, o, t);
   return batch.run();
 }
@@ -63,15 +67,19 @@ std::int64_t* step_counts(py::handle obj, std::size_t n) {
 // maximize, decoupled_weight_decay, eps_inside_sqrt, duplicates). steps is an int64 array of the
 // updates done so far per tensor; it is incremented for every tensor whose grad is not None.
 // A grad that is a 2-tuple (indices, values) is a sparse gradient of a 2-D param.
-// nonfinite and grad_scale: see StepBatch. Returns true if the update was applied, false if it
-// was skipped (nonfinite="skip" and a grad holds a NaN or an infinity: step counts unchanged too).
-bool step(const py::list& groups, py::handle nonfinite, py::handle grad_scale) {
+// nonfinite, grad_scale and the clip options: see StepBatch. Returns true if the update was
+// applied, false if it was skipped (nonfinite="skip" and a grad holds a NaN or an infinity: step
+// counts unchanged too); with a norm clip (max_grad_norm, clip_norm_per_tensor), the pair
+// (applied, norm of all grads).
+py::object step(const py::list& groups, py::handle nonfinite, py::handle grad_scale, py::handle max_grad_norm,
+                py::handle norm_type, py::handle clip_norm_per_tensor, py::handle clip_value) {
   static_assert(sizeof(long long) == sizeof(std::int64_t));
   struct Slot {
     std::int64_t* step;
     std::int64_t value;
   };
-  StepBatch batch(nonfinite_mode(nonfinite), checked_grad_scale(grad_scale));
+  const ClipRequest clip = checked_clip(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value);
+  StepBatch batch(nonfinite_mode(nonfinite), checked_grad_scale(grad_scale), clip);
   std::vector<Slot> slots;
   std::size_t tensors = 0;  // an upper bound, for one allocation per vector (malformed groups: checked below)
   for (const py::handle group : groups) {
@@ -127,9 +135,13 @@ bool step(const py::list& groups, py::handle nonfinite, py::handle grad_scale) {
       slots.push_back({step_data + i, t});
     }
   }
-  if (!batch.run()) return false;
-  for (const Slot& slot : slots) *slot.step = slot.value;
-  return true;
+  const bool applied = batch.run();
+  if (applied) {
+    for (const Slot& slot : slots) *slot.step = slot.value;
+  }
+  const py::bool_ result(applied);
+  if (!clip.measures_norm()) return std::move(result);
+  return py::make_tuple(result, batch.grad_norm());
 }
 
 // The memory ceiling for benchmarks: the update's traffic over the same arrays (their values change).
@@ -175,6 +187,35 @@ py::tuple plan_tasks_for(const py::sequence& sizes) {
   return py::make_tuple(segments, starts, chunk_elements());
 }
 
+// The norms of grads as the clip measures them (grad_norm.hpp), without an update: (each grad's
+// norm, the norm of all). For tests and benchmarks.
+py::tuple grad_norms_of(const py::sequence& grads, py::handle norm_type, py::handle grad_scale) {
+  const NormType type = checked_clip(py::none(), norm_type, py::none(), py::none()).norm;
+  DenseOptions scale;
+  if (const std::optional<double> s = checked_grad_scale(grad_scale)) {
+    scale.scale_grads = true;
+    scale.grad_scale = *s;
+  }
+  py::list labels;
+  std::vector<FloatArray> arrays;
+  std::vector<GradSpan> spans;
+  for (std::size_t i = 0; i < grads.size(); ++i) {
+    labels.append(py::str("[" + std::to_string(i) + "]"));
+    arrays.push_back(float_array(grads[i], TensorName{labels[i]}, Role::grad));
+    spans.push_back({arrays.back().dtype, arrays.back().data, arrays.back().size});
+  }
+  const KernelTable& kernels = active_kernels();
+  std::vector<double> norms;
+  double total = 0.0;
+  {
+    py::gil_scoped_release release;
+    total = grad_norms(kernels, spans, type, scale, norms);
+  }
+  py::list each;
+  for (const double n : norms) each.append(n);
+  return py::make_tuple(each, total);
+}
+
 }  // namespace
 
 void check_options(py::handle lr, py::handle lr_decay, py::handle weight_decay, py::handle eps, py::handle maximize,
@@ -187,17 +228,26 @@ void check_step_options(py::handle nonfinite, py::handle grad_scale) {
   checked_grad_scale(grad_scale);
 }
 
+void check_clip_options(py::handle max_grad_norm, py::handle norm_type, py::handle clip_norm_per_tensor,
+                        py::handle clip_value) {
+  checked_clip(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value);
+}
+
 void register_dense(py::module_& m) {
   using namespace pybind11::literals;
   m.def("update", &update, "param"_a, "grad"_a, "state_sum"_a, "step"_a, "lr"_a, "lr_decay"_a, "weight_decay"_a,
         "eps"_a, "maximize"_a, "decoupled_weight_decay"_a, "eps_inside_sqrt"_a, "nonfinite"_a = "propagate",
-        "grad_scale"_a = py::none(),
+        "grad_scale"_a = py::none(), "max_grad_norm"_a = py::none(), "norm_type"_a = 2.0,
+        "clip_norm_per_tensor"_a = py::none(), "clip_value"_a = py::none(),
         "One dense Adagrad update of one tensor, in place. Validated by adagrad.update. "
         "Returns False if skipped (nonfinite='skip' and the grad is not finite).");
   m.def("step", &step, "groups"_a, "nonfinite"_a = "propagate", "grad_scale"_a = py::none(),
+        "max_grad_norm"_a = py::none(), "norm_type"_a = 2.0, "clip_norm_per_tensor"_a = py::none(),
+        "clip_value"_a = py::none(),
         "One Adagrad step over all param groups (13-tuples), in place, in one call. nonfinite: 'propagate', "
-        "'skip' or 'raise'; grad_scale: None or a float > 0 that every grad is divided by first. "
-        "Returns True if the update was applied, False if it was skipped.");
+        "'skip' or 'raise'; grad_scale: None or a float > 0 that every grad is divided by first; then the "
+        "clip (at most one of max_grad_norm, clip_norm_per_tensor, clip_value). Returns True if the update was "
+        "applied, False if it was skipped; with a norm clip, (applied, norm of all grads).");
   m.def("check_options", &check_options, "lr"_a, "lr_decay"_a, "weight_decay"_a, "eps"_a, "maximize"_a,
         "decoupled_weight_decay"_a, "eps_inside_sqrt"_a,
         "Raises TypeError/ValueError unless the options are valid (finite, >= 0, flags bool).");
@@ -207,6 +257,12 @@ void register_dense(py::module_& m) {
   m.def("check_step_options", &check_step_options, "nonfinite"_a, "grad_scale"_a,
         "Raises TypeError/ValueError unless nonfinite is 'propagate', 'skip' or 'raise' and grad_scale is None "
         "or a number > 0 that is finite in float32.");
+  m.def("check_clip_options", &check_clip_options, "max_grad_norm"_a, "norm_type"_a, "clip_norm_per_tensor"_a,
+        "clip_value"_a,
+        "Raises TypeError/ValueError unless at most one of max_grad_norm, clip_norm_per_tensor and clip_value is "
+        "set, it is a finite number > 0, and norm_type is 2 or inf.");
+  m.def("_grad_norms", &grad_norms_of, "grads"_a, "norm_type"_a = 2.0, "grad_scale"_a = py::none(),
+        "Test and benchmark hook: (each grad's norm, the norm of all) as the clip measures them, nothing updated.");
   m.def("_plan_tasks", &plan_tasks_for, "sizes"_a,
         "Test hook: (segments (n, 3) uint64 of [array, begin, end), task_starts, chunk) for arrays of these sizes.");
   m.def("check_params", &check_params, "params"_a, "labels"_a,

@@ -36,7 +36,8 @@ bool span_finite(const KernelTable& k, const GradSpan& s, std::size_t begin, std
 
 DenseTensor make_dense_tensor(Dtype dtype, void* param, const void* grad, void* sum, std::size_t n,
                               const DenseOptions& options, std::int64_t step) {
-  DenseTensor t{dtype, dense_variant(options), param, grad, sum, n, {}, {}};
+  const int variant = dtype == Dtype::f32 ? dense_variant<float>(options) : dense_variant<double>(options);
+  DenseTensor t{dtype, variant, param, grad, sum, n, {}, {}};
   if (dtype == Dtype::f32) {
     t.c32 = dense_coeffs<float>(options, step);
   } else {

@@ -4,6 +4,8 @@
 // Per element (SEMANTICS.md section 1), in the tensor's dtype, every operation rounded once:
 //   g <- g / grad_scale                  if scale_grads (loss scaling; an IEEE division, or the
 //                                        same bits as g * (1/grad_scale) when that is exact)
+//   g <- min(hi, max(lo, g * clip))      if the clip applies (hyper.hpp, ClipRule; x86 max / min:
+//                                        a NaN g stays NaN)
 //   g <- -g                              if maximize
 //   g <- fma(theta, wd, g)               coupled weight decay
 //   theta <- theta * (1 - clr*wd)        decoupled weight decay (factor rounded once)
@@ -25,23 +27,26 @@ namespace {
 
 template <class O>
 struct DenseConsts {
-  typename O::R clr, eps, wd, decay, scale, inv_scale;
+  typename O::R clr, eps, wd, decay, scale, inv_scale, clip_scale, clip_lo, clip_hi;
   explicit DenseConsts(const DenseCoeffs<typename O::T>& c)
       : clr(O::set1(c.clr)),
         eps(O::set1(c.eps)),
         wd(O::set1(c.weight_decay)),
         decay(O::set1(c.decay)),
         scale(O::set1(c.grad_scale)),
-        inv_scale(O::set1(c.inv_grad_scale)) {}
+        inv_scale(O::set1(c.inv_grad_scale)),
+        clip_scale(O::set1(c.clip_scale)),
+        clip_lo(O::set1(c.clip_lo)),
+        clip_hi(O::set1(c.clip_hi)) {}
 };
 
-// g / grad_scale (GradScaleMode in hyper.hpp), or g itself.
+// g / grad_scale (GradScaleMode in hyper.hpp), then clipped (ClipRule), or g itself.
 template <class O, int kVariant>
-inline __attribute__((always_inline)) typename O::R unscaled(typename O::R g, typename O::R scale,
-                                                             typename O::R inv_scale) {
+inline __attribute__((always_inline)) typename O::R unscaled(typename O::R g, const DenseConsts<O>& k) {
   constexpr GradScaleMode kScale = variant_grad_scale(kVariant);
-  if constexpr (kScale == GradScaleMode::divide) return O::div(g, scale);
-  if constexpr (kScale == GradScaleMode::multiply) return O::mul(g, inv_scale);
+  if constexpr (kScale == GradScaleMode::divide) g = O::div(g, k.scale);
+  if constexpr (kScale == GradScaleMode::multiply) g = O::mul(g, k.inv_scale);
+  if constexpr (variant_clip(kVariant)) g = O::min(k.clip_hi, O::max(k.clip_lo, O::mul(g, k.clip_scale)));
   return g;
 }
 
@@ -49,7 +54,7 @@ template <class O, int kVariant>
 inline __attribute__((always_inline)) void dense_apply(typename O::R& p, typename O::R g, typename O::R& s,
                                                        const DenseConsts<O>& k) {
   constexpr WeightDecayMode kWd = variant_weight_decay(kVariant);
-  g = unscaled<O, kVariant>(g, k.scale, k.inv_scale);
+  g = unscaled<O, kVariant>(g, k);
   if constexpr (variant_maximize(kVariant)) g = O::neg(g);
   if constexpr (kWd == WeightDecayMode::coupled) g = O::fmadd(p, k.wd, g);
   if constexpr (kWd == WeightDecayMode::decoupled) p = O::mul(p, k.decay);
@@ -180,22 +185,25 @@ void rowwise_row(typename V::T* __restrict param, typename V::T* __restrict grad
   using T = typename V::T;
   using S = ScalarVec<T>;
   constexpr WeightDecayMode kWd = variant_weight_decay(kVariant);
-  // 1. The gradient as the update sees it (loss scale, maximize, weight decay), written back to the scratch.
-  auto prepare = [&](auto ops, std::size_t i) {
+  // 1. The gradient as the update sees it (loss scale, clip, maximize, weight decay), written back
+  // to the scratch.
+  const DenseConsts<V> kv(c);
+  const DenseConsts<S> ks(c);
+  auto prepare = [&](auto ops, const auto& k, std::size_t i) {
     using O = decltype(ops);
     typename O::R g = O::load(grad + i);
     typename O::R p = O::load(param + i);
-    g = unscaled<O, kVariant>(g, O::set1(c.grad_scale), O::set1(c.inv_grad_scale));
+    g = unscaled<O, kVariant>(g, k);
     if constexpr (variant_maximize(kVariant)) g = O::neg(g);
-    if constexpr (kWd == WeightDecayMode::coupled) g = O::fmadd(p, O::set1(c.weight_decay), g);
-    if constexpr (kWd == WeightDecayMode::decoupled) O::store(param + i, O::mul(p, O::set1(c.decay)));
+    if constexpr (kWd == WeightDecayMode::coupled) g = O::fmadd(p, k.wd, g);
+    if constexpr (kWd == WeightDecayMode::decoupled) O::store(param + i, O::mul(p, k.decay));
     O::store(grad + i, g);
   };
   std::size_t i = 0;
   if constexpr (V::W > 1) {
-    for (; i + V::W <= d; i += V::W) prepare(V{}, i);
+    for (; i + V::W <= d; i += V::W) prepare(V{}, kv, i);
   }
-  for (; i < d; ++i) prepare(S{}, i);
+  for (; i < d; ++i) prepare(S{}, ks, i);
   // 2. One accumulator for the row.
   const T s = *state + sum_of_squares8<V>(grad, d) / static_cast<T>(d);
   *state = s;

@@ -36,11 +36,56 @@ void validate_grad_scale(double grad_scale) {
   }
 }
 
+void validate_clip_threshold(double threshold, const char* name) {
+  if (!std::isfinite(threshold) || !(threshold > 0.0)) {
+    char shown[32];
+    std::snprintf(shown, sizeof shown, "%.17g", threshold);
+    throw std::invalid_argument(std::string(name) + " must be a finite number > 0, got " + shown);
+  }
+}
+
+namespace {
+
+template <class T>
+struct Clip {
+  bool applies;
+  T scale, lo, hi;
+};
+
+template <class T>
+Clip<T> clip_of(const DenseOptions& o) {
+  constexpr T inf = std::numeric_limits<T>::infinity();
+  const auto threshold = static_cast<T>(o.clip_threshold);
+  switch (o.clip) {
+    case ClipRule::value:
+      return {true, T(1), -threshold, threshold};
+    case ClipRule::global_norm: {
+      // torch's clip_grad_norm_ in the grad's dtype: reciprocal(total + 1e-6) * max_norm, then
+      // clamped to at most 1 (a NaN stays NaN and multiplies every grad, as there).
+      const T c = (T(1) / (static_cast<T>(o.clip_norm) + static_cast<T>(1e-6))) * threshold;
+      return {!(c >= T(1)), c, -inf, inf};
+    }
+    case ClipRule::tensor_norm: {
+      const bool applies = !(o.clip_norm <= o.clip_threshold);  // a NaN norm applies (NaN grads)
+      return {applies, applies ? threshold / static_cast<T>(o.clip_norm) : T(1), -inf, inf};
+    }
+    case ClipRule::none:
+      break;
+  }
+  return {false, T(1), -inf, inf};
+}
+
+}  // namespace
+
+template <class T>
 int dense_variant(const DenseOptions& o) {
   WeightDecayMode wd = WeightDecayMode::none;
   if (o.weight_decay != 0.0) wd = o.decoupled_weight_decay ? WeightDecayMode::decoupled : WeightDecayMode::coupled;
-  return dense_variant(o.maximize, wd, o.eps_inside_sqrt, grad_scale_mode(o));
+  return dense_variant(o.maximize, wd, o.eps_inside_sqrt, grad_scale_mode(o), clip_of<T>(o).applies);
 }
+
+template int dense_variant<float>(const DenseOptions&);
+template int dense_variant<double>(const DenseOptions&);
 
 GradScaleMode grad_scale_mode(const DenseOptions& o) {
   if (!o.scale_grads) return GradScaleMode::none;
@@ -62,8 +107,10 @@ DenseCoeffs<T> dense_coeffs(const DenseOptions& o, std::int64_t step) {
   const double decay = 1.0 - clr * o.weight_decay;
   // The loss scale as torch's fused kernel sees it: a float32 value, converted to T.
   const T grad_scale = static_cast<T>(static_cast<float>(o.scale_grads ? o.grad_scale : 1.0));
-  return {static_cast<T>(clr), static_cast<T>(o.eps),      static_cast<T>(o.weight_decay), static_cast<T>(decay),
-          grad_scale,          T(1) / grad_scale};
+  const Clip<T> clip = clip_of<T>(o);
+  return {static_cast<T>(clr), static_cast<T>(o.eps), static_cast<T>(o.weight_decay), static_cast<T>(decay),
+          grad_scale,          T(1) / grad_scale,     clip.scale,                     clip.lo,
+          clip.hi};
 }
 
 template DenseCoeffs<float> dense_coeffs<float>(const DenseOptions&, std::int64_t);

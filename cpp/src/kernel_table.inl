@@ -1,5 +1,5 @@
-// The table of one instruction set's kernels, from the bodies of dense_kernel.inl and
-// sparse_kernel.inl: every entry is an instantiation for that set's vector registers.
+// The table of one instruction set's kernels, from the bodies of dense_kernel.inl,
+// sparse_kernel.inl and norm_kernel.inl: every entry is an instantiation for that set's vector registers.
 #pragma once
 
 #include <utility>
@@ -18,7 +18,9 @@ constexpr KernelTable make_kernel_table(const char* name) {
           sparse_variants<VF32>(variants),
           sparse_variants<VF64>(variants),
           &all_finite_loop<VF32>,
-          &all_finite_loop<VF64>};
+          &all_finite_loop<VF64>,
+          norm_kernels<VF64, VF32>(),
+          norm_kernels<VF64, VF64>()};
 }
 
 }  // namespace

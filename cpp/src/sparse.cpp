@@ -152,7 +152,7 @@ SparseTask<T> task_for(const SparseProblem& p, const DenseCoeffs<T>& coeffs, Par
 template <class T>
 void run_typed(const KernelTable& table, const SparseProblem& p) {
   if (p.k == 0) return;
-  const int variant = p.variant >= 0 ? p.variant : dense_variant(p.options);
+  const int variant = p.variant >= 0 ? p.variant : dense_variant<T>(p.options);
   const SparseFn<T> kernel = pick_kernel(sparse_kernels(table, T{}), mode_of(p), variant, p.dim);
   const DenseCoeffs<T> coeffs = dense_coeffs<T>(p.options, p.step);
   const std::uint32_t parts = part_count(p);

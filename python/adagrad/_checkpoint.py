@@ -3,8 +3,8 @@
 A checkpoint is a NumPy ``.npz`` archive (a zip of ``.npy`` files, no pickles) with the members
 
 - ``meta``: a 0-d str array, JSON: format name and version, the adagrad version that wrote it,
-  ``nonfinite``, ``grad_scale``, whether params are included, and per param group its
-  hyper-parameters and param keys (flat indices or names);
+  the step options (``nonfinite``, ``grad_scale``, the clip options), whether params are
+  included, and per param group its hyper-parameters and param keys (flat indices or names);
 - ``steps``: int64, the step count of every param, in the order of the groups and their params;
 - ``sum_<j>``: the state sum of the j-th param (same order);
 - ``param_<j>``: the j-th param itself, only when saved with ``params=True``.
@@ -27,7 +27,14 @@ if TYPE_CHECKING:
     from .optimizer import Adagrad
 
 FORMAT = "adagrad.Adagrad checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the clip options; a version 1 file (none) loads as no clipping
+READS = (1, 2)
+_CLIP_DEFAULTS: dict[str, Any] = {
+    "max_grad_norm": None,
+    "norm_type": 2.0,
+    "clip_norm_per_tensor": None,
+    "clip_value": None,
+}
 _STEP_LIMIT = 2**63 - 2  # what the native step accepts as a count of updates done
 
 
@@ -44,16 +51,24 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"cannot save hyper-parameter value {value!r} of type {type(value).__name__}")
 
 
-def _meta(opt: Adagrad, params: bool) -> dict[str, Any]:
-    from .optimizer import GROUP_DEFAULT_NAMES
+def _check_step_options(options: dict[str, Any]) -> None:
+    _core.check_step_options(options["nonfinite"], options.get("grad_scale"))
+    clip = {name: options.get(name, default) for name, default in _CLIP_DEFAULTS.items()}
+    _core.check_clip_options(clip["max_grad_norm"], clip["norm_type"], clip["clip_norm_per_tensor"], clip["clip_value"])
 
+
+def _meta(opt: Adagrad, params: bool) -> dict[str, Any]:
+    from .optimizer import GROUP_DEFAULT_NAMES, STEP_OPTION_NAMES
+
+    norm_type = opt.norm_type
     return {
         "format": FORMAT,
         "version": VERSION,
         "adagrad_version": _core.__version__,
         "params": params,
-        "nonfinite": _json_value(opt.nonfinite),
-        "grad_scale": _json_value(opt.grad_scale),
+        **{name: _json_value(getattr(opt, name)) for name in STEP_OPTION_NAMES if name != "norm_type"},
+        # JSON has no infinity: the inf norm is saved as "inf", which norm_type also takes.
+        "norm_type": "inf" if norm_type == "inf" or float(norm_type) == float("inf") else _json_value(norm_type),
         "param_groups": [
             {**{name: _json_value(group[name]) for name in GROUP_DEFAULT_NAMES}, "keys": list(layout.keys)}
             for group, layout in zip(opt.param_groups, opt._layouts)
@@ -64,7 +79,9 @@ def _meta(opt: Adagrad, params: bool) -> dict[str, Any]:
 def save(opt: Adagrad, path: Any, *, params: bool = False) -> None:
     if not isinstance(params, (bool, np.bool_)):
         raise TypeError(f"params must be a bool, got {type(params).__name__}")
-    _core.check_step_options(opt.nonfinite, opt.grad_scale)  # a file that load() would refuse is not written
+    from .optimizer import STEP_OPTION_NAMES
+
+    _check_step_options({name: getattr(opt, name) for name in STEP_OPTION_NAMES})  # what load() would refuse
     path = os.fsdecode(os.fspath(path))
     if not path:
         raise ValueError("the checkpoint path is empty")
@@ -161,9 +178,12 @@ def _meta_of(members: dict[str, np.ndarray], path: str) -> dict[str, Any]:
     version = meta.get("version")
     if isinstance(version, bool) or not isinstance(version, int):
         raise ValueError(f"{path}: checkpoint format version must be an int, got {version!r}")
-    if version != VERSION:
+    if version not in READS:
         newer = " (written by a newer adagrad)" if version > VERSION else ""
-        raise ValueError(f"{path}: checkpoint format version {version}{newer}; this adagrad reads version {VERSION}")
+        raise ValueError(
+            f"{path}: checkpoint format version {version}{newer}; this adagrad reads versions "
+            + ", ".join(map(str, READS))
+        )
     for name, kind in (("params", bool), ("param_groups", list), ("nonfinite", str)):
         if not isinstance(meta.get(name), kind):
             raise ValueError(f"{path}: checkpoint 'meta' has no valid {name!r}")
@@ -195,7 +215,7 @@ def load(opt: Adagrad, path: Any) -> None:
             f"{path}: checkpoint has {len(saved_groups)} param groups, this optimizer {len(opt.param_groups)}"
         )
     try:
-        _core.check_step_options(meta["nonfinite"], meta.get("grad_scale"))
+        _check_step_options(meta)
     except (TypeError, ValueError) as error:
         raise type(error)(f"{path}: checkpoint {error}") from None
     expected = {"meta", "steps"}
@@ -248,3 +268,5 @@ def load(opt: Adagrad, path: Any) -> None:
         j += len(layout.keys)
     opt.nonfinite = meta["nonfinite"]
     opt.grad_scale = meta.get("grad_scale")
+    for name, default in _CLIP_DEFAULTS.items():
+        setattr(opt, name, meta.get(name, default))

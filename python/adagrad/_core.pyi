@@ -23,6 +23,12 @@ def check_options(
     eps_inside_sqrt: bool,
 ) -> None: ...
 def check_step_options(nonfinite: str, grad_scale: float | None) -> None: ...
+def check_clip_options(
+    max_grad_norm: float | None,
+    norm_type: float | str,
+    clip_norm_per_tensor: float | None,
+    clip_value: float | None,
+) -> None: ...
 def check_params(params: Sequence[np.ndarray], labels: Sequence[str]) -> None: ...
 def update(
     param: np.ndarray,
@@ -38,8 +44,20 @@ def update(
     eps_inside_sqrt: bool,
     nonfinite: str = "propagate",
     grad_scale: float | None = None,
+    max_grad_norm: float | None = None,
+    norm_type: float | str = 2.0,
+    clip_norm_per_tensor: float | None = None,
+    clip_value: float | None = None,
 ) -> bool: ...
-def step(groups: list[tuple[Any, ...]], nonfinite: str = "propagate", grad_scale: float | None = None) -> bool: ...
+def step(
+    groups: list[tuple[Any, ...]],
+    nonfinite: str = "propagate",
+    grad_scale: float | None = None,
+    max_grad_norm: float | None = None,
+    norm_type: float | str = 2.0,
+    clip_norm_per_tensor: float | None = None,
+    clip_value: float | None = None,
+) -> bool | tuple[bool, float]: ...
 def sparse_update(
     table: np.ndarray,
     indices: np.ndarray,
@@ -56,11 +74,18 @@ def sparse_update(
     duplicates: str,
     nonfinite: str = "propagate",
     grad_scale: float | None = None,
+    max_grad_norm: float | None = None,
+    norm_type: float | str = 2.0,
+    clip_norm_per_tensor: float | None = None,
+    clip_value: float | None = None,
 ) -> bool: ...
 def sparse_stream_ceiling(table: np.ndarray, indices: np.ndarray, values: np.ndarray, state: np.ndarray) -> None: ...
 def sparse_floor(
     table: np.ndarray, rows: np.ndarray, values: np.ndarray, state: np.ndarray, read_values: bool
 ) -> None: ...
 def stream_ceiling(params: Sequence[np.ndarray], grads: Sequence[np.ndarray], sums: Sequence[np.ndarray]) -> None: ...
+def _grad_norms(
+    grads: Sequence[np.ndarray], norm_type: float | str = 2.0, grad_scale: float | None = None
+) -> tuple[list[float], float]: ...
 def _plan_tasks(sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray, int]: ...
 def _use_openmp_team(on: bool) -> bool: ...

@@ -24,12 +24,17 @@ def update(
     eps_inside_sqrt: bool = False,
     nonfinite: str = "propagate",
     grad_scale: float | None = None,
+    max_grad_norm: float | None = None,
+    norm_type: float | str = 2.0,
+    clip_norm_per_tensor: float | None = None,
+    clip_value: float | None = None,
 ) -> bool:
     r"""One Adagrad update of one array, in place (``param`` and ``state_sum`` are written).
 
     Element-wise, in the arrays' dtype (float32 or float64), each operation rounded once::
 
         g     <- grad / grad_scale                           if grad_scale is not None
+        g     <- clip(g)                                     if a clip option is set
         g     <- -g if maximize
         g     <- fma(param, weight_decay, g)                 if weight_decay, coupled (default)
         param <- param * (1 - clr * weight_decay)            if weight_decay, decoupled
@@ -49,6 +54,11 @@ def update(
     ``"skip"`` writes nothing and returns False if ``grad`` holds one; ``"raise"`` raises
     :class:`adagrad.NonFiniteGradError` (a ValueError) and writes nothing. Returns True when the
     update was applied.
+
+    Clipping (at most one; see :class:`adagrad.Adagrad` for the exact arithmetic): ``max_grad_norm``
+    scales ``grad`` as torch's ``clip_grad_norm_`` would, ``clip_norm_per_tensor`` as Keras's
+    ``clipnorm``, both by the ``norm_type`` norm (2 or inf) of this one grad; ``clip_value`` clamps
+    each element to ``[-clip_value, clip_value]``. ``grad`` itself is not modified.
 
     Example:
         >>> import numpy as np, adagrad
@@ -73,6 +83,10 @@ def update(
         eps_inside_sqrt,
         nonfinite,
         grad_scale,
+        max_grad_norm,
+        norm_type,
+        clip_norm_per_tensor,
+        clip_value,
     )
 
 
@@ -93,6 +107,10 @@ def sparse_update(
     duplicates: str = "sum",
     nonfinite: str = "propagate",
     grad_scale: float | None = None,
+    max_grad_norm: float | None = None,
+    norm_type: float | str = 2.0,
+    clip_norm_per_tensor: float | None = None,
+    clip_value: float | None = None,
 ) -> bool:
     r"""Adagrad on the indexed rows of a 2-D table, in place; rows not indexed are never touched.
 
@@ -122,6 +140,10 @@ def sparse_update(
     is a NaN or an infinity, ``"raise"`` raises :class:`adagrad.NonFiniteGradError`. (A sum of
     finite repeated values that overflows is not caught: the check reads the input.) Returns True
     when the update was applied.
+
+    The clip options are :func:`update`'s. A norm is of ``values`` as given (for unique indices,
+    the norm of the dense gradient; for repeated ones, of the occurrences); the clip applies to the
+    gradient each row update sees (in ``"sum"`` mode the summed row, after ``grad_scale``).
 
     Example:
         >>> import numpy as np, adagrad
@@ -154,4 +176,8 @@ def sparse_update(
         duplicates,
         nonfinite,
         grad_scale,
+        max_grad_norm,
+        norm_type,
+        clip_norm_per_tensor,
+        clip_value,
     )

@@ -18,6 +18,8 @@ __all__ = ["Adagrad", "NonFiniteGradError", "SparseGrad"]
 # The order the native step takes them in.
 OPTION_NAMES = ("lr", "lr_decay", "weight_decay", "eps", "maximize", "decoupled_weight_decay", "eps_inside_sqrt")
 GROUP_DEFAULT_NAMES = OPTION_NAMES + ("initial_accumulator_value", "rowwise", "duplicates")
+# Options of the whole step (not per group), read at every step; in the native step's order.
+STEP_OPTION_NAMES = ("nonfinite", "grad_scale", "max_grad_norm", "norm_type", "clip_norm_per_tensor", "clip_value")
 
 
 class SparseGrad(NamedTuple):
@@ -60,6 +62,7 @@ class Adagrad:
 
         t   <- t + 1
         g   <- g / grad_scale                  if grad_scale is not None (loss scaling)
+        g   <- clip(g)                         if max_grad_norm, clip_norm_per_tensor or clip_value
         g   <- -g                              if maximize
         g   <- g + wd * theta  (one fma)       if weight_decay and not decoupled_weight_decay
         theta <- theta * (1 - clr * wd)        if weight_decay and decoupled_weight_decay
@@ -92,6 +95,33 @@ class Adagrad:
             anything else (mixed-precision training), as torch's fused kernel does with its
             ``grad_scale`` tensor: the divisor is ``grad_scale`` rounded to float32, converted to the
             array's dtype; the division is an IEEE division in that dtype. Grads are not modified.
+        max_grad_norm: None (default), or clip the norm of all grads of the step together to it,
+            as ``torch.nn.utils.clip_grad_norm_(params, max_grad_norm, norm_type)`` before the step
+            does: ``c = (1 / (total_norm + 1e-6)) * max_grad_norm`` (torch's arithmetic, in each
+            grad's dtype), every grad multiplied by ``c`` when ``c < 1`` (or NaN: a NaN or infinite
+            norm multiplies every grad by NaN or 0, as torch does; ``nonfinite="skip"`` or
+            ``"raise"`` catch it first). The norm is measured in the same call, from one read of the
+            grads; the clip is applied inside the update: the grads are read once more and never
+            written. ``opt.last_grad_norm`` is the total norm measured (what ``clip_grad_norm_``
+            returns).
+        norm_type: 2 (default) or ``math.inf`` (or ``"inf"``): the norm of max_grad_norm and
+            clip_norm_per_tensor. The 2-norm is computed in float64, in one fixed order (blocks of
+            1,024 elements summed in 64 lanes, then pairwise across lanes, blocks and grads): the same bits on
+            every ISA and thread count, and in :mod:`adagrad.reference`.
+        clip_norm_per_tensor: None (default), or clip each grad by its own norm (Keras
+            ``clipnorm``): ``g * (clip_norm_per_tensor / norm(g))`` when ``norm(g) >
+            clip_norm_per_tensor``. (Keras computes ``g * clipnorm / max(norm, clipnorm)``, which
+            rounds twice and touches grads below the bound too; the clipped values agree to the
+            last bit or so.)
+        clip_value: None (default), or clamp every grad element to ``[-clip_value, clip_value]``
+            (Keras ``clipvalue``, torch's ``clip_grad_value_``); a NaN stays NaN.
+
+        At most one of max_grad_norm, clip_norm_per_tensor and clip_value may be set. Clipping comes
+        after the loss scale is divided out, before maximize and weight decay: torch's GradScaler
+        order (``scaler.unscale_(opt)``, clip, step). A sparse grad takes part with its values as
+        given: for unique indices (a coalesced grad) that is the norm of the dense gradient; for
+        repeated indices, of the occurrences, not of their sums. (torch's ``clip_grad_norm_``
+        refuses sparse grads.)
 
     ``step(grads)`` takes the grads in the same structure as ``params`` (a list, a dict, or a list
     with one list/dict per group); a grad of None skips that param. A grad may be sparse:
@@ -103,8 +133,9 @@ class Adagrad:
     any is written: a bad one raises and leaves everything untouched. Arrays are never copied or
     cast: dtypes, shapes and memory order must match exactly.
 
-    ``nonfinite`` and ``grad_scale`` are attributes of the optimizer (not per group), read at every
-    step: set ``opt.grad_scale`` to a loss scaler's current scale before each step.
+    ``nonfinite``, ``grad_scale`` and the clip options are attributes of the optimizer (not per
+    group), read at every step: set ``opt.grad_scale`` to a loss scaler's current scale before each
+    step.
 
     State: ``opt.state[key]`` is ``{"sum": array, "step": 0-d int64 array}`` where ``key`` is the
     param's flat index (list params) or its name (dict params). ``state_dict()`` and
@@ -145,6 +176,10 @@ class Adagrad:
         duplicates: str = "sum",
         nonfinite: str = "propagate",
         grad_scale: float | None = None,
+        max_grad_norm: float | None = None,
+        norm_type: float | str = 2.0,
+        clip_norm_per_tensor: float | None = None,
+        clip_value: float | None = None,
     ) -> None:
         self.defaults: dict[str, Any] = {
             "lr": lr,
@@ -160,8 +195,15 @@ class Adagrad:
         }
         check_group_options(self.defaults, "")
         _core.check_step_options(nonfinite, grad_scale)
+        _core.check_clip_options(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value)
         self.nonfinite = nonfinite
         self.grad_scale = grad_scale
+        self.max_grad_norm = max_grad_norm
+        self.norm_type = norm_type
+        self.clip_norm_per_tensor = clip_norm_per_tensor
+        self.clip_value = clip_value
+        # The norm of all grads of the last step with max_grad_norm or clip_norm_per_tensor set.
+        self.last_grad_norm: float | None = None
         groups, self._as_groups = split_groups(params)
         self.param_groups: list[dict[str, Any]] = []
         self._layouts: list[GroupLayout] = []
@@ -232,7 +274,19 @@ class Adagrad:
         )
 
     def _apply(self, batches: list[tuple[Any, ...]]) -> bool:
-        return _core.step(batches, self.nonfinite, self.grad_scale)
+        result = _core.step(
+            batches,
+            self.nonfinite,
+            self.grad_scale,
+            self.max_grad_norm,
+            self.norm_type,
+            self.clip_norm_per_tensor,
+            self.clip_value,
+        )
+        if type(result) is tuple:  # a norm clip: (applied, norm)
+            applied, self.last_grad_norm = result
+            return applied is True
+        return result is True
 
     def state_dict(self) -> dict[str, Any]:
         """A copy of the state: ``{"state": {key: {"step", "sum"}}, "param_groups": [...]}``."""
@@ -287,7 +341,7 @@ class Adagrad:
         """Write the optimizer's state to ``path`` (a ``.npz`` file), atomically.
 
         The file holds every state sum and step count, each group's hyper-parameters and param keys,
-        ``nonfinite`` and ``grad_scale``, a format version, and with ``params=True`` the params too.
+        ``nonfinite``, ``grad_scale`` and the clip options, a format version, and with ``params=True`` the params too.
         It is written to a temporary file in the same folder, flushed and fsync'ed, then renamed
         over ``path`` (and the folder fsync'ed): a crash or a kill at any moment leaves either the
         previous file or the new one, never a mix. (A kill can leave the temporary
@@ -305,7 +359,8 @@ class Adagrad:
         counts, hyper-parameters) before anything is changed; a mismatch raises ValueError (or
         TypeError) saying what differs, and leaves the optimizer and its params untouched. If the
         file holds the params (``save(..., params=True)``), they are copied into this optimizer's
-        params in place. Restores the groups' hyper-parameters, ``nonfinite`` and ``grad_scale``.
+        params in place. Restores the groups' hyper-parameters, ``nonfinite``, ``grad_scale`` and the
+        clip options.
         Pickled objects are refused (``allow_pickle=False``).
         """
         _checkpoint.load(self, path)
@@ -315,7 +370,7 @@ class Adagrad:
         for index, group in enumerate(self.param_groups):
             options = ", ".join(f"{name}={group[name]}" for name in GROUP_DEFAULT_NAMES)
             lines.append(f"  param group {index}: {len(group['params'])} params, {options}")
-        lines.append(f"  nonfinite={self.nonfinite!r}, grad_scale={self.grad_scale!r}")
+        lines.append("  " + ", ".join(f"{name}={getattr(self, name)!r}" for name in STEP_OPTION_NAMES))
         return "\n".join(lines + [")"])
 
 

@@ -17,7 +17,10 @@ import numpy as np
 from . import _core, optimizer
 from ._exact import fma
 
-__all__ = ["Adagrad", "sparse_update", "update"]
+__all__ = ["Adagrad", "grad_norms", "sparse_update", "update"]
+
+NORM_BLOCK = 1024  # elements per block of the 2-norm's sum of squares
+NORM_LANES = 64
 
 
 def corrected_lr(lr: float, lr_decay: float, step: int) -> float:
@@ -52,6 +55,110 @@ def _divisor(grad_scale: float | None, dtype: Any) -> Any:
     return None if grad_scale is None else dtype(np.float32(grad_scale))
 
 
+def _pairwise(values: Any) -> float:
+    """Added in pairs, level by level, an odd last one carried up; 0.0 for none."""
+    v = np.asarray(values, np.float64)
+    if v.size == 0:
+        return 0.0
+    while v.size > 1:
+        half = v.size // 2
+        paired = v[0 : 2 * half : 2] + v[1 : 2 * half : 2]
+        v = np.concatenate([paired, v[2 * half :]])
+    return float(v[0])
+
+
+def _sum_of_squares(x: np.ndarray) -> float:
+    """The fixed-order sum of squares of one grad (as the update sees it) in float64: blocks of
+    NORM_BLOCK elements, element i of a block into lane i % 64 by fma in increasing i, the lanes
+    added in halves (l[j] + l[j + 32], then + 16, ... to one), then the blocks paired level by
+    level."""
+    flat = x.ravel().astype(np.float64)  # a float32 is widened exactly
+    blocks = -(-flat.size // NORM_BLOCK)
+    padded = np.zeros(blocks * NORM_BLOCK)  # a zero adds nothing to a lane: fma(0, 0, s) = s
+    padded[: flat.size] = flat
+    rows = padded.reshape(blocks, NORM_BLOCK // NORM_LANES, NORM_LANES)
+    lanes = np.zeros((blocks, NORM_LANES))
+    for r in range(rows.shape[1]):
+        if x.dtype == np.float32:
+            lanes = lanes + rows[:, r] * rows[:, r]  # the square of a widened float is exact
+        else:
+            lanes = fma(rows[:, r], rows[:, r], lanes)
+    while lanes.shape[1] > 1:
+        half = lanes.shape[1] // 2
+        lanes = lanes[:, :half] + lanes[:, half:]
+    return _pairwise(lanes[:, 0])
+
+
+def _nan_max(values: Any) -> float:
+    v = np.asarray(values, np.float64)
+    return float(np.max(v)) if v.size else 0.0  # np.max returns NaN if any is NaN
+
+
+def grad_norms(grads: list[np.ndarray], norm_type: float | str = 2.0) -> tuple[list[float], float]:
+    """Reference norms of grads (already divided by any loss scale): (each grad's, all together's).
+
+    The 2-norm is the square root of a sum of squares in float64 in one fixed order (see
+    :class:`adagrad.Adagrad`); the inf-norm is max |g| (NaN if any g is NaN)."""
+    _core.check_clip_options(None, norm_type, None, None)
+    if norm_type == "inf" or float(norm_type) == math.inf:
+        each = [_nan_max(np.abs(g)) for g in grads]
+        return each, _nan_max(each)
+    squares = [_sum_of_squares(g) for g in grads]
+    return [math.sqrt(s) for s in squares], math.sqrt(_pairwise(squares))
+
+
+Clip = tuple[Any, Any, Any]  # (scale, lo, hi) in the grad's dtype: g <- clip(g * scale, lo, hi)
+
+
+def _clip_of(rule: str, threshold: float, norm: float, dtype: Any) -> Clip | None:
+    """The clip transform one grad gets, or None where it changes nothing (hyper.hpp, ClipRule)."""
+    if rule == "value":
+        return dtype(1), -dtype(threshold), dtype(threshold)
+    with np.errstate(all="ignore"):
+        if rule == "global_norm":
+            # torch's clip_grad_norm_, its arithmetic in the grad's dtype.
+            c = (dtype(1) / (dtype(norm) + dtype(1e-6))) * dtype(threshold)
+            applies = not c >= 1
+        else:
+            applies = not norm <= threshold
+            c = dtype(threshold) / dtype(norm)
+    return (c, -dtype(np.inf), dtype(np.inf)) if applies else None
+
+
+def _clip_rule(
+    max_grad_norm: float | None, norm_type: Any, clip_norm_per_tensor: float | None, clip_value: float | None
+) -> tuple[str, float] | None:
+    _core.check_clip_options(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value)
+    for rule, threshold in (
+        ("global_norm", max_grad_norm),
+        ("tensor_norm", clip_norm_per_tensor),
+        ("value", clip_value),
+    ):
+        if threshold is not None:
+            return rule, float(threshold)
+    return None
+
+
+def _single_clip(
+    grad: np.ndarray, grad_scale: float | None, norm_type: Any, rule: tuple[str, float] | None
+) -> Clip | None:
+    """The clip of a call with one grad: its own norm is the norm of all grads."""
+    if rule is None:
+        return None
+    dtype = grad.dtype.type
+    norm = 0.0
+    if rule[0] != "value":
+        _each, norm = grad_norms([_unscaled(grad, _divisor(grad_scale, dtype))], norm_type)
+    return _clip_of(rule[0], rule[1], norm, dtype)
+
+
+def _unscaled(grad: np.ndarray, divisor: Any) -> np.ndarray:
+    if divisor is None:
+        return grad
+    with np.errstate(all="ignore"):
+        return grad / divisor
+
+
 def update(
     param: np.ndarray,
     grad: np.ndarray,
@@ -67,23 +174,64 @@ def update(
     eps_inside_sqrt: bool = False,
     nonfinite: str = "propagate",
     grad_scale: float | None = None,
+    max_grad_norm: float | None = None,
+    norm_type: float | str = 2.0,
+    clip_norm_per_tensor: float | None = None,
+    clip_value: float | None = None,
 ) -> bool:
     """Reference for :func:`adagrad.update`: same signature, same bits, in plain NumPy."""
-    dtype = param.dtype.type
+    rule = _clip_rule(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value)
     if grad.dtype != param.dtype or state_sum.dtype != param.dtype:
         raise TypeError("param, grad and state_sum must share one dtype")
     if grad.shape != param.shape or state_sum.shape != param.shape:
         raise ValueError("param, grad and state_sum must share one shape")
-    divisor = _divisor(grad_scale, dtype)
+    _divisor(grad_scale, param.dtype.type)
     if not _all_finite([("grad", grad)], nonfinite):
         return False
+    clip = _single_clip(grad, grad_scale, norm_type, rule)
+    _update(
+        param,
+        grad,
+        state_sum,
+        step=step,
+        lr=lr,
+        lr_decay=lr_decay,
+        weight_decay=weight_decay,
+        eps=eps,
+        maximize=maximize,
+        decoupled_weight_decay=decoupled_weight_decay,
+        eps_inside_sqrt=eps_inside_sqrt,
+        grad_scale=grad_scale,
+        clip=clip,
+    )
+    return True
 
+
+def _update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    state_sum: np.ndarray,
+    *,
+    step: int,
+    lr: float,
+    lr_decay: float,
+    weight_decay: float,
+    eps: float,
+    maximize: bool,
+    decoupled_weight_decay: bool,
+    eps_inside_sqrt: bool,
+    grad_scale: float | None,
+    clip: Clip | None,
+) -> None:
+    """The element-wise update with every option decided (clip: the transform, or None)."""
+    dtype = param.dtype.type
+    divisor = _divisor(grad_scale, dtype)
     lr, lr_decay, weight_decay, eps = float(lr), float(lr_decay), float(weight_decay), float(eps)
     clr = corrected_lr(lr, lr_decay, step)
     with np.errstate(all="ignore"):  # inf and nan propagate as in the kernel
-        g = grad.copy()
-        if divisor is not None:
-            g = g / divisor
+        g = _unscaled(grad, divisor).copy()
+        if clip is not None:
+            g = np.clip(g * clip[0], clip[1], clip[2])  # a NaN stays NaN, as in the kernel
         if maximize:
             g = -g
         if weight_decay != 0:
@@ -97,7 +245,6 @@ def update(
         else:
             denom = np.sqrt(state_sum) + dtype(eps)
         param -= (dtype(clr) * g) / denom
-    return True
 
 
 def sparse_update(
@@ -117,8 +264,21 @@ def sparse_update(
     duplicates: str = "sum",
     nonfinite: str = "propagate",
     grad_scale: float | None = None,
+    max_grad_norm: float | None = None,
+    norm_type: float | str = 2.0,
+    clip_norm_per_tensor: float | None = None,
+    clip_value: float | None = None,
 ) -> bool:
     """Reference for :func:`adagrad.sparse_update`: one row at a time, in plain NumPy."""
+    rule = _clip_rule(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value)
+    rows = [int(i) for i in indices]
+    if not all(0 <= r < table.shape[0] for r in rows):
+        raise ValueError("index out of range")
+    if duplicates not in ("sum", "sequential"):
+        raise ValueError("duplicates must be 'sum' or 'sequential'")
+    _divisor(grad_scale, table.dtype.type)
+    if not _all_finite([("values", values)], nonfinite):
+        return False
     options = {
         "step": step,
         "lr": lr,
@@ -130,14 +290,19 @@ def sparse_update(
         "decoupled_weight_decay": decoupled_weight_decay,
         "grad_scale": grad_scale,
     }
-    rows = [int(i) for i in indices]
-    if not all(0 <= r < table.shape[0] for r in rows):
-        raise ValueError("index out of range")
-    if duplicates not in ("sum", "sequential"):
-        raise ValueError("duplicates must be 'sum' or 'sequential'")
-    _divisor(grad_scale, table.dtype.type)
-    if not _all_finite([("values", values)], nonfinite):
-        return False
+    clip = _single_clip(values, grad_scale, norm_type, rule)
+    _sparse_update(table, rows, values, state, duplicates, clip=clip, **options)
+    return True
+
+
+def _sparse_update(
+    table: np.ndarray,
+    rows: list[int],
+    values: np.ndarray,
+    state: np.ndarray,
+    duplicates: str,
+    **options: Any,
+) -> None:
     if duplicates == "sequential":
         for i, row in enumerate(rows):
             _update_row(table, state, row, values[i].copy(), **options)
@@ -151,12 +316,11 @@ def sparse_update(
                 for i in where:
                     g = g + values[i]  # from +0, in input order: the dense-equivalent gradient
             _update_row(table, state, row, g, **options)
-    return True
 
 
 def _update_row(table: np.ndarray, state: np.ndarray, row: int, g: np.ndarray, **options: Any) -> None:
     if state.ndim == 2:
-        update(table[row], g, state[row], **options)
+        _update(table[row], g, state[row], **options)
     else:
         _rowwise_update(table[row], g, state, row, **options)
 
@@ -176,6 +340,7 @@ def _rowwise_update(
     eps_inside_sqrt: bool,
     decoupled_weight_decay: bool,
     grad_scale: float | None,
+    clip: Clip | None,
 ) -> None:
     """One accumulator per row: s += mean(g^2), with the canonical 8-lane sum of squares."""
     dtype = param.dtype.type
@@ -184,8 +349,9 @@ def _rowwise_update(
     clr = corrected_lr(lr, lr_decay, step)
     divisor = _divisor(grad_scale, dtype)
     with np.errstate(all="ignore"):
-        if divisor is not None:
-            g = g / divisor
+        g = _unscaled(g, divisor)
+        if clip is not None:
+            g = np.clip(g * clip[0], clip[1], clip[2])
         if maximize:
             g = -g
         if weight_decay != 0:
@@ -212,6 +378,7 @@ class Adagrad(optimizer.Adagrad):
     updated by :func:`update` above, one at a time, in a Python loop."""
 
     def _apply(self, batches: list[tuple[Any, ...]]) -> bool:
+        rule = _clip_rule(self.max_grad_norm, self.norm_type, self.clip_norm_per_tensor, self.clip_value)
         # Every grad is checked before any is applied: skip and raise change nothing.
         named = [
             (f"grad of {name}", grad[1] if isinstance(grad, tuple) else grad)
@@ -219,27 +386,35 @@ class Adagrad(optimizer.Adagrad):
             for name, grad in zip(labels, grads)
             if grad is not None
         ]
+        measured = rule is not None and rule[0] != "value"
+        each: list[float] = []
+        total = 0.0
+        if measured:
+            unscaled = [_unscaled(g, _divisor(self.grad_scale, g.dtype.type)) for _name, g in named]
+            each, total = grad_norms(unscaled, self.norm_type)
+            self.last_grad_norm = total
         if not _all_finite(named, self.nonfinite):
             return False
+        position = 0
         for params, grads, sums, steps, _labels, *options, duplicates in batches:
             hyper = dict(zip(optimizer.OPTION_NAMES, options))
             for i, (param, grad) in enumerate(zip(params, grads)):
                 if grad is None:
                     continue
+                clip = None
+                if rule is not None:
+                    norm = each[position] if rule[0] == "tensor_norm" else total
+                    clip = _clip_of(rule[0], rule[1], norm, param.dtype.type)
+                position += 1
                 step = int(steps[i]) + 1
+                options_i = {**hyper, "step": step, "grad_scale": self.grad_scale, "clip": clip}
                 if isinstance(grad, tuple):
                     indices, values = grad
-                    sparse_update(
-                        param,
-                        indices,
-                        values,
-                        sums[i],
-                        step=step,
-                        duplicates=duplicates,
-                        grad_scale=self.grad_scale,
-                        **hyper,
-                    )
+                    rows = [int(r) for r in indices]
+                    if not all(0 <= r < param.shape[0] for r in rows):
+                        raise ValueError("index out of range")
+                    _sparse_update(param, rows, values, sums[i], duplicates, **options_i)
                 else:
-                    update(param, grad, sums[i], step=step, grad_scale=self.grad_scale, **hyper)
+                    _update(param, grad, sums[i], **options_i)
                 steps[i] += 1
         return True

@@ -91,6 +91,9 @@ class _StateTable(defaultdict):  # type: ignore[type-arg]
         return (defaultdict, (dict,), None, None, iter(self.items()))
 
 
+_CLIP_DEFAULTS = {"max_grad_norm": None, "norm_type": 2.0, "clip_norm_per_tensor": None, "clip_value": None}
+
+
 class Adagrad(torch.optim.Optimizer):
     r"""``torch.optim.Adagrad`` with the native kernel: same constructor, same maths, same state.
 
@@ -126,6 +129,24 @@ class Adagrad(torch.optim.Optimizer):
             embedding tables with sparse grads (default False).
         duplicates: for sparse grads, ``"sum"`` repeated rows then update once (default, as
             torch's ``coalesce()``), or ``"sequential"``: one update per occurrence.
+        max_grad_norm: None (default), or the fused replacement for
+            ``torch.nn.utils.clip_grad_norm_(params, max_grad_norm, norm_type)`` before ``step()``:
+            the norm of all grads measured in the same native call (one read of the grads), every
+            grad scaled by torch's ``min(1, (1 / (norm + 1e-6)) * max_grad_norm)`` inside the update
+            (one more read, no write: ``p.grad`` is left as it was). ``opt.last_grad_norm`` holds
+            the norm (a float; what ``clip_grad_norm_`` returns, NaN or inf included). The norm is
+            summed in float64 in a fixed order (the same bits for every thread count and ISA), not
+            in torch's order: where both round to the same float32, the step equals torch's pair
+            bit for bit, and otherwise differs by that rounding.
+        norm_type: 2 (default) or ``inf`` / ``"inf"``, for max_grad_norm and clip_norm_per_tensor.
+        clip_norm_per_tensor: None (default), or clip each grad by its own norm (Keras ``clipnorm``).
+        clip_value: None (default), or clamp each grad element to ``[-clip_value, clip_value]``
+            (``torch.nn.utils.clip_grad_value_``).
+
+        The clip options belong to the optimizer, not to a param group (at most one of the three;
+        read at every step, not saved in ``state_dict``), as for :class:`adagrad.Adagrad`; a
+        sparse grad takes part with its values. Params torch's own Adagrad updates (dtypes other
+        than float32 / float64) cannot be clipped here yet: a clip option with such a param raises.
 
     State: ``state[p] = {"step": 0-d int64 tensor, "sum": tensor like p}`` (``(rows,)`` with
     ``rowwise``). ``state_dict()`` / ``load_state_dict()`` interchange with
@@ -163,8 +184,18 @@ class Adagrad(torch.optim.Optimizer):
         eps_inside_sqrt: bool = False,
         rowwise: bool = False,
         duplicates: str = "sum",
+        max_grad_norm: float | None = None,
+        norm_type: float | str = 2.0,
+        clip_norm_per_tensor: float | None = None,
+        clip_value: float | None = None,
     ) -> None:
         _check_like_torch(lr, lr_decay, weight_decay, initial_accumulator_value, eps)
+        _core.check_clip_options(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value)
+        self.max_grad_norm = max_grad_norm
+        self.norm_type = norm_type
+        self.clip_norm_per_tensor = clip_norm_per_tensor
+        self.clip_value = clip_value
+        self.last_grad_norm: float | None = None
         if fused and differentiable:
             raise RuntimeError("`fused` does not support `differentiable`")
         if fused and foreach:
@@ -210,10 +241,16 @@ class Adagrad(torch.optim.Optimizer):
         _check_group(self.param_groups[-1], f"param group {len(self.param_groups) - 1}: ")
         self._plans = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        return {**state, **{name: getattr(self, name) for name in _CLIP_DEFAULTS}}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.state = _StateTable(dict, self.state)
         self.__dict__.setdefault("_fused_by_default", True)
+        for name, value in {**_CLIP_DEFAULTS, "last_grad_norm": None}.items():  # pickled before clipping
+            self.__dict__.setdefault(name, value)
         for group in self.param_groups:  # a group saved without some option gets the default
             for name, value in self.defaults.items():
                 group.setdefault(name, value)
@@ -263,15 +300,26 @@ class Adagrad(torch.optim.Optimizer):
                  group["eps"], group["maximize"], group["decoupled_weight_decay"], group["eps_inside_sqrt"],
                  group["duplicates"])
             )  # fmt: skip
+        clip = (self.max_grad_norm, self.norm_type, self.clip_norm_per_tensor, self.clip_value)
+        clipping = clip[0] is not None or clip[2] is not None or clip[3] is not None
+        if clipping and any(plan.fallback for plan in plans):
+            p = next(p for plan in plans for p in plan.fallback)
+            raise ValueError(
+                f"a clip option is set, and a param of dtype {p.dtype} on {p.device} is updated by torch's own "
+                "Adagrad, outside the native call that measures and clips; use float32/float64 CPU params, or "
+                "torch.nn.utils.clip_grad_norm_ before step()"
+            )
         try:
-            _core.step(batches)
+            result = _core.step(batches, "propagate", None, *clip)
         except ValueError:
             # A strided dense grad (rare: autograd gives grads the param's layout). Checking every
             # grad's layout up front would cost ~0.4 us per tensor per step; the native call
             # validates everything before it writes, so copying the odd ones and retrying is safe.
             if not _make_grads_contiguous(batches):
                 raise
-            _core.step(batches)
+            result = _core.step(batches, "propagate", None, *clip)
+        if type(result) is tuple:  # a norm clip: (applied, norm)
+            self.last_grad_norm = result[1]
         if stepped:
             torch.autograd.graph.increment_version(stepped)  # as an in-place torch op would
         for group, plan in zip(self.param_groups, plans):

@@ -9,6 +9,14 @@ namespace adagrad {
 
 enum class WeightDecayMode : int { none = 0, coupled = 1, decoupled = 2 };
 
+// Gradient clipping (SEMANTICS.md section 7), applied right after the loss scale is divided out:
+//   value:       g <- clamp(g, -threshold, threshold)                       (Keras clipvalue)
+//   global_norm: g <- g * c,  c = (1 / (norm + 1e-6)) * threshold, when c < 1 or NaN, with norm the
+//                norm of every grad of the step (torch's clip_grad_norm_, its arithmetic in T)
+//   tensor_norm: g <- g * (threshold / norm), when norm > threshold or NaN, with norm this grad's
+//                own norm (Keras clipnorm)
+enum class ClipRule : int { none = 0, value = 1, global_norm = 2, tensor_norm = 3 };
+
 // What the user asked for, in double precision, exactly as given.
 struct DenseOptions {
   double lr = 1e-2;
@@ -23,6 +31,11 @@ struct DenseOptions {
   // then converted to the tensor's dtype; the division is an IEEE division in that dtype.
   bool scale_grads = false;
   double grad_scale = 1.0;
+  // Clipping: the rule, its threshold (> 0, finite), and for the norm rules the norm measured
+  // before the update (a double; NaN or inf when a grad holds one).
+  ClipRule clip = ClipRule::none;
+  double clip_threshold = 0.0;
+  double clip_norm = 0.0;
 };
 
 // Throws std::invalid_argument naming the offending option (non-finite or negative; a grad_scale
@@ -32,21 +45,32 @@ void validate(const DenseOptions& options);
 // Throws std::invalid_argument unless grad_scale, rounded to float32, is finite and > 0.
 void validate_grad_scale(double grad_scale);
 
+// Throws std::invalid_argument unless a clipping threshold is finite and > 0 (`name` in the message).
+void validate_clip_threshold(double threshold, const char* name);
+
+
 // How grads are divided by the loss scale: not at all; g / scale; or g * (1 / scale) where that
 // reciprocal is exact (a power of two in float32's normal range, as GradScaler's scales are), which
 // rounds the same exact value once, so gives the same bits as the division, at a multiply's cost.
 enum class GradScaleMode : int { none = 0, divide = 1, multiply = 2 };
 
-// The kernel is instantiated once per combination of the four switches below.
-constexpr int kDenseVariants = 36;
-constexpr int dense_variant(bool maximize, WeightDecayMode wd, bool eps_inside_sqrt, GradScaleMode scale) {
-  return (maximize ? 1 : 0) + 2 * static_cast<int>(wd) + 6 * (eps_inside_sqrt ? 1 : 0) + 12 * static_cast<int>(scale);
+// The kernel is instantiated once per combination of the five switches below. A clip is one
+// transform for every rule, g <- clamp(g * clip_scale, clip_lo, clip_hi), whose unused half is an
+// exact identity (a scale of 1, bounds of -inf and +inf).
+constexpr int kDenseVariants = 72;
+constexpr int dense_variant(bool maximize, WeightDecayMode wd, bool eps_inside_sqrt, GradScaleMode scale, bool clip) {
+  return (maximize ? 1 : 0) + 2 * static_cast<int>(wd) + 6 * (eps_inside_sqrt ? 1 : 0) + 12 * static_cast<int>(scale) +
+         36 * (clip ? 1 : 0);
 }
 constexpr bool variant_maximize(int v) { return v % 2 == 1; }
 constexpr WeightDecayMode variant_weight_decay(int v) { return static_cast<WeightDecayMode>((v / 2) % 3); }
 constexpr bool variant_eps_inside_sqrt(int v) { return (v / 6) % 2 == 1; }
-constexpr GradScaleMode variant_grad_scale(int v) { return static_cast<GradScaleMode>(v / 12); }
+constexpr GradScaleMode variant_grad_scale(int v) { return static_cast<GradScaleMode>((v / 12) % 3); }
+constexpr bool variant_clip(int v) { return v / 36 == 1; }
 GradScaleMode grad_scale_mode(const DenseOptions& options);
+// The variant for a tensor of dtype T: the clip switch is on only where the clip, computed in T,
+// can change a grad (a norm within its bound costs nothing).
+template <class T>
 int dense_variant(const DenseOptions& options);
 
 // Constants of one update, rounded once to the tensor's dtype (as torch's fused kernel does).
@@ -58,6 +82,8 @@ struct DenseCoeffs {
   T decay;         // decoupled: theta <- theta * (1 - clr * wd), the factor computed in double
   T grad_scale;    // g <- g / grad_scale first, when scale_grads (float32-rounded, then T)
   T inv_grad_scale;  // 1 / grad_scale, exact when the mode is GradScaleMode::multiply
+  T clip_scale;      // the clip transform (ClipRule): g <- clamp(g * clip_scale, clip_lo, clip_hi)
+  T clip_lo, clip_hi;
 };
 
 template <class T>

@@ -89,6 +89,21 @@ struct SparseVariants {
 template <class T>
 using AllFiniteFn = bool (*)(const T* x, std::size_t n);
 
+// Gradient norms (grad_norm.hpp). sum_squares[GradScaleMode]: the sum of squares of n <=
+// kNormBlock elements in its one fixed order (norm_kernel.inl), each element first divided by
+// the loss scale (scale: the divisor as the update's dtype holds it; inv_scale its exact
+// reciprocal, for GradScaleMode::multiply). max_abs: the largest |x| of any n, NaN if an x is NaN.
+constexpr std::size_t kNormBlock = 1024;
+template <class T>
+using SumSquaresFn = double (*)(const T* x, std::size_t n, double scale, double inv_scale);
+template <class T>
+using MaxAbsFn = double (*)(const T* x, std::size_t n);
+template <class T>
+struct NormKernels {
+  SumSquaresFn<T> sum_squares[3];
+  MaxAbsFn<T> max_abs;
+};
+
 struct KernelTable {
   const char* name;
   DenseVariants<float> dense_f32;
@@ -97,6 +112,8 @@ struct KernelTable {
   SparseVariants<double> sparse_f64;
   AllFiniteFn<float> all_finite_f32;
   AllFiniteFn<double> all_finite_f64;
+  NormKernels<float> norm_f32;
+  NormKernels<double> norm_f64;
 };
 
 extern const KernelTable kBaselineKernels;

@@ -22,6 +22,9 @@ struct Avx2F32 {
   static R neg(R a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
   static R sqrt(R a) { return _mm256_sqrt_ps(a); }
   static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R max(R a, R b) { return _mm256_max_ps(a, b); }  // b when either is NaN
+  static R min(R a, R b) { return _mm256_min_ps(a, b); }
+  static R abs(R a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
 };
 
 struct Avx2F64 {
@@ -38,6 +41,11 @@ struct Avx2F64 {
   static R neg(R a) { return _mm256_xor_pd(a, _mm256_set1_pd(-0.0)); }
   static R sqrt(R a) { return _mm256_sqrt_pd(a); }
   static R fmadd(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
+  static R max(R a, R b) { return _mm256_max_pd(a, b); }
+  static R min(R a, R b) { return _mm256_min_pd(a, b); }
+  static R abs(R a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a); }
+  static R load_f32(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+  static R round_to_f32(R a) { return _mm256_cvtps_pd(_mm256_cvtpd_ps(a)); }
 };
 
 }  // namespace

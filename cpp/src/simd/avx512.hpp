@@ -26,6 +26,9 @@ struct Avx512F32 {
   }
   static R sqrt(R a) { return _mm512_sqrt_ps(a); }
   static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R max(R a, R b) { return _mm512_max_ps(a, b); }  // b when either is NaN
+  static R min(R a, R b) { return _mm512_min_ps(a, b); }
+  static R abs(R a) { return _mm512_abs_ps(a); }
 };
 
 struct Avx512F64 {
@@ -44,6 +47,11 @@ struct Avx512F64 {
   }
   static R sqrt(R a) { return _mm512_sqrt_pd(a); }
   static R fmadd(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+  static R max(R a, R b) { return _mm512_max_pd(a, b); }
+  static R min(R a, R b) { return _mm512_min_pd(a, b); }
+  static R abs(R a) { return _mm512_abs_pd(a); }
+  static R load_f32(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+  static R round_to_f32(R a) { return _mm512_cvtps_pd(_mm512_cvtpd_ps(a)); }
 };
 
 }  // namespace

@@ -22,6 +22,10 @@ struct NeonF32 {
   static R neg(R a) { return vnegq_f32(a); }
   static R sqrt(R a) { return vsqrtq_f32(a); }
   static R fmadd(R a, R b, R c) { return vfmaq_f32(c, a, b); }  // c + a * b, fused
+  // x86's semantics (b when either is NaN), by compare and select: vmaxq returns NaN when either is.
+  static R max(R a, R b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
+  static R min(R a, R b) { return vbslq_f32(vcltq_f32(a, b), a, b); }
+  static R abs(R a) { return vabsq_f32(a); }
 };
 
 struct NeonF64 {
@@ -38,6 +42,11 @@ struct NeonF64 {
   static R neg(R a) { return vnegq_f64(a); }
   static R sqrt(R a) { return vsqrtq_f64(a); }
   static R fmadd(R a, R b, R c) { return vfmaq_f64(c, a, b); }
+  static R max(R a, R b) { return vbslq_f64(vcgtq_f64(a, b), a, b); }
+  static R min(R a, R b) { return vbslq_f64(vcltq_f64(a, b), a, b); }
+  static R abs(R a) { return vabsq_f64(a); }
+  static R load_f32(const float* p) { return vcvt_f64_f32(vld1_f32(p)); }
+  static R round_to_f32(R a) { return vcvt_f64_f32(vcvt_f32_f64(a)); }
 };
 
 }  // namespace

@@ -36,6 +36,20 @@ struct ScalarVec {
       return __builtin_fma(a, b, c);
     }
   }
+  // x86's max / min semantics on every ISA: the second operand when either is NaN, so that
+  // clamp(x) = min(hi, max(lo, x)) keeps a NaN x as it is.
+  static R max(R a, R b) { return a > b ? a : b; }
+  static R min(R a, R b) { return a < b ? a : b; }
+  static R abs(R a) {
+    if constexpr (sizeof(T) == 4) {
+      return __builtin_fabsf(a);
+    } else {
+      return __builtin_fabs(a);
+    }
+  }
+  // double lanes only: W floats widened (exact), and a double rounded to float and back.
+  static R load_f32(const float* p) { return static_cast<R>(*p); }
+  static R round_to_f32(R a) { return static_cast<R>(static_cast<float>(a)); }
 };
 
 }  // namespace

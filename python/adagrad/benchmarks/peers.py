@@ -75,6 +75,24 @@ OPTION_PEERS: dict[str, dict[str, Any]] = {
 }
 
 
+# Clipping (issue 17): the global-norm clip fused into the step (one more read of the grads, for the
+# norm), against torch's pair clip_grad_norm_ + fused step (a read for the norm, a read and a write
+# to scale the grads, then the step). Both on adagrad's own arrays. max_grad_norm=1 clips every
+# step (the grads' norm is ~sqrt(n)); torch's pair scales the shared grads to norm ~1 once, then by
+# ~1 at every call (it multiplies whether or not it clips), so no value drifts toward subnormals.
+MAX_GRAD_NORM = 1.0
+
+
+def clipped_step(shared: SharedArrays) -> Step:
+    """adagrad with max_grad_norm on the same params, grads and state sums as plain "adagrad"."""
+    opt = adagrad.Adagrad(shared.params, lr=LR, eps=EPS, max_grad_norm=MAX_GRAD_NORM)
+    layout = opt._layouts[0]
+    for i, sum_ in enumerate(shared.sums):  # adagrad's own sums, not a second set in other memory
+        layout.sums[i] = sum_
+        opt.state[i]["sum"] = sum_
+    return lambda: opt.step(shared.grads)
+
+
 def reference_step(case: Case) -> Step | None:
     if case.elements > REFERENCE_MAX_ELEMENTS:
         return None
@@ -127,7 +145,17 @@ def torch_steps(case: Case, shared: SharedArrays) -> dict[str, Step]:
         for t, sum_ in zip(tensors, shared.sums):
             opt.state[t]["sum"] = torch.from_numpy(sum_)
         steps[name] = opt.step
+        if name == "torch fused":
+            steps["torch clip+fused"] = _clip_then(torch, tensors, opt.step)
     return steps
+
+
+def _clip_then(torch: Any, tensors: list[Any], step: Step) -> Step:
+    def clip_and_step() -> None:
+        torch.nn.utils.clip_grad_norm_(tensors, MAX_GRAD_NORM)
+        step()
+
+    return clip_and_step
 
 
 def all_peers(case: Case) -> dict[str, Step]:
@@ -136,6 +164,7 @@ def all_peers(case: Case) -> dict[str, Step]:
     peers: dict[str, Any] = {
         "adagrad": ours,
         **{name: adagrad_step(case, **options) for name, options in OPTION_PEERS.items()},
+        "adagrad clipped": clipped_step(shared),
         "ceiling": ceiling_step(shared),
         "numpy": numpy_step(case),
         "reference": reference_step(case),

@@ -138,7 +138,7 @@ def _leading(impl_width: int, case_width: int, time: str = "median") -> list[tup
 def format_table(rows: list[dict[str, Any]]) -> str:
     return _format(
         rows,
-        _leading(14, 14)
+        _leading(18, 14)
         + [
             ("Gelem/s", 9, lambda r: f"{r['gelem_per_s']:.2f}"),
             ("GB/s", 7, lambda r: f"{r['gb_per_s']:.1f}"),

@@ -31,6 +31,25 @@ def evaluate(rows: Rows) -> list[dict[str, Any]]:
         checks.append(
             (f"{case}: vs torch fused", partial(_ratio, rows, case, "torch fused", "adagrad", most), 1.0, ">=")
         )
+    # Issue 17: clipping by the global norm fused into the step.
+    for case in ("16M-f32", "resnet18-f32"):
+        for threads in sorted({1, most}):
+            checks.append(
+                (
+                    f"{case}: clipped step / plain step ({threads} thr)",
+                    partial(_ratio, rows, case, "adagrad clipped", "adagrad", threads),
+                    1.25,
+                    "<=",
+                )
+            )
+            checks.append(
+                (
+                    f"{case}: clipped vs torch clip+fused ({threads} thr)",
+                    partial(_ratio, rows, case, "torch clip+fused", "adagrad clipped", threads),
+                    1.25,
+                    ">=",
+                )
+            )
     for case, goal in (("1M-f32", 1.3), ("64K-f32", 3.0), ("1000x1K-f32", 25.0)):
         checks.append(
             (f"{case}: vs torch fused", partial(_ratio, rows, case, "torch fused", "adagrad", most), goal, ">=")
