@@ -109,6 +109,38 @@ def test_dense_clip_matches_reference(rule: dict[str, Any], dtype: Any, grad_sca
             assert_same_bits(g, b)  # grads are never modified
 
 
+# The clip switch with every other switch of the kernel's variants.
+VARIANTS = [
+    pytest.param(
+        {"maximize": maximize, "eps_inside_sqrt": inside, **wd}, id=f"max{int(maximize)}-in{int(inside)}-{name}"
+    )
+    for maximize in (False, True)
+    for inside in (False, True)
+    for name, wd in (
+        ("nowd", {}),
+        ("wd", {"weight_decay": 0.1}),
+        ("dwd", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
+    )
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_clip_with_every_variant_matches_reference(variant: dict[str, Any], dtype: Any) -> None:
+    rng = np.random.default_rng(5)
+    sizes = [33, 1025]
+    params = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    steps = [grads_for(rng, sizes, dtype) for _ in range(2)]
+    for rule in (RULES["global2"], RULES["value"]):
+        options = {"lr": 0.05, "lr_decay": 0.01, **variant, **rule}
+        reference = ref.Adagrad([p.copy() for p in params], **options)
+        expected = run_steps(reference, steps)
+        for _ in every_isa_and_thread_count():
+            native = adagrad.Adagrad([p.copy() for p in params], **options)
+            assert run_steps(native, steps) == expected
+            same_params(native, reference)
+
+
 SPARSE_LAYOUTS = [("sum", False), ("sequential", False), ("sum", True), ("sequential", True)]
 
 

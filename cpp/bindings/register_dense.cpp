@@ -140,7 +140,7 @@ py::object step(const py::list& groups, py::handle nonfinite, py::handle grad_sc
     for (const Slot& slot : slots) *slot.step = slot.value;
   }
   const py::bool_ result(applied);
-  if (!clip.measures_norm()) return std::move(result);
+  if (!clip.measures_norm()) return result;
   return py::make_tuple(result, batch.grad_norm());
 }
 

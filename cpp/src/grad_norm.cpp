@@ -90,18 +90,23 @@ double grad_norms(const KernelTable& k, const std::vector<GradSpan>& spans, Norm
       blocks[first_block[i] + b / kNormBlock] = block_norm(k, spans[i], b, std::min(end, b + kNormBlock), type, u);
     }
   };
+  // Last grads first, so that the first ones, which the update reads first, are the ones most
+  // recently read into the cache. (The blocks' results have fixed places: any order gives the same
+  // bits.)
+  const TaskPlan plan = plan_tasks(sizes);
+  const std::size_t tasks = plan.task_starts.size() - 1;
+  auto run_task = [&](std::size_t task) {
+    for (std::size_t s = plan.task_starts[task]; s < plan.task_starts[task + 1]; ++s) {
+      const Segment& seg = plan.segments[s];
+      run_segment(seg.tensor, seg.begin, seg.end);
+    }
+  };
+  // Segments start at multiples of chunk_elements(), itself a multiple of kNormBlock: the blocks
+  // are the same whatever the plan.
   if (total < parallel_threshold() || get_num_threads() == 1) {
-    for (std::size_t i = 0; i < spans.size(); ++i) run_segment(i, 0, spans[i].n);
+    for (std::size_t t = tasks; t-- > 0;) run_task(t);
   } else {
-    // Segments start at multiples of chunk_elements(), itself a multiple of kNormBlock: the blocks
-    // are the same whatever the plan.
-    const TaskPlan plan = plan_tasks(sizes);
-    parallel_for(plan.task_starts.size() - 1, [&](std::size_t task) {
-      for (std::size_t s = plan.task_starts[task]; s < plan.task_starts[task + 1]; ++s) {
-        const Segment& seg = plan.segments[s];
-        run_segment(seg.tensor, seg.begin, seg.end);
-      }
-    });
+    parallel_for(tasks, [&](std::size_t task) { run_task(tasks - 1 - task); });
   }
   norms.resize(spans.size());
   std::vector<double> per_span(spans.size());
