@@ -97,7 +97,7 @@ def object_dir(module: Path, build_root: Path) -> Path:
     wanted = build_id(module)
     for linked in sorted(build_root.rglob("_core*.so")):
         if (linked.parent / "CMakeFiles").is_dir() and build_id(linked) == wanted:
-            return linked.parent / "CMakeFiles" / "_core.dir"
+            return linked.parent / "CMakeFiles"  # the kernels sit in adagrad_native.dir
     sys.exit(f"no build tree under {build_root} linked {module.name} (build-id {wanted})")
 
 

@@ -30,6 +30,29 @@ def test_cpu_info_describes_the_running_kernel() -> None:
     assert info["version"] == adagrad.__version__
 
 
+def numpy_cpu_features() -> dict[str, bool]:
+    """What NumPy's own CPUID/XGETBV (or HWCAP) probe found: an independent reading of the CPU."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__  # NumPy 2
+    except ImportError:
+        from numpy.core._multiarray_umath import __cpu_features__  # NumPy 1
+    return dict(__cpu_features__)
+
+
+def test_available_isas_are_what_the_cpu_has() -> None:
+    # A wrong feature probe fails silently (a zig-built module once found no AVX on an AVX-512 CPU),
+    # so the kernels we call available are checked against NumPy's probe, under qemu too.
+    features = numpy_cpu_features()
+    has = {
+        "baseline": True,
+        "avx2": features.get("AVX2", False) and features.get("FMA3", False),
+        "avx512": features.get("AVX2", False) and features.get("FMA3", False) and features.get("AVX512F", False),
+        "neon": features.get("ASIMD", False) or features.get("NEON", False),
+    }
+    info = adagrad.cpu_info()
+    assert info["available"] == [name for name in info["compiled"] if has[name]]
+
+
 def test_default_is_the_best_available() -> None:
     result = run_python("import adagrad, json; print(json.dumps(adagrad.cpu_info()))", ADAGRAD_ISA="")
     info = json.loads(result.stdout)

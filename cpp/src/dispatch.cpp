@@ -1,5 +1,9 @@
 #include "adagrad/dispatch.hpp"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
@@ -17,14 +21,39 @@ struct IsaEntry {
 [[maybe_unused]] bool always() { return true; }
 
 #if defined(ADAGRAD_HAVE_AVX2) || defined(ADAGRAD_HAVE_AVX512)
-// __builtin_cpu_supports also checks that the OS saves the wide registers (XGETBV).
-bool cpu_has_avx2_fma() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+// CPUID and XGETBV read directly, not __builtin_cpu_supports: that one depends on the compiler's
+// runtime (libgcc's __cpu_model, compiler-rt's), and the static compiler-rt of a zig-built wheel
+// answers "no" to everything. A feature counts only if the OS also saves its registers (XCR0).
+struct X86Features {
+  bool avx2_fma = false;
+  bool avx512f = false;
+};
+
+X86Features read_x86_features() {
+  X86Features f;
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_max(0, nullptr) < 7 || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return f;
+  const bool fma = (ecx >> 12) & 1, osxsave = (ecx >> 27) & 1, avx = (ecx >> 28) & 1;
+  if (!osxsave || !avx) return f;
+  unsigned xcr0_lo = 0, xcr0_hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  const bool ymm_saved = (xcr0_lo & 0x6) == 0x6;           // SSE and AVX state
+  const bool zmm_saved = (xcr0_lo & 0xe6) == 0xe6;         // and opmask, ZMM0-15 high, ZMM16-31
+  __cpuid_count(7, 0, eax, ebx, ecx, edx);
+  f.avx2_fma = ymm_saved && fma && ((ebx >> 5) & 1);
+  f.avx512f = f.avx2_fma && zmm_saved && ((ebx >> 16) & 1);
+  return f;
 }
+
+const X86Features& x86_features() {
+  static const X86Features features = read_x86_features();
+  return features;
+}
+
+bool cpu_has_avx2_fma() { return x86_features().avx2_fma; }
 #endif
 #if defined(ADAGRAD_HAVE_AVX512)
-bool cpu_has_avx512f() { return cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f"); }
+bool cpu_has_avx512f() { return x86_features().avx512f; }
 #endif
 
 // Worst to best; the best supported one is the default.
