@@ -143,11 +143,13 @@ def test_the_gil_is_released_during_a_step(make_call: Callable[[], Callable[[], 
     # With the GIL held for the whole native call, this loop could not run between t0 and t1 (but
     # for the Python around the call: a few 0.1 ms slices at most); released, it runs whenever
     # the OS gives it a core: much of the call is covered by short gaps between its iterations
-    # (not all of it on a machine shared with other work).
+    # (not all of it on a machine shared with other work: with both cores busy compiling, 18% of a
+    # 108 ms step was measured). Held, the slices add up to almost nothing: 0.12-0.14% for a pure C
+    # call holding the GIL for 70-100 ms (sum(range(4_000_000))) on the same machine.
     gaps = np.diff(inside)
     covered = gaps[gaps < 1e-3].sum() / (t1 - t0)
     assert t1 - t0 > 0.01, "the call is too short to tell"
-    assert covered > 0.3, f"another thread ran during {covered:.0%} of a {1e3 * (t1 - t0):.1f} ms step"
+    assert covered > 0.05, f"another thread ran during {covered:.0%} of a {1e3 * (t1 - t0):.1f} ms step"
 
 
 def test_two_threads_stepping_the_same_arrays_is_refused() -> None:
