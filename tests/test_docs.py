@@ -10,12 +10,15 @@ import pytest
 
 import adagrad
 import adagrad._memory
+import adagrad.composite
 import adagrad.functional
 import adagrad.optimizer
 
 
 @pytest.mark.parametrize(
-    "module", [adagrad.optimizer, adagrad.functional, adagrad._memory], ids=["optimizer", "functional", "memory"]
+    "module",
+    [adagrad.optimizer, adagrad.functional, adagrad.composite, adagrad._memory],
+    ids=["optimizer", "functional", "composite", "memory"],
 )
 def test_docstring_examples(module: object) -> None:
     run_examples(module)

@@ -33,7 +33,7 @@ std::string shape_string(const FloatArray& a) {
 }
 
 std::string TensorName::operator()(Role role) const {
-  static const char* const kPrefix[] = {"param ", "grad of ", "state sum of ", "grad indices of "};
+  static const char* const kPrefix[] = {"param ", "grad of ", "state sum of ", "grad indices of ", "grad sum of "};
   const auto r = static_cast<int>(role);
   if (label.is_none()) return arguments[r];
   return kPrefix[r] + std::string(py::str(label));

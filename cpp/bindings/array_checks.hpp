@@ -18,7 +18,7 @@ namespace adagrad::bindings {
 namespace py = pybind11;
 
 // The role of an array in one tensor's update, and how errors name it.
-enum class Role { param, grad, sum, indices };
+enum class Role { param, grad, sum, indices, grad_sum };
 
 // label None: the functional form's argument names ("param", "grad", "state_sum");
 // label a str such as "'fc.weight'" or "params[3]": "param 'fc.weight'", "grad of 'fc.weight'", ...
@@ -28,8 +28,8 @@ struct TensorName {
   const char* const* arguments = kDenseArguments;  // the names used when label is None
   std::string operator()(Role role) const;
 
-  static constexpr const char* kDenseArguments[] = {"param", "grad", "state_sum", "indices"};
-  static constexpr const char* kSparseArguments[] = {"table", "values", "state", "indices"};
+  static constexpr const char* kDenseArguments[] = {"param", "grad", "state_sum", "indices", "grad_sum"};
+  static constexpr const char* kSparseArguments[] = {"table", "values", "state", "indices", "grad_sum"};
 };
 
 struct FloatArray {

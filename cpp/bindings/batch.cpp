@@ -138,14 +138,41 @@ StepBatch::~StepBatch() {
   lists_.in_use = false;
 }
 
+void StepBatch::check_rule_takes_batch_options(const DenseOptions& o, const TensorName& name) const {
+  if (o.rule != Rule::adagrad && (grad_scale_ || clip_.rule != ClipRule::none)) {
+    throw py::value_error(name(Role::param) +
+                          ": grad_scale and the clip options are Adagrad's; the composite rules take neither");
+  }
+}
+
+void* StepBatch::checked_grad_sum(py::handle grad_sum, const FloatArray& param, const DenseOptions& o,
+                                  const TensorName& name) {
+  const bool needed = o.rule == Rule::dual_averaging;
+  if (!needed) {
+    if (grad_sum && !grad_sum.is_none()) throw py::value_error(name(Role::grad_sum) + " is Adagrad-DA's alone");
+    return nullptr;
+  }
+  if (!grad_sum || grad_sum.is_none()) throw py::value_error(name(Role::grad_sum) + " is required by Adagrad-DA");
+  const FloatArray a = float_array(grad_sum, name, Role::grad_sum);
+  require_same_layout(param, a, name, Role::grad_sum);
+  overlap_.add(a, name, Role::grad_sum);
+  owners_.push_back(py::reinterpret_borrow<py::object>(grad_sum));
+  return a.data;
+}
+
 void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, const TensorName& name,
-                          const DenseOptions& o, std::int64_t step, int variant_override) {
+                          const DenseOptions& o, std::int64_t step, int variant_override, py::handle grad_sum) {
+  check_rule_takes_batch_options(o, name);
   DenseArrays a;
   // The one-read check first (~40% of the per-tensor cost of the step-by-step one).
   if (!plain_dense_arrays(param, grad, sum, a)) a = checked_dense_arrays(param, grad, sum, name);
   overlap_.add(a.param, a.nbytes, name, Role::param);
   overlap_.add(a.grad, a.nbytes, name, Role::grad);
   overlap_.add(a.sum, a.nbytes, name, Role::sum);
+  void* grad_sum_data = nullptr;
+  if (o.rule == Rule::dual_averaging || (grad_sum && !grad_sum.is_none())) {
+    grad_sum_data = checked_grad_sum(grad_sum, float_array(param, name, Role::param), o, name);
+  }
   if (clip_.measures_norm()) {
     dense_span_.push_back(checked_.size());
     dense_options_.emplace_back(with_batch_options(o), step);
@@ -155,6 +182,7 @@ void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, con
   t.param = a.param;
   t.grad = a.grad;
   t.sum = a.sum;
+  t.grad_sum = grad_sum_data;
   t.n = a.size;
   if (variant_override >= 0) t.variant = variant_override;
   for (const py::handle h : {param, grad, sum}) owners_.push_back(py::reinterpret_borrow<py::object>(h));
@@ -162,7 +190,8 @@ void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, con
 
 void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle values, py::handle state,
                            const TensorName& name, const DenseOptions& o, Duplicates duplicates, std::int64_t step,
-                           int variant_override) {
+                           int variant_override, py::handle grad_sum) {
+  check_rule_takes_batch_options(o, name);
   FloatArray tab = float_array(table, name, Role::param);
   if (tab.ndim != 2 || !tab.c_order) {
     throw py::value_error(name(Role::param) + " must be a 2-D C-contiguous array (rows, dim) for sparse updates, got shape " +
@@ -191,14 +220,22 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
                           ",) for row-wise Adagrad, got " + shape_string(st));
   }
   if (rowwise && dim == 0) throw py::value_error("row-wise Adagrad needs dim >= 1");
+  if (rowwise && o.rule != Rule::adagrad) {
+    throw py::value_error(name(Role::sum) + " must have shape (rows, dim) = (" + std::to_string(rows) + ", " +
+                          std::to_string(dim) + "): row-wise state is Adagrad's alone, got " + shape_string(st));
+  }
+  void* const grad_sum_data = checked_grad_sum(grad_sum, tab, o, name);
   if (idx.size >= (std::size_t{1} << 32)) throw py::value_error(name(Role::indices) + " has 2**32 or more entries");
   overlap_.add(tab, name, Role::param);
   overlap_.add(st, name, Role::sum);
   overlap_.add(val, name, Role::grad);
   overlap_.add_read(idx.data, idx.size * (idx.int64 ? 8 : 4), name, Role::indices);
   if (variant_override >= 0 && rowwise) throw py::value_error("the sparse ceiling and floors take element-wise state only");
-  const SparseProblem problem{tab.dtype, tab.data, rows,    dim,        idx.data,           idx.int64, idx.size,
-                              val.data,  st.data,  rowwise, duplicates, with_batch_options(o), step,  variant_override,
+  const SparseProblem problem{tab.dtype,     tab.data,   rows,
+                              dim,           idx.data,   idx.int64,
+                              idx.size,      val.data,   st.data,
+                              grad_sum_data, rowwise,    duplicates,
+                              with_batch_options(o), step, variant_override,
                               val.ndim == 2 ? static_cast<std::size_t>(val.shape[0]) : 0};
   if (const std::size_t bad = first_bad_index(problem); bad != idx.size) {
     throw py::value_error(name(Role::indices) + "[" + std::to_string(bad) + "] = " +
@@ -237,20 +274,20 @@ void StepBatch::apply_norms(const std::vector<double>& norms) {
     DenseTensor& t = dense_[i];
     DenseOptions& o = dense_options_[i].first;
     o.clip_norm = norm_of(dense_span_[i]);
-    t = make_dense_tensor(t.dtype, t.param, t.grad, t.sum, t.n, o, dense_options_[i].second);
+    t = make_dense_tensor(t.dtype, t.param, t.grad, t.sum, t.grad_sum, t.n, o, dense_options_[i].second);
   }
   for (std::size_t i = 0; i < sparse_.size(); ++i) sparse_[i].options.clip_norm = norm_of(sparse_span_[i]);
 }
 
 const DenseTensor& StepBatch::coefficients(Dtype dtype, const DenseOptions& o, std::int64_t step) {
   const auto same = [](const DenseOptions& a, const DenseOptions& b) {
-    return a.lr == b.lr && a.lr_decay == b.lr_decay && a.weight_decay == b.weight_decay && a.eps == b.eps &&
-           a.maximize == b.maximize && a.decoupled_weight_decay == b.decoupled_weight_decay &&
-           a.eps_inside_sqrt == b.eps_inside_sqrt;
+    return a.rule == b.rule && a.lr == b.lr && a.lr_decay == b.lr_decay && a.weight_decay == b.weight_decay &&
+           a.eps == b.eps && a.maximize == b.maximize && a.decoupled_weight_decay == b.decoupled_weight_decay &&
+           a.eps_inside_sqrt == b.eps_inside_sqrt && a.l1 == b.l1 && a.l2 == b.l2;
   };
   // grad_scale and clip are the batch's, the same for every tensor: the options compared are the caller's.
   if (!last_.valid || last_.dtype != dtype || last_.step != step || !same(last_.options, o)) {
-    last_ = {true, dtype, step, o, make_dense_tensor(dtype, nullptr, nullptr, nullptr, 0, with_batch_options(o), step)};
+    last_ = {true, dtype, step, o, make_dense_tensor(dtype, nullptr, nullptr, nullptr, nullptr, 0, with_batch_options(o), step)};
   }
   return last_.tensor;
 }

@@ -39,14 +39,17 @@ class StepBatch {
   // Room for this many tensors: no reallocation while they are added.
   void reserve(std::size_t tensors);
 
-  // One dense update of param with grad and its state sum (same dtype, shape, order).
+  // One dense update of param with grad and its state sum (same dtype, shape, order), by the
+  // options' rule; grad_sum: Adagrad-DA's sum of gradients (the same layout again), else null.
   void add_dense(py::handle param, py::handle grad, py::handle sum, const TensorName& name, const DenseOptions& o,
-                 std::int64_t step, int variant_override = -1);
+                 std::int64_t step, int variant_override = -1, py::handle grad_sum = {});
 
   // One sparse update of the rows `indices` of a 2-D param with `values`; the state's shape
-  // (rows, dim) or (rows,) picks element-wise or row-wise Adagrad. Checks every index.
+  // (rows, dim) or (rows,) picks element-wise or row-wise Adagrad (the composite rules: element-wise
+  // only, and Adagrad-DA's grad_sum of the table's shape). Checks every index.
   void add_sparse(py::handle table, py::handle indices, py::handle values, py::handle state, const TensorName& name,
-                  const DenseOptions& o, Duplicates duplicates, std::int64_t step, int variant_override = -1);
+                  const DenseOptions& o, Duplicates duplicates, std::int64_t step, int variant_override = -1,
+                  py::handle grad_sum = {});
 
   // The overlap check across everything added, then, with the GIL released, the check of every
   // grad for NaN and infinity (unless nonfinite is propagate) and the arithmetic. Returns true
@@ -59,8 +62,12 @@ class StepBatch {
   double grad_norm() const { return grad_norm_; }
 
  private:
-  // The options with the batch's own: the loss scale and the clip.
+  // The options with the batch's own: the loss scale and the clip (Adagrad's alone: a composite
+  // rule's tensor in a batch with either is refused).
   DenseOptions with_batch_options(const DenseOptions& o) const;
+  void check_rule_takes_batch_options(const DenseOptions& o, const TensorName& name) const;
+  // Adagrad-DA's grad sum: an array of the param's layout (checked), or null when the rule has none.
+  void* checked_grad_sum(py::handle grad_sum, const FloatArray& param, const DenseOptions& o, const TensorName& name);
   // Norm rules: each tensor's clip from the norms measured, its coefficients made again.
   void apply_norms(const std::vector<double>& norms);
   // The variant and coefficients for these options and step, computed once for a run of tensors

@@ -21,6 +21,14 @@ Duplicates duplicates_mode(py::handle obj) {
   throw py::value_error("duplicates must be 'sum' or 'sequential', got " + std::string(py::repr(obj)));
 }
 
+Rule composite_rule(py::handle name) {
+  if (PyUnicode_Check(name.ptr())) {
+    if (PyUnicode_CompareWithASCIIString(name.ptr(), "proximal") == 0) return Rule::proximal;
+    if (PyUnicode_CompareWithASCIIString(name.ptr(), "dual_averaging") == 0) return Rule::dual_averaging;
+  }
+  throw py::value_error("rule must be 'proximal' or 'dual_averaging', got " + std::string(py::repr(name)));
+}
+
 std::int64_t checked_step(py::handle step) {
   if (is_bool(step) || !PyIndex_Check(step.ptr())) throw py::type_error("step must be an int, got " + type_name(step));
   const auto as_int = py::reinterpret_steal<py::int_>(PyNumber_Index(step.ptr()));

@@ -66,6 +66,25 @@ DenseOptions checked_options(const py::handle (&h)[7], const Where& where) {
 // For calls whose errors need no prefix.
 inline std::string nowhere() { return {}; }
 
+// "proximal" or "dual_averaging": a composite rule by its name in the optimizers' group tuples.
+Rule composite_rule(py::handle name);
+
+// A composite rule's options: lr, l1, l2, each a finite real number >= 0.
+template <class Where>
+DenseOptions checked_rule_options(Rule rule, py::handle lr, py::handle l1, py::handle l2, const Where& where) {
+  DenseOptions o;
+  o.rule = rule;
+  o.lr = real_option(lr, where, "lr");
+  o.l1 = real_option(l1, where, "l1");
+  o.l2 = real_option(l2, where, "l2");
+  try {
+    validate(o);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(where() + e.what());
+  }
+  return o;
+}
+
 // "sum" or "sequential" (the sparse update's treatment of repeated indices).
 Duplicates duplicates_mode(py::handle obj);
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "adagrad/dense.hpp"
@@ -30,6 +31,25 @@ bool update(py::handle param, py::handle grad, py::handle state_sum, py::handle 
   StepBatch batch(nonfinite_mode(nonfinite), checked_grad_scale(grad_scale),
                   checked_clip(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value));
   batch.add_dense(param, grad, state_sum, TensorName{py::none()}, o, t);
+  return batch.run();
+}
+
+// One dense Proximal Adagrad update (no step count: the rule has none).
+bool proximal_update(py::handle param, py::handle grad, py::handle state_sum, py::handle lr, py::handle l1,
+                     py::handle l2, py::handle nonfinite) {
+  const DenseOptions o = checked_rule_options(Rule::proximal, lr, l1, l2, nowhere);
+  StepBatch batch(nonfinite_mode(nonfinite));
+  batch.add_dense(param, grad, state_sum, TensorName{py::none()}, o, 1);
+  return batch.run();
+}
+
+// One dense Adagrad-DA update; step: the 1-based number of this update (TensorFlow's global step + 1).
+bool da_update(py::handle param, py::handle grad, py::handle grad_sum, py::handle state_sum, py::handle step,
+               py::handle lr, py::handle l1, py::handle l2, py::handle nonfinite) {
+  const std::int64_t t = checked_step(step);
+  const DenseOptions o = checked_rule_options(Rule::dual_averaging, lr, l1, l2, nowhere);
+  StepBatch batch(nonfinite_mode(nonfinite));
+  batch.add_dense(param, grad, state_sum, TensorName{py::none()}, o, t, -1, grad_sum);
   return batch.run();
 }
 
@@ -63,14 +83,64 @@ std::int64_t* step_counts(py::handle obj, std::size_t n) {
   return ok ? reinterpret_cast<std::int64_t*>(a->data) : nullptr;
 }
 
-// groups: a list of tuples (params, grads, sums, steps, labels, lr, lr_decay, weight_decay, eps,
-// maximize, decoupled_weight_decay, eps_inside_sqrt, duplicates). steps is an int64 array of the
-// updates done so far per tensor; it is incremented for every tensor whose grad is not None.
-// A grad that is a 2-tuple (indices, values) is a sparse gradient of a 2-D param.
-// nonfinite, grad_scale and the clip options: see StepBatch. Returns true if the update was
-// applied, false if it was skipped (nonfinite="skip" and a grad holds a NaN or an infinity: step
-// counts unchanged too); with a norm clip (max_grad_norm, clip_norm_per_tensor), the pair
-// (applied, norm of all grads).
+// One param group of a step, read from its tuple: Adagrad's 13-tuple (params, grads, sums, steps,
+// labels, lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt,
+// duplicates), or a composite rule's 11-tuple (rule, params, grads, sums, grad_sums, steps, labels,
+// lr, l1, l2, duplicates) with rule "proximal" or "dual_averaging" and grad_sums None but for the
+// latter. steps is an int64 array of the updates done so far per tensor.
+struct GroupTuple {
+  Items params, grads, sums, labels;
+  std::optional<Items> grad_sums;
+  std::int64_t* steps;
+  DenseOptions options;
+  Duplicates duplicates;
+};
+
+template <class Where>
+GroupTuple group_tuple(py::handle group_obj, const Where& where) {
+  const bool tuple = PyTuple_Check(group_obj.ptr());
+  const py::ssize_t size = tuple ? PyTuple_GET_SIZE(group_obj.ptr()) : 0;
+  if (size != 13 && size != 11) throw py::type_error(where() + "malformed group tuple");
+  const Items g = items_of(group_obj, where, "group");
+  const bool adagrad = size == 13;
+  const std::size_t at = adagrad ? 0 : 1;  // where params are
+  GroupTuple out{items_of(g[at], where, "params"),
+                 items_of(g[at + 1], where, "grads"),
+                 items_of(g[at + 2], where, "state sums"),
+                 items_of(g[adagrad ? 4 : 6], where, "labels"),
+                 std::nullopt,
+                 nullptr,
+                 {},
+                 Duplicates::sum};
+  const std::size_t n = out.params.size;
+  if (out.grads.size != n) {
+    throw py::value_error(where() + "expected " + std::to_string(n) +
+                          " gradients (one per param, None to skip), got " + std::to_string(out.grads.size));
+  }
+  out.steps = step_counts(g[adagrad ? 3 : 5], n);
+  bool matches = out.sums.size == n && out.labels.size == n && out.steps != nullptr;
+  if (adagrad) {
+    out.options = checked_options({g[5], g[6], g[7], g[8], g[9], g[10], g[11]}, where);
+    out.duplicates = duplicates_mode(g[12]);
+  } else {
+    const Rule rule = composite_rule(g[0]);
+    out.options = checked_rule_options(rule, g[7], g[8], g[9], where);
+    out.duplicates = duplicates_mode(g[10]);
+    if (rule == Rule::dual_averaging) {
+      out.grad_sums = items_of(g[4], where, "grad sums");
+      matches = matches && out.grad_sums->size == n;
+    }
+  }
+  if (!matches) throw py::value_error(where() + "optimizer state does not match its params");
+  return out;
+}
+
+// groups: a list of group tuples (GroupTuple). Every tensor whose grad is not None is updated and
+// its step count incremented. A grad that is a 2-tuple (indices, values) is a sparse gradient of a
+// 2-D param. nonfinite, grad_scale and the clip options: see StepBatch (the last two: Adagrad
+// groups only). Returns true if the update was applied, false if it was skipped
+// (nonfinite="skip" and a grad holds a NaN or an infinity: step counts unchanged too); with a norm
+// clip (max_grad_norm, clip_norm_per_tensor), the pair (applied, norm of all grads).
 py::object step(const py::list& groups, py::handle nonfinite, py::handle grad_scale, py::handle max_grad_norm,
                 py::handle norm_type, py::handle clip_norm_per_tensor, py::handle clip_value) {
   static_assert(sizeof(long long) == sizeof(std::int64_t));
@@ -83,8 +153,8 @@ py::object step(const py::list& groups, py::handle nonfinite, py::handle grad_sc
   std::vector<Slot> slots;
   std::size_t tensors = 0;  // an upper bound, for one allocation per vector (malformed groups: checked below)
   for (const py::handle group : groups) {
-    if (PyTuple_Check(group.ptr()) && PyTuple_GET_SIZE(group.ptr()) == 13) {
-      const py::handle params = PyTuple_GET_ITEM(group.ptr(), 0);
+    if (PyTuple_Check(group.ptr()) && PyTuple_GET_SIZE(group.ptr()) >= 2) {
+      const py::handle params = PyTuple_GET_ITEM(group.ptr(), PyTuple_GET_SIZE(group.ptr()) == 13 ? 0 : 1);
       if (PyList_Check(params.ptr()) || PyTuple_Check(params.ptr())) {
         tensors += static_cast<std::size_t>(PySequence_Fast_GET_SIZE(params.ptr()));
       }
@@ -94,45 +164,26 @@ py::object step(const py::list& groups, py::handle nonfinite, py::handle grad_sc
   slots.reserve(tensors);
   for (std::size_t gi = 0; gi < groups.size(); ++gi) {
     const auto where = [gi] { return "param group " + std::to_string(gi) + ": "; };  // for errors only
-    const py::handle group_obj = PyList_GET_ITEM(groups.ptr(), static_cast<py::ssize_t>(gi));
-    if (!PyTuple_Check(group_obj.ptr()) || PyTuple_GET_SIZE(group_obj.ptr()) != 13) {
-      throw py::type_error(where() + "malformed group tuple");
-    }
-    const Items group = items_of(group_obj, where, "group");
-    const Items params = items_of(group[0], where, "params");
-    const Items grads = items_of(group[1], where, "grads");
-    const Items sums = items_of(group[2], where, "state sums");
-    const Items labels = items_of(group[4], where, "labels");
-    const std::size_t n = params.size;
-    if (grads.size != n) {
-      throw py::value_error(where() + "expected " + std::to_string(n) +
-                            " gradients (one per param, None to skip), got " + std::to_string(grads.size));
-    }
-    std::int64_t* step_data = step_counts(group[3], n);
-    if (sums.size != n || labels.size != n || step_data == nullptr) {
-      throw py::value_error(where() + "optimizer state does not match its params");
-    }
-    const DenseOptions o =
-        checked_options({group[5], group[6], group[7], group[8], group[9], group[10], group[11]}, where);
-    const Duplicates duplicates = duplicates_mode(group[12]);
-    for (std::size_t i = 0; i < n; ++i) {
-      const py::handle grad = grads[i];
+    const GroupTuple group = group_tuple(PyList_GET_ITEM(groups.ptr(), static_cast<py::ssize_t>(gi)), where);
+    for (std::size_t i = 0; i < group.params.size; ++i) {
+      const py::handle grad = group.grads[i];
       if (grad.is_none()) continue;
-      const TensorName name{labels[i]};
-      if (step_data[i] < 0 || step_data[i] >= std::numeric_limits<std::int64_t>::max() - 1) {
+      const TensorName name{group.labels[i]};
+      if (group.steps[i] < 0 || group.steps[i] >= std::numeric_limits<std::int64_t>::max() - 1) {
         throw py::value_error(where() + "step count of " + name(Role::param) + " is out of range");
       }
-      const std::int64_t t = step_data[i] + 1;
+      const std::int64_t t = group.steps[i] + 1;
+      const py::handle grad_sum = group.grad_sums ? (*group.grad_sums)[i] : py::handle();
       if (PyTuple_Check(grad.ptr())) {
         if (PyTuple_GET_SIZE(grad.ptr()) != 2) {
           throw py::value_error(name(Role::grad) + " must be an array, or (indices, values) for a sparse gradient");
         }
-        batch.add_sparse(params[i], PyTuple_GET_ITEM(grad.ptr(), 0), PyTuple_GET_ITEM(grad.ptr(), 1), sums[i], name, o,
-                         duplicates, t);
+        batch.add_sparse(group.params[i], PyTuple_GET_ITEM(grad.ptr(), 0), PyTuple_GET_ITEM(grad.ptr(), 1),
+                         group.sums[i], name, group.options, group.duplicates, t, -1, grad_sum);
       } else {
-        batch.add_dense(params[i], grad, sums[i], name, o, t);
+        batch.add_dense(group.params[i], grad, group.sums[i], name, group.options, t, -1, grad_sum);
       }
-      slots.push_back({step_data + i, t});
+      slots.push_back({group.steps + i, t});
     }
   }
   const bool applied = batch.run();
@@ -223,6 +274,10 @@ void check_options(py::handle lr, py::handle lr_decay, py::handle weight_decay, 
   checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, nowhere);
 }
 
+void check_rule_options(py::handle rule, py::handle lr, py::handle l1, py::handle l2) {
+  checked_rule_options(composite_rule(rule), lr, l1, l2, nowhere);
+}
+
 void check_step_options(py::handle nonfinite, py::handle grad_scale) {
   nonfinite_mode(nonfinite);
   checked_grad_scale(grad_scale);
@@ -244,10 +299,21 @@ void register_dense(py::module_& m) {
   m.def("step", &step, "groups"_a, "nonfinite"_a = "propagate", "grad_scale"_a = py::none(),
         "max_grad_norm"_a = py::none(), "norm_type"_a = 2.0, "clip_norm_per_tensor"_a = py::none(),
         "clip_value"_a = py::none(),
-        "One Adagrad step over all param groups (13-tuples), in place, in one call. nonfinite: 'propagate', "
+        "One step over all param groups (Adagrad's 13-tuples, the composite rules' 11-tuples), in place, in one call. nonfinite: 'propagate', "
         "'skip' or 'raise'; grad_scale: None or a float > 0 that every grad is divided by first; then the "
         "clip (at most one of max_grad_norm, clip_norm_per_tensor, clip_value). Returns True if the update was "
         "applied, False if it was skipped; with a norm clip, (applied, norm of all grads).");
+  m.def("proximal_update", &proximal_update, "param"_a, "grad"_a, "state_sum"_a, "lr"_a, "l1"_a, "l2"_a,
+        "nonfinite"_a = "propagate",
+        "One dense Proximal Adagrad update of one tensor, in place. Validated by adagrad.proximal_update. "
+        "Returns False if skipped (nonfinite='skip' and the grad is not finite).");
+  m.def("da_update", &da_update, "param"_a, "grad"_a, "grad_sum"_a, "state_sum"_a, "step"_a, "lr"_a, "l1"_a, "l2"_a,
+        "nonfinite"_a = "propagate",
+        "One dense Adagrad-DA update of one tensor, in place. Validated by adagrad.da_update. "
+        "Returns False if skipped (nonfinite='skip' and the grad is not finite).");
+  m.def("check_rule_options", &check_rule_options, "rule"_a, "lr"_a, "l1"_a, "l2"_a,
+        "Raises TypeError/ValueError unless rule is 'proximal' or 'dual_averaging' and lr, l1, l2 are finite "
+        "numbers >= 0.");
   m.def("check_options", &check_options, "lr"_a, "lr_decay"_a, "weight_decay"_a, "eps"_a, "maximize"_a,
         "decoupled_weight_decay"_a, "eps_inside_sqrt"_a,
         "Raises TypeError/ValueError unless the options are valid (finite, >= 0, flags bool).");

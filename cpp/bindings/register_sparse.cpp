@@ -27,6 +27,28 @@ bool sparse_update(py::handle table, py::handle indices, py::handle values, py::
   return batch.run();
 }
 
+// Proximal Adagrad on the indexed rows (element-wise state of the table's shape).
+bool sparse_proximal_update(py::handle table, py::handle indices, py::handle values, py::handle state, py::handle lr,
+                            py::handle l1, py::handle l2, py::handle duplicates, py::handle nonfinite) {
+  const DenseOptions o = checked_rule_options(Rule::proximal, lr, l1, l2, nowhere);
+  StepBatch batch(nonfinite_mode(nonfinite));
+  batch.add_sparse(table, indices, values, state, TensorName{py::none(), TensorName::kSparseArguments}, o,
+                   duplicates_mode(duplicates), 1);
+  return batch.run();
+}
+
+// Adagrad-DA on the indexed rows; step enters every touched row (TensorFlow's global step + 1).
+bool sparse_da_update(py::handle table, py::handle indices, py::handle values, py::handle grad_sum, py::handle state,
+                      py::handle step, py::handle lr, py::handle l1, py::handle l2, py::handle duplicates,
+                      py::handle nonfinite) {
+  const std::int64_t t = checked_step(step);
+  const DenseOptions o = checked_rule_options(Rule::dual_averaging, lr, l1, l2, nowhere);
+  StepBatch batch(nonfinite_mode(nonfinite));
+  batch.add_sparse(table, indices, values, state, TensorName{py::none(), TensorName::kSparseArguments}, o,
+                   duplicates_mode(duplicates), t, -1, grad_sum);
+  return batch.run();
+}
+
 // The benchmark's memory ceiling of sparse_update: the same validation, grouping of repeated rows,
 // prefetch and threads, with the row update reduced to state += g, row += g.
 void sparse_stream_ceiling(py::handle table, py::handle indices, py::handle values, py::handle state) {
@@ -56,6 +78,14 @@ void register_sparse(py::module_& m) {
         "clip_norm_per_tensor"_a = py::none(), "clip_value"_a = py::none(),
         "Sparse Adagrad update of the indexed rows of a table, in place. Validated by adagrad.sparse_update. "
         "Returns False if skipped (nonfinite='skip' and the values are not finite).");
+  m.def("sparse_proximal_update", &sparse_proximal_update, "table"_a, "indices"_a, "values"_a, "state"_a, "lr"_a,
+        "l1"_a, "l2"_a, "duplicates"_a, "nonfinite"_a = "propagate",
+        "Sparse Proximal Adagrad update of the indexed rows of a table, in place. Validated by "
+        "adagrad.sparse_proximal_update. Returns False if skipped (nonfinite='skip', values not finite).");
+  m.def("sparse_da_update", &sparse_da_update, "table"_a, "indices"_a, "values"_a, "grad_sum"_a, "state"_a, "step"_a,
+        "lr"_a, "l1"_a, "l2"_a, "duplicates"_a, "nonfinite"_a = "propagate",
+        "Sparse Adagrad-DA update of the indexed rows of a table, in place. Validated by adagrad.sparse_da_update. "
+        "Returns False if skipped (nonfinite='skip', values not finite).");
   m.def("sparse_stream_ceiling", &sparse_stream_ceiling, "table"_a, "indices"_a, "values"_a, "state"_a,
         "Benchmark ceiling of sparse_update (element-wise state): the same traffic and schedule, one add per "
         "element instead of the update.");

@@ -19,11 +19,13 @@ constexpr std::size_t kChunkElements = std::size_t{1} << 14;
 void run_range(const KernelTable& k, const DenseTensor& t, std::size_t begin, std::size_t end) {
   const std::size_t n = end - begin;
   if (t.dtype == Dtype::f32) {
+    auto* grad_sum = static_cast<float*>(t.grad_sum);
     k.dense_f32.fn[t.variant](static_cast<float*>(t.param) + begin, static_cast<const float*>(t.grad) + begin,
-                              static_cast<float*>(t.sum) + begin, n, t.c32);
+                              static_cast<float*>(t.sum) + begin, grad_sum ? grad_sum + begin : nullptr, n, t.c32);
   } else {
+    auto* grad_sum = static_cast<double*>(t.grad_sum);
     k.dense_f64.fn[t.variant](static_cast<double*>(t.param) + begin, static_cast<const double*>(t.grad) + begin,
-                              static_cast<double*>(t.sum) + begin, n, t.c64);
+                              static_cast<double*>(t.sum) + begin, grad_sum ? grad_sum + begin : nullptr, n, t.c64);
   }
 }
 
@@ -34,10 +36,10 @@ bool span_finite(const KernelTable& k, const GradSpan& s, std::size_t begin, std
 
 }  // namespace
 
-DenseTensor make_dense_tensor(Dtype dtype, void* param, const void* grad, void* sum, std::size_t n,
+DenseTensor make_dense_tensor(Dtype dtype, void* param, const void* grad, void* sum, void* grad_sum, std::size_t n,
                               const DenseOptions& options, std::int64_t step) {
   const int variant = dtype == Dtype::f32 ? dense_variant<float>(options) : dense_variant<double>(options);
-  DenseTensor t{dtype, variant, param, grad, sum, n, {}, {}};
+  DenseTensor t{dtype, variant, param, grad, sum, grad_sum, n, {}, {}};
   if (dtype == Dtype::f32) {
     t.c32 = dense_coeffs<float>(options, step);
   } else {

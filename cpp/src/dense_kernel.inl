@@ -11,6 +11,13 @@
 //   theta <- theta * (1 - clr*wd)        decoupled weight decay (factor rounded once)
 //   s <- fma(g, g, s)
 //   theta <- theta - (clr * g) / (sqrt(s) + eps)     or / sqrt(s + eps) with eps inside the root
+// The composite rules (SEMANTICS.md section 4; no loss scale, clip or weight decay), per element:
+//   Proximal Adagrad:  s <- fma(g, g, s);  eta <- lr / sqrt(s);  v <- fma(-eta, g, theta)
+//                      v <- copysign(max(fma(-eta, l1, |v|), 0), v)       if l1 > 0
+//                      theta <- v / fma(eta, l2, 1)
+//   Adagrad-DA:        a <- a + g;  s <- fma(g, g, s)
+//                      theta <- -copysign((lr * max(|a| - l1_step, 0)) / (sqrt(s) + l2_step_lr), a)
+//                      (l1_step = T(step) * l1, l2_step_lr = l2 * (T(step) * lr): TensorFlow's constants)
 // The vector body and the scalar tail perform the same IEEE operations, so chunk boundaries,
 // thread counts and instruction sets never change a bit.
 #pragma once
@@ -28,6 +35,7 @@ namespace {
 template <class O>
 struct DenseConsts {
   typename O::R clr, eps, wd, decay, scale, inv_scale, clip_scale, clip_lo, clip_hi;
+  typename O::R lr, l1, l2, l1_step, l2_step_lr, zero, one;
   explicit DenseConsts(const DenseCoeffs<typename O::T>& c)
       : clr(O::set1(c.clr)),
         eps(O::set1(c.eps)),
@@ -37,7 +45,14 @@ struct DenseConsts {
         inv_scale(O::set1(c.inv_grad_scale)),
         clip_scale(O::set1(c.clip_scale)),
         clip_lo(O::set1(c.clip_lo)),
-        clip_hi(O::set1(c.clip_hi)) {}
+        clip_hi(O::set1(c.clip_hi)),
+        lr(O::set1(c.lr)),
+        l1(O::set1(c.l1)),
+        l2(O::set1(c.l2)),
+        l1_step(O::set1(c.l1_step)),
+        l2_step_lr(O::set1(c.l2_step_lr)),
+        zero(O::set1(typename O::T(0))),
+        one(O::set1(typename O::T(1))) {}
 };
 
 // g / grad_scale (GradScaleMode in hyper.hpp), then clipped (ClipRule), or g itself.
@@ -68,6 +83,43 @@ inline __attribute__((always_inline)) void dense_apply(typename O::R& p, typenam
   p = O::sub(p, O::div(O::mul(k.clr, g), denom));
 }
 
+// max(0, x) is written max(zero, x): x86's max gives its second operand when either is NaN, so a
+// NaN stays NaN (SimdOps::max on every ISA).
+template <class O, bool kL1>
+inline __attribute__((always_inline)) void proximal_apply(typename O::R& p, typename O::R g, typename O::R& s,
+                                                          const DenseConsts<O>& k) {
+  s = O::fmadd(g, g, s);
+  const typename O::R eta = O::div(k.lr, O::sqrt(s));
+  const typename O::R minus_eta = O::neg(eta);
+  typename O::R v = O::fmadd(minus_eta, g, p);
+  if constexpr (kL1) v = O::copysign(O::max(k.zero, O::fmadd(minus_eta, k.l1, O::abs(v))), v);
+  p = O::div(v, O::fmadd(eta, k.l2, k.one));
+}
+
+template <class O>
+inline __attribute__((always_inline)) void dual_averaging_apply(typename O::R& p, typename O::R g, typename O::R& s,
+                                                                typename O::R& a, const DenseConsts<O>& k) {
+  a = O::add(a, g);
+  s = O::fmadd(g, g, s);
+  const typename O::R shrunk = O::max(k.zero, O::sub(O::abs(a), k.l1_step));
+  const typename O::R denom = O::add(O::sqrt(s), k.l2_step_lr);
+  p = O::neg(O::copysign(O::div(O::mul(k.lr, shrunk), denom), a));
+}
+
+// One group of lanes of any rule's update: p, s (and a, the grad sum, for Adagrad-DA) in and out.
+template <class O, int kVariant>
+inline __attribute__((always_inline)) void rule_apply(typename O::R& p, typename O::R g, typename O::R& s,
+                                                      typename O::R& a, const DenseConsts<O>& k) {
+  constexpr Rule kRule = variant_rule(kVariant);
+  if constexpr (kRule == Rule::adagrad) {
+    dense_apply<O, kVariant>(p, g, s, k);
+  } else if constexpr (kRule == Rule::proximal) {
+    proximal_apply<O, variant_l1(kVariant)>(p, g, s, k);
+  } else {
+    dual_averaging_apply<O>(p, g, s, a, k);
+  }
+}
+
 // How many leading elements run on the scalar path so that the vector loop's accesses to `p`
 // start on a 64-byte cache line. NumPy puts a big array 16 bytes past a page boundary, so without
 // this every AVX-512 load and store of a streaming pass straddles two lines (measured here, one
@@ -82,28 +134,46 @@ std::size_t head_to_cache_line(const typename V::T* p, std::size_t n) {
   return ((kLine - misalignment) % kLine) / sizeof(T);
 }
 
+// Elements [i, i + O::W) of one update: loads, the rule, stores (the grad sum only where the rule
+// has one).
+template <class O, int kVariant>
+inline __attribute__((always_inline)) void update_lanes(typename O::T* __restrict p, typename O::R g,
+                                                        typename O::T* __restrict s, typename O::T* __restrict a,
+                                                        const DenseConsts<O>& k) {
+  typename O::R pv = O::load(p);
+  typename O::R sv = O::load(s);
+  typename O::R av = sv;  // read by Adagrad-DA alone, which loads its own
+  if constexpr (variant_has_grad_sum(kVariant)) av = O::load(a);
+  rule_apply<O, kVariant>(pv, g, sv, av, k);
+  if constexpr (variant_has_grad_sum(kVariant)) O::store(a, av);
+  O::store(s, sv);
+  O::store(p, pv);
+}
+
+// grad_sum + offset where the rule has a grad sum; null (no arithmetic on a null pointer) otherwise.
+template <int kVariant, class T>
+inline __attribute__((always_inline)) T* grad_sum_row(T* grad_sum, std::size_t offset) {
+  if constexpr (variant_has_grad_sum(kVariant)) {
+    return grad_sum + offset;
+  } else {
+    return nullptr;
+  }
+}
+
 template <class V, int kVariant>
 void dense_loop(typename V::T* __restrict param, const typename V::T* __restrict grad,
-                typename V::T* __restrict sum, std::size_t n, const DenseCoeffs<typename V::T>& c) {
+                typename V::T* __restrict sum, typename V::T* __restrict grad_sum, std::size_t n,
+                const DenseCoeffs<typename V::T>& c) {
   using S = ScalarVec<typename V::T>;
   const DenseConsts<S> ks(c);
-  auto scalar = [&](std::size_t i) {
-    typename S::R p = param[i];
-    typename S::R s = sum[i];
-    dense_apply<S, kVariant>(p, grad[i], s, ks);
-    sum[i] = s;
-    param[i] = p;
-  };
+  const auto grad_sum_at = [&](std::size_t i) { return grad_sum_row<kVariant>(grad_sum, i); };
+  auto scalar = [&](std::size_t i) { update_lanes<S, kVariant>(param + i, grad[i], sum + i, grad_sum_at(i), ks); };
   std::size_t i = 0;
   if constexpr (V::W > 1) {
     for (const std::size_t head = head_to_cache_line<V>(param, n); i < head; ++i) scalar(i);
     const DenseConsts<V> kv(c);
     for (; i + V::W <= n; i += V::W) {
-      typename V::R p = V::load(param + i);
-      typename V::R s = V::load(sum + i);
-      dense_apply<V, kVariant>(p, V::load(grad + i), s, kv);
-      V::store(sum + i, s);
-      V::store(param + i, p);
+      update_lanes<V, kVariant>(param + i, V::load(grad + i), sum + i, grad_sum_at(i), kv);
     }
   }
   for (; i < n; ++i) scalar(i);
@@ -112,7 +182,7 @@ void dense_loop(typename V::T* __restrict param, const typename V::T* __restrict
 // The memory ceiling: sum += grad, param += grad. Same bytes moved as the update, one add each.
 template <class V>
 void stream_loop(typename V::T* __restrict param, const typename V::T* __restrict grad,
-                 typename V::T* __restrict sum, std::size_t n, const DenseCoeffs<typename V::T>&) {
+                 typename V::T* __restrict sum, typename V::T*, std::size_t n, const DenseCoeffs<typename V::T>&) {
   std::size_t i = 0;
   if constexpr (V::W > 1) {
     for (const std::size_t head = head_to_cache_line<V>(param, n); i < head; ++i) {
@@ -225,9 +295,18 @@ void rowwise_row(typename V::T* __restrict param, typename V::T* __restrict grad
   for (; i < d; ++i) apply(S{}, i);
 }
 
+template <class V, int kVariant>
+constexpr DenseFn<typename V::T> dense_kernel() {
+  if constexpr (kVariant == kStreamVariant) {
+    return &stream_loop<V>;
+  } else {
+    return &dense_loop<V, kVariant>;
+  }
+}
+
 template <class V, std::size_t... I>
 constexpr DenseVariants<typename V::T> dense_variants(std::index_sequence<I...>) {
-  return {{&dense_loop<V, static_cast<int>(I)>..., &stream_loop<V>}};
+  return {{dense_kernel<V, static_cast<int>(I)>()...}};
 }
 
 }  // namespace

@@ -19,6 +19,11 @@ void require_finite_non_negative(double value, const char* name) {
 
 void validate(const DenseOptions& o) {
   require_finite_non_negative(o.lr, "lr");
+  if (o.rule != Rule::adagrad) {
+    require_finite_non_negative(o.l1, "l1");
+    require_finite_non_negative(o.l2, "l2");
+    return;
+  }
   require_finite_non_negative(o.lr_decay, "lr_decay");
   require_finite_non_negative(o.weight_decay, "weight_decay");
   require_finite_non_negative(o.eps, "eps");
@@ -79,6 +84,8 @@ Clip<T> clip_of(const DenseOptions& o) {
 
 template <class T>
 int dense_variant(const DenseOptions& o) {
+  if (o.rule == Rule::proximal) return kProximalVariant + (o.l1 > 0.0 ? 1 : 0);
+  if (o.rule == Rule::dual_averaging) return kDualAveragingVariant;
   WeightDecayMode wd = WeightDecayMode::none;
   if (o.weight_decay != 0.0) wd = o.decoupled_weight_decay ? WeightDecayMode::decoupled : WeightDecayMode::coupled;
   return dense_variant(o.maximize, wd, o.eps_inside_sqrt, grad_scale_mode(o), clip_of<T>(o).applies);
@@ -108,9 +115,14 @@ DenseCoeffs<T> dense_coeffs(const DenseOptions& o, std::int64_t step) {
   // The loss scale as torch's fused kernel sees it: a float32 value, converted to T.
   const T grad_scale = static_cast<T>(static_cast<float>(o.scale_grads ? o.grad_scale : 1.0));
   const Clip<T> clip = clip_of<T>(o);
+  // Adagrad-DA's constants as TensorFlow's ApplyAdagradDA forms them: the step converted to T, then
+  // each product rounded in T.
+  const auto lr = static_cast<T>(o.lr), l1 = static_cast<T>(o.l1), l2 = static_cast<T>(o.l2);
+  const auto t = static_cast<T>(step);
   return {static_cast<T>(clr), static_cast<T>(o.eps), static_cast<T>(o.weight_decay), static_cast<T>(decay),
           grad_scale,          T(1) / grad_scale,     clip.scale,                     clip.lo,
-          clip.hi};
+          clip.hi,             lr,                    l1,                             l2,
+          t * l1,              l2 * (t * lr)};
 }
 
 template DenseCoeffs<float> dense_coeffs<float>(const DenseOptions&, std::int64_t);

@@ -11,7 +11,7 @@ namespace {
 
 template <class VF32, class VF64>
 constexpr KernelTable make_kernel_table(const char* name) {
-  constexpr auto variants = std::make_index_sequence<kDenseVariants>{};
+  constexpr auto variants = std::make_index_sequence<kKernelVariants>{};
   return {name,
           dense_variants<VF32>(variants),
           dense_variants<VF64>(variants),

@@ -134,6 +134,7 @@ SparseTask<T> task_for(const SparseProblem& p, const DenseCoeffs<T>& coeffs, Par
   w.scratch.resize(std::max<std::size_t>(p.dim, 16) * sizeof(T));  // at least one register (floor_rows)
   return {static_cast<T*>(p.table),
           static_cast<T*>(p.state),
+          static_cast<T*>(p.grad_sum),
           static_cast<const T*>(p.values),
           p.dim,
           &coeffs,

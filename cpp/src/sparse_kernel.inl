@@ -43,34 +43,32 @@ inline __attribute__((always_inline)) bool owns(const SparseTask<T>& t, std::uin
 }
 
 // One group of lanes of the update (or, for kStreamVariant, the ceiling's state += g, row += g).
+// a: the grad sum's lanes (Adagrad-DA), else null.
 template <class O, int kVariant>
 inline __attribute__((always_inline)) void apply_lanes(typename O::T* __restrict p, typename O::R g,
-                                                       typename O::T* __restrict s, const DenseConsts<O>& k) {
-  typename O::R pv = O::load(p);
-  typename O::R sv = O::load(s);
+                                                       typename O::T* __restrict s, typename O::T* __restrict a,
+                                                       const DenseConsts<O>& k) {
   if constexpr (kVariant == kStreamVariant) {
-    sv = O::add(sv, g);
-    pv = O::add(pv, g);
+    O::store(s, O::add(O::load(s), g));
+    O::store(p, O::add(O::load(p), g));
   } else {
-    dense_apply<O, kVariant>(pv, g, sv, k);
+    update_lanes<O, kVariant>(p, g, s, a, k);
   }
-  O::store(s, sv);
-  O::store(p, pv);
 }
 
 // The dense update of one row of d elements with gradient g. kFromZero: the gradient is +0 + g,
 // a sum of one occurrence from +0 (it differs from g only for g = -0, and then so may the result).
 template <class V, int kVariant, bool kFromZero>
 inline __attribute__((always_inline)) void update_row(typename V::T* __restrict p, const typename V::T* __restrict g,
-                                                      typename V::T* __restrict s, std::size_t d,
-                                                      const DenseConsts<V>& kv,
+                                                      typename V::T* __restrict s, typename V::T* __restrict a,
+                                                      std::size_t d, const DenseConsts<V>& kv,
                                                       const DenseConsts<ScalarVec<typename V::T>>& ks) {
   using T = typename V::T;
   auto one = [&](auto ops, const auto& k, std::size_t j) {
     using O = decltype(ops);
     typename O::R gv = O::load(g + j);
     if constexpr (kFromZero) gv = O::add(O::set1(T(0)), gv);
-    apply_lanes<O, kVariant>(p + j, gv, s + j, k);
+    apply_lanes<O, kVariant>(p + j, gv, s + j, grad_sum_row<kVariant>(a, j), k);
   };
   std::size_t j = 0;
   if constexpr (V::W > 1) {
@@ -109,6 +107,7 @@ inline __attribute__((always_inline)) void prefetch_unique(const SparseTask<T>& 
   const std::size_t r = t.rows[u];
   prefetch_lines<1>(t.table + r * d, d);
   prefetch_lines<1>(kRowwise ? t.state + r : t.state + r * d, kRowwise ? 1 : d);
+  if (t.grad_sum != nullptr) prefetch_lines<1>(t.grad_sum + r * d, d);
   for (std::uint32_t o = t.first[u]; o != kEndOfChain; o = t.next[o]) {
     prefetch_lines<0>(t.values + static_cast<std::size_t>(o) * d, d);
   }
@@ -126,12 +125,13 @@ void sum_rows(const SparseTask<typename V::T>& t) {
     if (u + kRowsAhead < t.unique) prefetch_unique<false>(t, u + kRowsAhead, d);
     const std::size_t r = t.rows[u];
     const std::uint32_t o = t.first[u];
+    T* const a = grad_sum_row<kVariant>(t.grad_sum, r * d);
     if (t.next[o] == kEndOfChain) {
-      update_row<V, kVariant, true>(t.table + r * d, t.values + static_cast<std::size_t>(o) * d, t.state + r * d, d,
-                                    kv, ks);
+      update_row<V, kVariant, true>(t.table + r * d, t.values + static_cast<std::size_t>(o) * d, t.state + r * d, a,
+                                    d, kv, ks);
     } else {
       sum_chain<V>(t.scratch, t.values, t.next, o, d);
-      update_row<V, kVariant, false>(t.table + r * d, t.scratch, t.state + r * d, d, kv, ks);
+      update_row<V, kVariant, false>(t.table + r * d, t.scratch, t.state + r * d, a, d, kv, ks);
     }
   }
 }
@@ -157,7 +157,8 @@ void sum_rows_fixed(const SparseTask<typename V::T>& t) {
     }
     const std::size_t r = t.rows[u];
     for (std::size_t q = 0; q < kRegs; ++q) {
-      apply_lanes<V, kVariant>(t.table + r * kD + q * V::W, g[q], t.state + r * kD + q * V::W, kv);
+      apply_lanes<V, kVariant>(t.table + r * kD + q * V::W, g[q], t.state + r * kD + q * V::W,
+                               grad_sum_row<kVariant>(t.grad_sum, r * kD + q * V::W), kv);
     }
   }
 }
@@ -174,6 +175,7 @@ inline __attribute__((always_inline)) void for_each_owned_occurrence(const Spars
       if (owns(t, next_row)) {
         prefetch_lines<1>(t.table + next_row * d, d);
         prefetch_lines<1>(kRowwise ? t.state + next_row : t.state + next_row * d, kRowwise ? 1 : d);
+        if (t.grad_sum != nullptr) prefetch_lines<1>(t.grad_sum + next_row * d, d);
         prefetch_lines<0>(t.values + (i + ahead) * d, d);
       }
     }
@@ -190,7 +192,8 @@ void sequential_rows(const SparseTask<typename V::T>& t) {
   const DenseConsts<V> kv(*t.coeffs);
   const DenseConsts<ScalarVec<T>> ks(*t.coeffs);
   for_each_owned_occurrence<false>(t, [&](std::size_t i, std::size_t r) {
-    update_row<V, kVariant, false>(t.table + r * d, t.values + i * d, t.state + r * d, d, kv, ks);
+    update_row<V, kVariant, false>(t.table + r * d, t.values + i * d, t.state + r * d,
+                                   grad_sum_row<kVariant>(t.grad_sum, r * d), d, kv, ks);
   });
 }
 
@@ -271,17 +274,34 @@ constexpr SparseFn<typename V::T> fixed_sum_kernel() {
 }
 
 template <class V, std::size_t kD, std::size_t... I>
-constexpr void fill_fixed(SparseFn<typename V::T> (&out)[kDenseVariants + 1], std::index_sequence<I...>) {
+constexpr void fill_fixed(SparseFn<typename V::T> (&out)[kKernelVariants], std::index_sequence<I...>) {
   ((out[I] = fixed_sum_kernel<V, static_cast<int>(I), kD>()), ...);
-  out[kDenseVariants] = fixed_sum_kernel<V, kStreamVariant, kD>();
+}
+
+// The kernel of one mode and variant: the ceiling has a sum schedule only, the row-wise modes are
+// Adagrad's only (null otherwise).
+template <class V, SparseMode kMode, int kVariant>
+constexpr SparseFn<typename V::T> sparse_kernel() {
+  constexpr bool kAdagrad = variant_rule(kVariant) == Rule::adagrad && kVariant != kStreamVariant;
+  if constexpr (kMode == SparseMode::sum) {
+    return &sum_rows<V, kVariant>;
+  } else if constexpr (kMode == SparseMode::sequential && kVariant != kStreamVariant) {
+    return &sequential_rows<V, kVariant>;
+  } else if constexpr (kMode == SparseMode::rowwise_sum && kAdagrad) {
+    return &rowwise_sum_rows<V, kVariant>;
+  } else if constexpr (kMode == SparseMode::rowwise_sequential && kAdagrad) {
+    return &rowwise_sequential_rows<V, kVariant>;
+  } else {
+    return nullptr;
+  }
 }
 
 template <class V, std::size_t... I>
 constexpr SparseVariants<typename V::T> sparse_variants(std::index_sequence<I...> variants) {
-  SparseVariants<typename V::T> table{{{&sum_rows<V, static_cast<int>(I)>..., &sum_rows<V, kStreamVariant>},
-                                       {&sequential_rows<V, static_cast<int>(I)>..., nullptr},
-                                       {&rowwise_sum_rows<V, static_cast<int>(I)>..., nullptr},
-                                       {&rowwise_sequential_rows<V, static_cast<int>(I)>..., nullptr}},
+  SparseVariants<typename V::T> table{{{sparse_kernel<V, SparseMode::sum, static_cast<int>(I)>()...},
+                                       {sparse_kernel<V, SparseMode::sequential, static_cast<int>(I)>()...},
+                                       {sparse_kernel<V, SparseMode::rowwise_sum, static_cast<int>(I)>()...},
+                                       {sparse_kernel<V, SparseMode::rowwise_sequential, static_cast<int>(I)>()...}},
                                       {},
                                       &floor_rows<V>};
   fill_fixed<V, kFixedDims[0]>(table.fixed_sum[0], variants);

@@ -1,13 +1,19 @@
-"""Checkpoint files of :class:`adagrad.Adagrad`: ``save`` (atomic) and ``load`` (all or nothing).
+"""Checkpoint files of the NumPy optimizers: ``save`` (atomic) and ``load`` (all or nothing).
 
 A checkpoint is a NumPy ``.npz`` archive (a zip of ``.npy`` files, no pickles) with the members
 
-- ``meta``: a 0-d str array, JSON: format name and version, the adagrad version that wrote it,
-  the step options (``nonfinite``, ``grad_scale``, the clip options), whether params are
-  included, and per param group its hyper-parameters and param keys (flat indices or names);
+- ``meta``: a 0-d str array, JSON: format name (one per optimizer class: "adagrad.Adagrad
+  checkpoint", ...) and version, the adagrad version that wrote it, the step options (Adagrad:
+  ``nonfinite``, ``grad_scale``, the clip options), whether params are included, and per param
+  group its hyper-parameters and param keys (flat indices or names);
 - ``steps``: int64, the step count of every param, in the order of the groups and their params;
-- ``sum_<j>``: the state sum of the j-th param (same order);
+- ``<state>_<j>``: each state array of the j-th param (same order), by the optimizer's state
+  names: ``sum_<j>`` for Adagrad and Proximal Adagrad, ``grad_sum_<j>`` and ``sum_<j>`` for
+  Adagrad-DA;
 - ``param_<j>``: the j-th param itself, only when saved with ``params=True``.
+
+The optimizer describes itself (its option, state and format names, its checks): this module
+imports none of them.
 """
 
 from __future__ import annotations
@@ -24,9 +30,8 @@ import numpy as np
 from . import _core
 
 if TYPE_CHECKING:
-    from .optimizer import Adagrad
+    from ._optimizer_core import Optimizer
 
-FORMAT = "adagrad.Adagrad checkpoint"
 VERSION = 2  # 2: the clip options; a version 1 file (none) loads as no clipping
 READS = (1, 2)
 _CLIP_DEFAULTS: dict[str, Any] = {
@@ -51,37 +56,36 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"cannot save hyper-parameter value {value!r} of type {type(value).__name__}")
 
 
-def _check_step_options(options: dict[str, Any]) -> None:
-    _core.check_step_options(options["nonfinite"], options.get("grad_scale"))
-    clip = {name: options.get(name, default) for name, default in _CLIP_DEFAULTS.items()}
-    _core.check_clip_options(clip["max_grad_norm"], clip["norm_type"], clip["clip_norm_per_tensor"], clip["clip_value"])
+def _step_options(opt: Optimizer, saved: dict[str, Any]) -> dict[str, Any]:
+    """The optimizer's step options as saved: a version 1 file has no clip options (none: no clip)."""
+    return {name: saved.get(name, _CLIP_DEFAULTS.get(name)) for name in opt.STEP_OPTION_NAMES}
 
 
-def _meta(opt: Adagrad, params: bool) -> dict[str, Any]:
-    from .optimizer import GROUP_DEFAULT_NAMES, STEP_OPTION_NAMES
+def _step_option_json(name: str, value: Any) -> Any:
+    # JSON has no infinity: the inf norm is saved as "inf", which norm_type also takes.
+    if name == "norm_type" and (value == "inf" or float(value) == float("inf")):
+        return "inf"
+    return _json_value(value)
 
-    norm_type = opt.norm_type
+
+def _meta(opt: Optimizer, params: bool) -> dict[str, Any]:
     return {
-        "format": FORMAT,
+        "format": opt.CHECKPOINT_FORMAT,
         "version": VERSION,
         "adagrad_version": _core.__version__,
         "params": params,
-        **{name: _json_value(getattr(opt, name)) for name in STEP_OPTION_NAMES if name != "norm_type"},
-        # JSON has no infinity: the inf norm is saved as "inf", which norm_type also takes.
-        "norm_type": "inf" if norm_type == "inf" or float(norm_type) == float("inf") else _json_value(norm_type),
+        **{name: _step_option_json(name, getattr(opt, name)) for name in opt.STEP_OPTION_NAMES},
         "param_groups": [
-            {**{name: _json_value(group[name]) for name in GROUP_DEFAULT_NAMES}, "keys": list(layout.keys)}
+            {**{name: _json_value(group[name]) for name in opt.GROUP_OPTION_NAMES}, "keys": list(layout.keys)}
             for group, layout in zip(opt.param_groups, opt._layouts)
         ],
     }
 
 
-def save(opt: Adagrad, path: Any, *, params: bool = False) -> None:
+def save(opt: Optimizer, path: Any, *, params: bool = False) -> None:
     if not isinstance(params, (bool, np.bool_)):
         raise TypeError(f"params must be a bool, got {type(params).__name__}")
-    from .optimizer import STEP_OPTION_NAMES
-
-    _check_step_options({name: getattr(opt, name) for name in STEP_OPTION_NAMES})  # what load() would refuse
+    opt._check_step_options({name: getattr(opt, name) for name in opt.STEP_OPTION_NAMES})  # what load() would refuse
     path = os.fsdecode(os.fspath(path))
     if not path:
         raise ValueError("the checkpoint path is empty")
@@ -93,8 +97,9 @@ def save(opt: Adagrad, path: Any, *, params: bool = False) -> None:
     }
     j = 0
     for group, layout in zip(opt.param_groups, opt._layouts):
-        for param, state_sum in zip(group["params"], layout.sums):
-            arrays[f"sum_{j}"] = state_sum
+        for i, param in enumerate(group["params"]):
+            for name in opt.STATE_NAMES:
+                arrays[f"{name}_{j}"] = layout.states[name][i]
             if params:
                 arrays[f"param_{j}"] = param
             j += 1
@@ -165,7 +170,7 @@ def _read(path: str) -> dict[str, np.ndarray]:
             raise ValueError(f"{path} is not a readable adagrad checkpoint: {reason}") from None
 
 
-def _meta_of(members: dict[str, np.ndarray], path: str) -> dict[str, Any]:
+def _meta_of(members: dict[str, np.ndarray], path: str, format_name: str) -> dict[str, Any]:
     raw = members.get("meta")
     if raw is None or raw.shape != () or raw.dtype.kind != "U":
         raise ValueError(f"{path} is not an adagrad checkpoint: no 'meta' member")
@@ -173,8 +178,11 @@ def _meta_of(members: dict[str, np.ndarray], path: str) -> dict[str, Any]:
         meta = json.loads(str(raw[()]))
     except ValueError as error:
         raise ValueError(f"{path} is not an adagrad checkpoint: its 'meta' is not JSON ({error})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an adagrad checkpoint (format {meta.get('format')!r}, expected {FORMAT!r})")
+    if not isinstance(meta, dict) or meta.get("format") != format_name:
+        raise ValueError(
+            f"{path} is not an adagrad checkpoint "
+            f"(format {meta.get('format') if isinstance(meta, dict) else None!r}, expected {format_name!r})"
+        )
     version = meta.get("version")
     if isinstance(version, bool) or not isinstance(version, int):
         raise ValueError(f"{path}: checkpoint format version must be an int, got {version!r}")
@@ -201,12 +209,10 @@ def _check_array(what: str, saved: np.ndarray | None, current: np.ndarray, path:
     return saved
 
 
-def load(opt: Adagrad, path: Any) -> None:
-    from .optimizer import GROUP_DEFAULT_NAMES, check_group_options
-
+def load(opt: Optimizer, path: Any) -> None:
     path = os.fsdecode(os.fspath(path))
     members = _read(path)
-    meta = _meta_of(members, path)
+    meta = _meta_of(members, path, opt.CHECKPOINT_FORMAT)
 
     # 1. Check everything; nothing is modified before all checks pass.
     saved_groups = meta["param_groups"]
@@ -214,8 +220,9 @@ def load(opt: Adagrad, path: Any) -> None:
         raise ValueError(
             f"{path}: checkpoint has {len(saved_groups)} param groups, this optimizer {len(opt.param_groups)}"
         )
+    step_options = _step_options(opt, meta)
     try:
-        _check_step_options(meta)
+        opt._check_step_options(step_options)
     except (TypeError, ValueError) as error:
         raise type(error)(f"{path}: checkpoint {error}") from None
     expected = {"meta", "steps"}
@@ -234,17 +241,25 @@ def load(opt: Adagrad, path: Any) -> None:
         if not isinstance(saved, dict) or saved.get("keys") != layout.keys:
             held = saved.get("keys") if isinstance(saved, dict) else saved
             raise ValueError(f"{where}holds params {held!r}, this optimizer {layout.keys!r}")
-        missing = [name for name in GROUP_DEFAULT_NAMES if name not in saved]
+        missing = [name for name in opt.GROUP_OPTION_NAMES if name not in saved]
         if missing:
             raise ValueError(f"{where}has no {missing[0]!r}")
-        chosen = {name: saved[name] for name in GROUP_DEFAULT_NAMES}
-        check_group_options({**group, **chosen}, where)
-        if chosen["rowwise"] != group["rowwise"]:
-            raise ValueError(f"{where}has rowwise={chosen['rowwise']}, this optimizer rowwise={group['rowwise']}")
+        chosen = {name: saved[name] for name in opt.GROUP_OPTION_NAMES}
+        opt._check_group({**group, **chosen}, where)
+        for fixed in opt.SHAPE_OPTION_NAMES:
+            if chosen[fixed] != group[fixed]:
+                raise ValueError(f"{where}has {fixed}={chosen[fixed]}, this optimizer {fixed}={group[fixed]}")
         options.append(chosen)
         for i, param in enumerate(group["params"]):
             name = layout.labels[i]
-            entries = [(f"sum_{j}", f"state sum of {name}", layout.sums[i])]
+            entries = [
+                (
+                    f"{state}_{j}",
+                    f"{'state sum' if state == 'sum' else state.replace('_', ' ')} of {name}",
+                    layout.states[state][i],
+                )
+                for state in opt.STATE_NAMES
+            ]
             if meta["params"]:
                 entries.append((f"param_{j}", f"param {name}", param))
             for member, what, destination in entries:
@@ -266,7 +281,5 @@ def load(opt: Adagrad, path: Any) -> None:
         group.update(chosen)
         layout.steps[...] = steps[j : j + len(layout.keys)]
         j += len(layout.keys)
-    opt.nonfinite = meta["nonfinite"]
-    opt.grad_scale = meta.get("grad_scale")
-    for name, default in _CLIP_DEFAULTS.items():
-        setattr(opt, name, meta.get(name, default))
+    for name, value in step_options.items():
+        setattr(opt, name, value)

@@ -30,6 +30,51 @@ def check_clip_options(
     clip_value: float | None,
 ) -> None: ...
 def check_params(params: Sequence[np.ndarray], labels: Sequence[str]) -> None: ...
+def check_rule_options(rule: str, lr: float, l1: float, l2: float) -> None: ...
+def proximal_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    state_sum: np.ndarray,
+    lr: float,
+    l1: float,
+    l2: float,
+    nonfinite: str = "propagate",
+) -> bool: ...
+def da_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    grad_sum: np.ndarray,
+    state_sum: np.ndarray,
+    step: int,
+    lr: float,
+    l1: float,
+    l2: float,
+    nonfinite: str = "propagate",
+) -> bool: ...
+def sparse_proximal_update(
+    table: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    state: np.ndarray,
+    lr: float,
+    l1: float,
+    l2: float,
+    duplicates: str,
+    nonfinite: str = "propagate",
+) -> bool: ...
+def sparse_da_update(
+    table: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    grad_sum: np.ndarray,
+    state: np.ndarray,
+    step: int,
+    lr: float,
+    l1: float,
+    l2: float,
+    duplicates: str,
+    nonfinite: str = "propagate",
+) -> bool: ...
 def update(
     param: np.ndarray,
     grad: np.ndarray,

@@ -13,7 +13,7 @@ In every shape a grad may be None: that param is skipped this step (its step cou
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 import numpy as np
@@ -28,8 +28,10 @@ class GroupLayout:
     keys: list[Key]
     by_name: bool  # the group's params came as a dict
     labels: list[str]
-    sums: list[np.ndarray]
+    sums: list[np.ndarray]  # states["sum"]
     steps: np.ndarray  # int64, updates done so far per param
+    # Every state array per param by name (the rule's STATE_NAMES), "sum" among them.
+    states: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
 def _is_group_dict(obj: Any) -> bool:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _checkpoint, _core
+from . import _core
 from ._core import NonFiniteGradError
-from ._groups import GroupLayout, check_unique_keys, grads_per_group, group_params, label, split_groups
+from ._groups import GroupLayout
 from ._memory import full_like_at_same_line_offset
+from ._optimizer_core import Optimizer, check_duplicates, check_initial_value
 
 __all__ = ["Adagrad", "NonFiniteGradError", "SparseGrad"]
 
@@ -39,22 +39,13 @@ def check_group_options(group: Mapping[str, Any], where: str) -> None:
         _core.check_options(*(group[name] for name in OPTION_NAMES))
     except (TypeError, ValueError) as error:
         raise type(error)(f"{where}{error}") from None
-    initial = group["initial_accumulator_value"]
-    if isinstance(initial, bool) or not isinstance(initial, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{where}initial_accumulator_value must be a real number, got {type(initial).__name__}")
-    try:
-        finite = math.isfinite(initial)
-    except OverflowError:  # an int beyond float range
-        finite = False
-    if not finite or initial < 0:
-        raise ValueError(f"{where}initial_accumulator_value must be a finite number >= 0, got {initial}")
+    check_initial_value(group["initial_accumulator_value"], "initial_accumulator_value", where, positive=False)
     if not isinstance(group["rowwise"], (bool, np.bool_)):
         raise TypeError(f"{where}rowwise must be a bool, got {type(group['rowwise']).__name__}")
-    if group["duplicates"] not in ("sum", "sequential"):
-        raise ValueError(f"{where}duplicates must be 'sum' or 'sequential', got {group['duplicates']!r}")
+    check_duplicates(group, where)
 
 
-class Adagrad:
+class Adagrad(Optimizer):
     r"""Adagrad over NumPy arrays, updated in place by one native call per step.
 
     For each parameter array :math:`\theta` with state sum :math:`s` and step count :math:`t`,
@@ -181,96 +172,81 @@ class Adagrad:
         clip_norm_per_tensor: float | None = None,
         clip_value: float | None = None,
     ) -> None:
-        self.defaults: dict[str, Any] = {
-            "lr": lr,
-            "lr_decay": lr_decay,
-            "weight_decay": weight_decay,
-            "eps": eps,
-            "maximize": maximize,
-            "decoupled_weight_decay": decoupled_weight_decay,
-            "eps_inside_sqrt": eps_inside_sqrt,
-            "initial_accumulator_value": initial_accumulator_value,
-            "rowwise": rowwise,
-            "duplicates": duplicates,
-        }
-        check_group_options(self.defaults, "")
-        _core.check_step_options(nonfinite, grad_scale)
-        _core.check_clip_options(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value)
-        self.nonfinite = nonfinite
-        self.grad_scale = grad_scale
-        self.max_grad_norm = max_grad_norm
-        self.norm_type = norm_type
-        self.clip_norm_per_tensor = clip_norm_per_tensor
-        self.clip_value = clip_value
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "lr_decay": lr_decay,
+                "weight_decay": weight_decay,
+                "eps": eps,
+                "maximize": maximize,
+                "decoupled_weight_decay": decoupled_weight_decay,
+                "eps_inside_sqrt": eps_inside_sqrt,
+                "initial_accumulator_value": initial_accumulator_value,
+                "rowwise": rowwise,
+                "duplicates": duplicates,
+            },
+            {
+                "nonfinite": nonfinite,
+                "grad_scale": grad_scale,
+                "max_grad_norm": max_grad_norm,
+                "norm_type": norm_type,
+                "clip_norm_per_tensor": clip_norm_per_tensor,
+                "clip_value": clip_value,
+            },
+        )
         # The norm of all grads of the last step with max_grad_norm or clip_norm_per_tensor set.
         self.last_grad_norm: float | None = None
-        groups, self._as_groups = split_groups(params)
-        self.param_groups: list[dict[str, Any]] = []
-        self._layouts: list[GroupLayout] = []
-        self.state: dict[Any, dict[str, np.ndarray]] = {}
 
-        all_arrays: list[Any] = []
-        all_keys: list[Any] = []
-        for index, given in enumerate(groups):
-            unknown = set(given) - set(GROUP_DEFAULT_NAMES) - {"params"}
-            if unknown:
-                raise TypeError(f"param group {index}: unknown option {sorted(unknown)[0]!r}")
-            group = {**self.defaults, **given}
-            check_group_options(group, f"param group {index}: ")
-            arrays, keys, by_name = group_params(group, first_index=len(all_keys))
-            group["params"] = arrays
-            if by_name:
-                group["param_names"] = list(keys)
-            self.param_groups.append(group)
-            self._layouts.append(GroupLayout(keys, by_name, [label(k) for k in keys], [], np.zeros(0, np.int64)))
-            all_arrays += arrays
-            all_keys += keys
-        check_unique_keys(k for k in all_keys if isinstance(k, str))
-        _core.check_params(all_arrays, [label(k) for k in all_keys])
+    # The step options (STEP_OPTION_NAMES), set by the core from the constructor's arguments.
+    grad_scale: float | None
+    max_grad_norm: float | None
+    norm_type: float | str
+    clip_norm_per_tensor: float | None
+    clip_value: float | None
 
-        for group, layout in zip(self.param_groups, self._layouts):
-            initial = group["initial_accumulator_value"]
-            if group["rowwise"]:
-                for p, name in zip(group["params"], layout.labels):
-                    if p.ndim != 2:
-                        raise ValueError(f"param {name} has shape {p.shape}: rowwise=True needs 2-D params (rows, dim)")
-                layout.sums = [np.full(p.shape[0], initial, p.dtype) for p in group["params"]]
-            else:
-                layout.sums = [full_like_at_same_line_offset(p, initial) for p in group["params"]]
-            layout.steps = np.zeros(len(layout.keys), np.int64)
-            for i, key in enumerate(layout.keys):
-                self.state[key] = {"sum": layout.sums[i], "step": layout.steps[i : i + 1].reshape(())}
+    GROUP_OPTION_NAMES = GROUP_DEFAULT_NAMES
+    STEP_OPTION_NAMES = STEP_OPTION_NAMES
+    SHAPE_OPTION_NAMES = ("rowwise",)
+    CHECKPOINT_FORMAT = "adagrad.Adagrad checkpoint"
 
-    def step(self, grads: Any) -> bool:
-        """One Adagrad update of every param whose grad is not None; grads mirror ``params``.
+    @classmethod
+    def _check_group(cls, group: Mapping[str, Any], where: str) -> None:
+        check_group_options(group, where)
 
-        Returns True if the update was applied; False if it was skipped (``nonfinite="skip"`` and a
-        grad holds a NaN or an infinity: nothing changed, step counts included).
-        """
-        if type(grads) in (list, tuple) and not self._as_groups and not self._layouts[0].by_name:
-            per_group: Any = (grads,)  # the common case; the native call checks the length
-        else:
-            per_group = grads_per_group(grads, self._layouts, self._as_groups)
-        # Options are read at every step, so that changes to param_groups take effect (schedulers).
-        return self._apply(
-            [
-                (
-                    group["params"],
-                    group_grads,
-                    layout.sums,
-                    layout.steps,
-                    layout.labels,
-                    group["lr"],
-                    group["lr_decay"],
-                    group["weight_decay"],
-                    group["eps"],
-                    group["maximize"],
-                    group["decoupled_weight_decay"],
-                    group["eps_inside_sqrt"],
-                    group["duplicates"],
-                )
-                for group, layout, group_grads in zip(self.param_groups, self._layouts, per_group)
-            ]
+    @classmethod
+    def _check_step_options(cls, options: Mapping[str, Any]) -> None:
+        _core.check_step_options(options["nonfinite"], options.get("grad_scale"))
+        _core.check_clip_options(
+            options.get("max_grad_norm"),
+            options.get("norm_type", 2.0),
+            options.get("clip_norm_per_tensor"),
+            options.get("clip_value"),
+        )
+
+    def _initial_states(self, group: Mapping[str, Any], param: np.ndarray, name: str) -> list[np.ndarray]:
+        initial = group["initial_accumulator_value"]
+        if not group["rowwise"]:
+            return [full_like_at_same_line_offset(param, initial)]
+        if param.ndim != 2:
+            raise ValueError(f"param {name} has shape {param.shape}: rowwise=True needs 2-D params (rows, dim)")
+        return [np.full(param.shape[0], initial, param.dtype)]
+
+    def _native_group(self, group: Mapping[str, Any], layout: GroupLayout, grads: Any) -> tuple[Any, ...]:
+        return (
+            group["params"],
+            grads,
+            layout.sums,
+            layout.steps,
+            layout.labels,
+            group["lr"],
+            group["lr_decay"],
+            group["weight_decay"],
+            group["eps"],
+            group["maximize"],
+            group["decoupled_weight_decay"],
+            group["eps_inside_sqrt"],
+            group["duplicates"],
         )
 
     def _apply(self, batches: list[tuple[Any, ...]]) -> bool:
@@ -287,107 +263,3 @@ class Adagrad:
             applied, self.last_grad_norm = result
             return applied is True
         return result is True
-
-    def state_dict(self) -> dict[str, Any]:
-        """A copy of the state: ``{"state": {key: {"step", "sum"}}, "param_groups": [...]}``."""
-        state = {
-            key: {"step": int(layout.steps[i]), "sum": layout.sums[i].copy()}
-            for layout in self._layouts
-            for i, key in enumerate(layout.keys)
-        }
-        groups = [
-            {
-                **{k: list(v) if isinstance(v, list) else v for k, v in group.items() if k != "params"},
-                "params": list(layout.keys),
-            }
-            for group, layout in zip(self.param_groups, self._layouts)
-        ]
-        return {"state": state, "param_groups": groups}
-
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore a ``state_dict()`` of an optimizer over the same params; all or nothing."""
-        if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
-            raise TypeError("state_dict must be a dict with 'state' and 'param_groups'")
-        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
-        if not isinstance(saved_groups, (list, tuple)) or not all(isinstance(g, Mapping) for g in saved_groups):
-            raise TypeError("state_dict 'param_groups' must be a list of dicts")
-        if not isinstance(saved_state, Mapping):
-            raise TypeError("state_dict 'state' must be a dict")
-        if len(saved_groups) != len(self.param_groups):
-            raise ValueError(
-                f"state_dict has {len(saved_groups)} param groups, this optimizer {len(self.param_groups)}"
-            )
-        for index, (saved, layout) in enumerate(zip(saved_groups, self._layouts)):
-            if list(saved.get("params", [])) != layout.keys:
-                raise ValueError(
-                    f"param group {index}: state_dict holds params {saved.get('params')}, expected {layout.keys}"
-                )
-            check_group_options({**self.param_groups[index], **saved}, f"state_dict param group {index}: ")
-            if "rowwise" in saved and saved["rowwise"] != self.param_groups[index]["rowwise"]:
-                raise ValueError(
-                    f"state_dict param group {index}: rowwise={saved['rowwise']}, "
-                    f"this optimizer rowwise={self.param_groups[index]['rowwise']}"
-                )
-            for i, key in enumerate(layout.keys):
-                _check_saved_entry(saved_state.get(key), layout.sums[i], layout.labels[i])
-
-        for saved, group, layout in zip(saved_groups, self.param_groups, self._layouts):
-            group.update({name: saved[name] for name in GROUP_DEFAULT_NAMES if name in saved})
-            for i, key in enumerate(layout.keys):
-                np.copyto(layout.sums[i], saved_state[key]["sum"])
-                layout.steps[i] = int(saved_state[key]["step"])
-
-    def save(self, path: Any, *, params: bool = False) -> None:
-        """Write the optimizer's state to ``path`` (a ``.npz`` file), atomically.
-
-        The file holds every state sum and step count, each group's hyper-parameters and param keys,
-        ``nonfinite``, ``grad_scale`` and the clip options, a format version, and with ``params=True`` the params too.
-        It is written to a temporary file in the same folder, flushed and fsync'ed, then renamed
-        over ``path`` (and the folder fsync'ed): a crash or a kill at any moment leaves either the
-        previous file or the new one, never a mix. (A kill can leave the temporary
-        ``.<name>.<random>.tmp`` behind; it is safe to delete.) The file is a plain NumPy ``.npz``
-        archive with no pickled objects. Resuming from it with :meth:`load` gives bit-identical
-        training to never stopping.
-        """
-        _checkpoint.save(self, path, params=params)
-
-    def load(self, path: Any) -> None:
-        """Restore a checkpoint written by :meth:`save` into this optimizer; all or nothing.
-
-        The optimizer must be built over the same params: the same groups, keys, shapes and
-        dtypes. Everything is read and checked (format and version, keys, shapes, dtypes, step
-        counts, hyper-parameters) before anything is changed; a mismatch raises ValueError (or
-        TypeError) saying what differs, and leaves the optimizer and its params untouched. If the
-        file holds the params (``save(..., params=True)``), they are copied into this optimizer's
-        params in place. Restores the groups' hyper-parameters, ``nonfinite``, ``grad_scale`` and the
-        clip options.
-        Pickled objects are refused (``allow_pickle=False``).
-        """
-        _checkpoint.load(self, path)
-
-    def __repr__(self) -> str:
-        lines = [f"{type(self).__name__} ("]
-        for index, group in enumerate(self.param_groups):
-            options = ", ".join(f"{name}={group[name]}" for name in GROUP_DEFAULT_NAMES)
-            lines.append(f"  param group {index}: {len(group['params'])} params, {options}")
-        lines.append("  " + ", ".join(f"{name}={getattr(self, name)!r}" for name in STEP_OPTION_NAMES))
-        return "\n".join(lines + [")"])
-
-
-def _check_saved_entry(entry: Any, current_sum: np.ndarray, name: str) -> None:
-    if not isinstance(entry, Mapping) or "sum" not in entry or "step" not in entry:
-        raise ValueError(f"state_dict has no 'sum' and 'step' for {name}")
-    saved_sum, saved_step = entry["sum"], entry["step"]
-    if not isinstance(saved_sum, np.ndarray):
-        raise TypeError(f"state_dict 'sum' of {name} must be a numpy.ndarray, got {type(saved_sum).__name__}")
-    if saved_sum.dtype != current_sum.dtype or saved_sum.shape != current_sum.shape:
-        raise ValueError(
-            f"state_dict 'sum' of {name} is {saved_sum.dtype}{list(saved_sum.shape)}, "
-            f"the param is {current_sum.dtype}{list(current_sum.shape)}"
-        )
-    if (
-        isinstance(saved_step, (bool, np.bool_))
-        or not isinstance(saved_step, (int, np.integer))
-        or not 0 <= int(saved_step) <= 2**63 - 2
-    ):
-        raise ValueError(f"state_dict 'step' of {name} must be an int from 0 to 2**63 - 2, got {saved_step!r}")

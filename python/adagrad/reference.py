@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from . import _core, optimizer
+from . import _core, composite_optimizers, optimizer
 from ._exact import fma
 
-__all__ = ["Adagrad", "grad_norms", "sparse_update", "update"]
+__all__ = [
+    "Adagrad",
+    "AdagradDA",
+    "ProximalAdagrad",
+    "da_update",
+    "grad_norms",
+    "proximal_update",
+    "sparse_da_update",
+    "sparse_proximal_update",
+    "sparse_update",
+    "update",
+]
 
 NORM_BLOCK = 1024  # elements per block of the 2-norm's sum of squares
 NORM_LANES = 64
@@ -373,6 +385,164 @@ def _rowwise_update(
         param -= (dtype(clr) * g) / denom
 
 
+def _check_rule_arrays(param: np.ndarray, *others: np.ndarray) -> None:
+    if any(a.dtype != param.dtype for a in others):
+        raise TypeError("the arrays must share one dtype")
+    if any(a.shape != param.shape for a in others):
+        raise ValueError("the arrays must share one shape")
+
+
+def _proximal(param: np.ndarray, g: np.ndarray, s: np.ndarray, *, lr: float, l1: float, l2: float) -> None:
+    """Proximal Adagrad, element-wise, every option decided (composite.proximal_update's formula)."""
+    dtype = param.dtype.type
+    with np.errstate(all="ignore"):
+        s[...] = fma(g, g, s)
+        eta = dtype(lr) / np.sqrt(s)
+        v = fma(-eta, g, param)
+        if l1 > 0:
+            v = np.copysign(np.maximum(fma(-eta, np.full_like(v, l1), np.abs(v)), dtype(0)), v)
+        param[...] = v / fma(eta, np.full_like(v, l2), np.ones_like(v))
+
+
+def _dual_averaging(
+    param: np.ndarray, g: np.ndarray, a: np.ndarray, s: np.ndarray, *, step: int, lr: float, l1: float, l2: float
+) -> None:
+    """Adagrad-DA, element-wise (composite.da_update's formula, TensorFlow's constants)."""
+    dtype = param.dtype.type
+    t = dtype(operator.index(step))
+    l1_t, l2_t = t * dtype(l1), dtype(l2) * (t * dtype(lr))
+    with np.errstate(all="ignore"):
+        a[...] = a + g
+        s[...] = fma(g, g, s)
+        shrunk = np.maximum(np.abs(a) - l1_t, dtype(0))
+        param[...] = -np.copysign((dtype(lr) * shrunk) / (np.sqrt(s) + l2_t), a)
+
+
+def _rule_rows(
+    rule: Any,
+    table: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    states: tuple[np.ndarray, ...],
+    duplicates: str,
+) -> None:
+    """A composite rule on the indexed rows: rule(param_row, g, *state_rows), as _sparse_update."""
+    rows = [int(i) for i in indices]
+    if not all(0 <= r < table.shape[0] for r in rows):
+        raise ValueError("index out of range")
+    if duplicates == "sequential":
+        for i, row in enumerate(rows):
+            rule(table[row], values[i].copy(), *(st[row] for st in states))
+        return
+    occurrences: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        occurrences.setdefault(row, []).append(i)
+    for row, where in occurrences.items():
+        g = np.zeros(table.shape[1], table.dtype)
+        with np.errstate(all="ignore"):
+            for i in where:
+                g = g + values[i]
+        rule(table[row], g, *(st[row] for st in states))
+
+
+def _check_rule(rule: str, lr: float, l1: float, l2: float, duplicates: str = "sum") -> None:
+    _core.check_rule_options(rule, lr, l1, l2)
+    if duplicates not in ("sum", "sequential"):
+        raise ValueError("duplicates must be 'sum' or 'sequential'")
+
+
+def proximal_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    state_sum: np.ndarray,
+    *,
+    lr: float,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    nonfinite: str = "propagate",
+) -> bool:
+    """Reference for :func:`adagrad.proximal_update`."""
+    _check_rule("proximal", lr, l1, l2)
+    _check_rule_arrays(param, grad, state_sum)
+    if not _all_finite([("grad", grad)], nonfinite):
+        return False
+    _proximal(param, grad, state_sum, lr=float(lr), l1=float(l1), l2=float(l2))
+    return True
+
+
+def sparse_proximal_update(
+    table: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    state: np.ndarray,
+    *,
+    lr: float,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    duplicates: str = "sum",
+    nonfinite: str = "propagate",
+) -> bool:
+    """Reference for :func:`adagrad.sparse_proximal_update`: one row at a time."""
+    _check_rule("proximal", lr, l1, l2, duplicates)
+    _check_rule_arrays(table, state)
+    if not _all_finite([("values", values)], nonfinite):
+        return False
+
+    def rule(p: np.ndarray, g: np.ndarray, s: np.ndarray) -> None:
+        _proximal(p, g, s, lr=float(lr), l1=float(l1), l2=float(l2))
+
+    _rule_rows(rule, table, indices, values, (state,), duplicates)
+    return True
+
+
+def da_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    grad_sum: np.ndarray,
+    state_sum: np.ndarray,
+    *,
+    step: int,
+    lr: float,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    nonfinite: str = "propagate",
+) -> bool:
+    """Reference for :func:`adagrad.da_update`."""
+    _check_rule("dual_averaging", lr, l1, l2)
+    _check_rule_arrays(param, grad, grad_sum, state_sum)
+    if not _all_finite([("grad", grad)], nonfinite):
+        return False
+    _dual_averaging(param, grad, grad_sum, state_sum, step=step, lr=float(lr), l1=float(l1), l2=float(l2))
+    return True
+
+
+def sparse_da_update(
+    table: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    grad_sum: np.ndarray,
+    state: np.ndarray,
+    *,
+    step: int,
+    lr: float,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    duplicates: str = "sum",
+    nonfinite: str = "propagate",
+) -> bool:
+    """Reference for :func:`adagrad.sparse_da_update`: one row at a time."""
+    _check_rule("dual_averaging", lr, l1, l2, duplicates)
+    _check_rule_arrays(table, grad_sum, state)
+    if not _all_finite([("values", values)], nonfinite):
+        return False
+
+    def rule(p: np.ndarray, g: np.ndarray, a: np.ndarray, s: np.ndarray) -> None:
+        _dual_averaging(p, g, a, s, step=step, lr=float(lr), l1=float(l1), l2=float(l2))
+
+    _rule_rows(rule, table, indices, values, (grad_sum, state), duplicates)
+    return True
+
+
 class Adagrad(optimizer.Adagrad):
     """Reference for :class:`adagrad.Adagrad`: the same params, state and API; each tensor is
     updated by :func:`update` above, one at a time, in a Python loop."""
@@ -418,3 +588,49 @@ class Adagrad(optimizer.Adagrad):
                     _update(param, grad, sums[i], **options_i)
                 steps[i] += 1
         return True
+
+
+def _apply_composite(opt: Any, batches: list[tuple[Any, ...]]) -> bool:
+    """The composite rules' step: every grad checked first, then each tensor by the functions above."""
+    named = [
+        (f"grad of {name}", grad[1] if isinstance(grad, tuple) else grad)
+        for _rule, _params, grads, *_states, labels, _lr, _l1, _l2, _dup in batches
+        for name, grad in zip(labels, grads)
+        if grad is not None
+    ]
+    if not _all_finite(named, opt.nonfinite):
+        return False
+    for rule, params, grads, sums, grad_sums, steps, _labels, lr, l1, l2, duplicates in batches:
+        for i, (param, grad) in enumerate(zip(params, grads)):
+            if grad is None:
+                continue
+            options: dict[str, Any] = {"lr": lr, "l1": l1, "l2": l2}
+            dense: Callable[..., bool]
+            sparse: Callable[..., bool]
+            if rule == "proximal":
+                states = [sums[i]]
+                dense, sparse = proximal_update, sparse_proximal_update
+            else:
+                states = [grad_sums[i], sums[i]]
+                dense, sparse = da_update, sparse_da_update
+                options["step"] = int(steps[i]) + 1
+            if isinstance(grad, tuple):
+                sparse(param, grad[0], grad[1], *states, duplicates=duplicates, **options)
+            else:
+                dense(param, grad, *states, **options)
+            steps[i] += 1
+    return True
+
+
+class ProximalAdagrad(composite_optimizers.ProximalAdagrad):
+    """Reference for :class:`adagrad.ProximalAdagrad`: each tensor by :func:`proximal_update`."""
+
+    def _apply(self, batches: list[tuple[Any, ...]]) -> bool:
+        return _apply_composite(self, batches)
+
+
+class AdagradDA(composite_optimizers.AdagradDA):
+    """Reference for :class:`adagrad.AdagradDA`: each tensor by :func:`da_update`."""
+
+    def _apply(self, batches: list[tuple[Any, ...]]) -> bool:
+        return _apply_composite(self, batches)

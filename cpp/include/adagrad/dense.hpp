@@ -17,12 +17,13 @@ struct DenseTensor {
   void* param;
   const void* grad;
   void* sum;
+  void* grad_sum;  // Adagrad-DA's sum of gradients, else null
   std::size_t n;
   DenseCoeffs<float> c32;   // used when dtype == f32
   DenseCoeffs<double> c64;  // used when dtype == f64
 };
 
-DenseTensor make_dense_tensor(Dtype dtype, void* param, const void* grad, void* sum, std::size_t n,
+DenseTensor make_dense_tensor(Dtype dtype, void* param, const void* grad, void* sum, void* grad_sum, std::size_t n,
                               const DenseOptions& options, std::int64_t step);
 
 // Calls with fewer elements in all run on the calling thread alone.

@@ -9,6 +9,11 @@ namespace adagrad {
 
 enum class WeightDecayMode : int { none = 0, coupled = 1, decoupled = 2 };
 
+// The update rules: Adagrad (section 1) and the paper's composite variants (section 4), Proximal
+// Adagrad (composite mirror descent) and Adagrad-DA (regularized dual averaging). One kernel body
+// per ISA serves them all; a rule is a few kernel variants (below) and its coefficients.
+enum class Rule : int { adagrad = 0, proximal = 1, dual_averaging = 2 };
+
 // Gradient clipping (SEMANTICS.md section 7), applied right after the loss scale is divided out:
 //   value:       g <- clamp(g, -threshold, threshold)                       (Keras clipvalue)
 //   global_norm: g <- g * c,  c = (1 / (norm + 1e-6)) * threshold, when c < 1 or NaN, with norm the
@@ -36,6 +41,11 @@ struct DenseOptions {
   ClipRule clip = ClipRule::none;
   double clip_threshold = 0.0;
   double clip_norm = 0.0;
+  // The rule (lr is every rule's; the options above it but lr are Adagrad's alone), and the composite
+  // rules' regularization: l1 (the shrinkage) and l2, both finite and >= 0.
+  Rule rule = Rule::adagrad;
+  double l1 = 0.0;
+  double l2 = 0.0;
 };
 
 // Throws std::invalid_argument naming the offending option (non-finite or negative; a grad_scale
@@ -67,6 +77,20 @@ constexpr WeightDecayMode variant_weight_decay(int v) { return static_cast<Weigh
 constexpr bool variant_eps_inside_sqrt(int v) { return (v / 6) % 2 == 1; }
 constexpr GradScaleMode variant_grad_scale(int v) { return static_cast<GradScaleMode>((v / 12) % 3); }
 constexpr bool variant_clip(int v) { return v / 36 == 1; }
+
+// After Adagrad's variants: the memory ceiling of the benchmarks, then the composite rules'.
+// Proximal Adagrad has two (l1 = 0: no shrinkage, as TensorFlow skips it), Adagrad-DA one (its
+// l1 = 0 gives the same bits through the general formula). fn[kKernelVariants] in the tables.
+constexpr int kStreamVariant = kDenseVariants;
+constexpr int kProximalVariant = kDenseVariants + 1;  // + 1 when l1 > 0
+constexpr int kDualAveragingVariant = kDenseVariants + 3;
+constexpr int kKernelVariants = kDenseVariants + 4;
+constexpr Rule variant_rule(int v) {
+  return v < kProximalVariant ? Rule::adagrad : (v < kDualAveragingVariant ? Rule::proximal : Rule::dual_averaging);
+}
+constexpr bool variant_l1(int v) { return v == kProximalVariant + 1; }
+// Rules with a second state array: Adagrad-DA's sum of gradients.
+constexpr bool variant_has_grad_sum(int v) { return variant_rule(v) == Rule::dual_averaging; }
 GradScaleMode grad_scale_mode(const DenseOptions& options);
 // The variant for a tensor of dtype T: the clip switch is on only where the clip, computed in T,
 // can change a grad (a norm within its bound costs nothing).
@@ -84,6 +108,11 @@ struct DenseCoeffs {
   T inv_grad_scale;  // 1 / grad_scale, exact when the mode is GradScaleMode::multiply
   T clip_scale;      // the clip transform (ClipRule): g <- clamp(g * clip_scale, clip_lo, clip_hi)
   T clip_lo, clip_hi;
+  // The composite rules (SEMANTICS.md section 4), each rounded once to T:
+  T lr;          // proximal, dual averaging: the rate
+  T l1, l2;      // proximal
+  T l1_step;     // dual averaging: T(step) * l1, the product in T (as TensorFlow's kernel)
+  T l2_step_lr;  // dual averaging: l2 * (T(step) * lr), the products in T
 };
 
 template <class T>

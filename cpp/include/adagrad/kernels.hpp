@@ -9,18 +9,17 @@
 
 namespace adagrad {
 
-// In place over contiguous buffers of n elements; param, grad and sum never overlap.
+// In place over contiguous buffers of n elements; param, grad, sum and grad_sum never overlap.
+// grad_sum: Adagrad-DA's sum of gradients (variant_has_grad_sum), otherwise unused (null).
 template <class T>
-using DenseFn = void (*)(T* param, const T* grad, T* sum, std::size_t n, const DenseCoeffs<T>& c);
+using DenseFn = void (*)(T* param, const T* grad, T* sum, T* grad_sum, std::size_t n, const DenseCoeffs<T>& c);
 
-// fn[0 .. kDenseVariants-1]: the update variants (hyper.hpp). fn[kStreamVariant]: the memory
-// ceiling for benchmarks, the same traffic with no arithmetic to speak of (read param, grad and
-// sum; write param and sum).
-constexpr int kStreamVariant = kDenseVariants;
-
+// fn[v] for every variant v of hyper.hpp: Adagrad's, then fn[kStreamVariant], the memory ceiling for
+// benchmarks (the same traffic with no arithmetic to speak of: read param, grad and sum; write param
+// and sum), then the composite rules'.
 template <class T>
 struct DenseVariants {
-  DenseFn<T> fn[kDenseVariants + 1];
+  DenseFn<T> fn[kKernelVariants];
 };
 
 // Sparse rows (sparse.hpp). One call of a sparse kernel updates the rows of one part of a table:
@@ -40,6 +39,7 @@ template <class T>
 struct SparseTask {
   T* table;          // rows x dim, C order
   T* state;          // rows x dim (element-wise) or rows (row-wise)
+  T* grad_sum;       // rows x dim: Adagrad-DA's sum of gradients (else null)
   const T* values;   // k x dim: occurrence o's gradient row is values + o * dim
   std::size_t dim;
   const DenseCoeffs<T>* coeffs;
@@ -77,12 +77,13 @@ constexpr int kFixedDimCount = 4;
 
 // fn[mode][variant], for any dim; fixed_sum[i][variant] for dim == kFixedDims[i] (mode sum). The
 // [kStreamVariant] entries of the sum modes are the benchmark's ceiling (the same schedule, with
-// state += g, row += g for the update). floor reads and writes each of the `unique` rows once (no
-// grouping, no arithmetic to speak of) and, when values is set, first reads k value rows.
+// state += g, row += g for the update). The row-wise modes are Adagrad's alone (null for the
+// composite rules). floor reads and writes each of the `unique` rows once (no grouping, no
+// arithmetic to speak of) and, when values is set, first reads k value rows.
 template <class T>
 struct SparseVariants {
-  SparseFn<T> fn[kSparseModes][kDenseVariants + 1];
-  SparseFn<T> fixed_sum[kFixedDimCount][kDenseVariants + 1];
+  SparseFn<T> fn[kSparseModes][kKernelVariants];
+  SparseFn<T> fixed_sum[kFixedDimCount][kKernelVariants];
   SparseFn<T> floor;
 };
 

@@ -24,6 +24,7 @@ struct SparseProblem {
   std::size_t k;
   const void* values;  // k x dim, C order
   void* state;         // rows x dim (element-wise) or rows (row-wise)
+  void* grad_sum;      // rows x dim: Adagrad-DA's sum of gradients (options.rule), else null
   bool rowwise;
   Duplicates duplicates;
   DenseOptions options;
@@ -36,8 +37,8 @@ struct SparseProblem {
   std::size_t value_rows = 0;  // rows of values: k, but for kFloorWithValuesVariant (any number)
 };
 
-constexpr int kFloorVariant = kDenseVariants + 1;
-constexpr int kFloorWithValuesVariant = kDenseVariants + 2;
+constexpr int kFloorVariant = kKernelVariants;
+constexpr int kFloorWithValuesVariant = kKernelVariants + 1;
 
 // indices[i], whichever of int32 / int64 they are.
 std::int64_t index_at(const SparseProblem& p, std::size_t i);

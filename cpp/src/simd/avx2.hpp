@@ -25,6 +25,10 @@ struct Avx2F32 {
   static R max(R a, R b) { return _mm256_max_ps(a, b); }  // b when either is NaN
   static R min(R a, R b) { return _mm256_min_ps(a, b); }
   static R abs(R a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  static R copysign(R a, R b) {
+    const R sign = _mm256_set1_ps(-0.0f);
+    return _mm256_or_ps(_mm256_andnot_ps(sign, a), _mm256_and_ps(sign, b));
+  }
 };
 
 struct Avx2F64 {
@@ -44,6 +48,10 @@ struct Avx2F64 {
   static R max(R a, R b) { return _mm256_max_pd(a, b); }
   static R min(R a, R b) { return _mm256_min_pd(a, b); }
   static R abs(R a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a); }
+  static R copysign(R a, R b) {
+    const R sign = _mm256_set1_pd(-0.0);
+    return _mm256_or_pd(_mm256_andnot_pd(sign, a), _mm256_and_pd(sign, b));
+  }
   static R load_f32(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
   static R round_to_f32(R a) { return _mm256_cvtps_pd(_mm256_cvtpd_ps(a)); }
 };

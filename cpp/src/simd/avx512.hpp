@@ -29,6 +29,11 @@ struct Avx512F32 {
   static R max(R a, R b) { return _mm512_max_ps(a, b); }  // b when either is NaN
   static R min(R a, R b) { return _mm512_min_ps(a, b); }
   static R abs(R a) { return _mm512_abs_ps(a); }
+  // Bit select (0xCA: mask ? b : a, the sign bit from b) in the integer domain, as neg: AVX512F alone.
+  static R copysign(R a, R b) {
+    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_set1_epi32(INT32_MIN), _mm512_castps_si512(b),
+                                                         _mm512_castps_si512(a), 0xCA));
+  }
 };
 
 struct Avx512F64 {
@@ -50,6 +55,10 @@ struct Avx512F64 {
   static R max(R a, R b) { return _mm512_max_pd(a, b); }
   static R min(R a, R b) { return _mm512_min_pd(a, b); }
   static R abs(R a) { return _mm512_abs_pd(a); }
+  static R copysign(R a, R b) {
+    return _mm512_castsi512_pd(_mm512_ternarylogic_epi64(_mm512_set1_epi64(INT64_MIN), _mm512_castpd_si512(b),
+                                                         _mm512_castpd_si512(a), 0xCA));
+  }
   static R load_f32(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
   static R round_to_f32(R a) { return _mm512_cvtps_pd(_mm512_cvtpd_ps(a)); }
 };

@@ -26,6 +26,7 @@ struct NeonF32 {
   static R max(R a, R b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
   static R min(R a, R b) { return vbslq_f32(vcltq_f32(a, b), a, b); }
   static R abs(R a) { return vabsq_f32(a); }
+  static R copysign(R a, R b) { return vbslq_f32(vdupq_n_u32(0x80000000u), b, a); }
 };
 
 struct NeonF64 {
@@ -45,6 +46,7 @@ struct NeonF64 {
   static R max(R a, R b) { return vbslq_f64(vcgtq_f64(a, b), a, b); }
   static R min(R a, R b) { return vbslq_f64(vcltq_f64(a, b), a, b); }
   static R abs(R a) { return vabsq_f64(a); }
+  static R copysign(R a, R b) { return vbslq_f64(vdupq_n_u64(0x8000000000000000ull), b, a); }
   static R load_f32(const float* p) { return vcvt_f64_f32(vld1_f32(p)); }
   static R round_to_f32(R a) { return vcvt_f64_f32(vcvt_f32_f64(a)); }
 };

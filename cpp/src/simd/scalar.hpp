@@ -47,6 +47,14 @@ struct ScalarVec {
       return __builtin_fabs(a);
     }
   }
+  // |a| with the sign of b.
+  static R copysign(R a, R b) {
+    if constexpr (sizeof(T) == 4) {
+      return __builtin_copysignf(a, b);
+    } else {
+      return __builtin_copysign(a, b);
+    }
+  }
   // double lanes only: W floats widened (exact), and a double rounded to float and back.
   static R load_f32(const float* p) { return static_cast<R>(*p); }
   static R round_to_f32(R a) { return static_cast<R>(static_cast<float>(a)); }
