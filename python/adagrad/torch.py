@@ -1,26 +1,33 @@
-r"""A drop-in ``torch.optim.Adagrad`` that runs the native kernel: ``adagrad.torch.Adagrad``.
+r"""Drop-in ``torch.optim`` optimizers that run the native kernel: ``adagrad.torch.Adagrad``,
+``adagrad.torch.ProximalAdagrad`` and ``adagrad.torch.AdagradDA``.
 
 Switch with one line::
 
     optimizer = adagrad.torch.Adagrad(model.parameters(), lr=0.01)   # was torch.optim.Adagrad(...)
 
 Dense CPU float32/float64 params are updated in place, zero-copy, by one native call per step
-for all of them, bit for bit ``torch.optim.Adagrad(fused=True)``. Sparse COO grads (``nn.Embedding``
-and ``nn.EmbeddingBag`` with ``sparse=True``, and any other layout) go through the sparse kernel in
-the same call. Importing this module runs adagrad's parallel steps on torch's OpenMP thread team
-(:func:`share_torch_threads`).
-Params on other devices or of other dtypes (float16, bfloat16, complex) are updated by torch's
-own single-tensor Adagrad, correct but not accelerated. Importing ``adagrad`` never needs torch;
-this module does (``pip install 'adagrad[torch]'``).
+for all of them; for Adagrad bit for bit ``torch.optim.Adagrad(fused=True)``, for the composite
+rules bit for bit :class:`adagrad.ProximalAdagrad` / :class:`adagrad.AdagradDA`. Sparse COO grads
+(``nn.Embedding`` and ``nn.EmbeddingBag`` with ``sparse=True``, and any other layout) go through
+the sparse kernel in the same call. Importing this module runs adagrad's parallel steps on torch's
+OpenMP thread team (:func:`share_torch_threads`).
+Params on other devices or of other dtypes (float16, bfloat16, complex) are updated by torch ops:
+torch's own single-tensor Adagrad for Adagrad, the rule's formula in plain torch ops for the
+composite rules; correct but not accelerated. Importing ``adagrad`` never needs torch; this module
+does (``pip install 'adagrad[torch]'``).
+
+The three share one adapter (``_NativeOptimizer``: plans, zero-copy views, sparse grads, state
+tables, ``state_dict``); each rule is its options and their checks, its state tensors, its native
+group tuple and its fallback.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar, cast
+from typing import Any, Callable, ClassVar, TypeVar, cast
 
 import numpy as np
 import torch
@@ -29,9 +36,10 @@ from torch.optim.adagrad import adagrad as _torch_adagrad
 from . import _core
 from ._torch_grads import NATIVE_DTYPES as _NATIVE_DTYPES
 from ._torch_grads import SparseRows, as_array, native_grads
+from .composite_optimizers import _check_rule_group
 from .optimizer import check_group_options
 
-__all__ = ["Adagrad", "share_torch_threads"]
+__all__ = ["Adagrad", "AdagradDA", "ProximalAdagrad", "share_torch_threads"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _not_traced = cast(Callable[[_F], _F], torch.compiler.disable)  # torch's decorator is untyped
@@ -59,17 +67,19 @@ class _GroupPlan:
     source: list[Any]  # the group's params list, to notice a replaced list
     params: list[torch.Tensor] = field(default_factory=list)  # natively updated, in group order
     param_arrays: list[np.ndarray] = field(default_factory=list)
-    sum_arrays: list[np.ndarray] = field(default_factory=list)
+    # The state arrays per state name (the rule's STATE_NAMES), one per natively updated param.
+    states: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    elementwise: list[bool] = field(default_factory=list)  # the states are shaped like the param
     orders: list[tuple[int, ...] | None] = field(default_factory=list)  # None: already C order
     pointers: list[int] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    fallback: list[torch.Tensor] = field(default_factory=list)  # torch's own Adagrad updates these
-    # The state entries, and the tensors in them, that the arrays above were made from: a step
-    # compares them by identity, so that a tensor the user put in the state is honoured.
+    fallback: list[torch.Tensor] = field(default_factory=list)  # torch ops update these
+    # The state entries, and the tensors in them (STATE_NAMES, then "step"), that the arrays above
+    # were made from: a step compares them by identity, so that a tensor the user put in the state
+    # is honoured.
     entries: list[dict[str, Any]] = field(default_factory=list)
-    entry_sums: list[torch.Tensor] = field(default_factory=list)
-    entry_steps: list[torch.Tensor] = field(default_factory=list)
+    entry_tensors: list[tuple[Any, ...]] = field(default_factory=list)
     sparse_seen: bool = False  # a grad was sparse: skip the all-dense fast path, whose failure costs ~10 us
 
 
@@ -91,10 +101,285 @@ class _StateTable(defaultdict):  # type: ignore[type-arg]
         return (defaultdict, (dict,), None, None, iter(self.items()))
 
 
+class _NativeOptimizer(torch.optim.Optimizer):
+    """What the torch drop-ins share, whatever their rule: per-group plans of zero-copy NumPy views
+    (rebuilt when a param, a state tensor or a group changes), sparse COO grads as rows, one native
+    call per step for all groups, params the kernel does not take handed to the rule's torch
+    fallback, state tables, ``state_dict`` / ``load_state_dict`` checked before anything changes.
+
+    A rule is a subclass: ``STATE_NAMES`` and the hooks ``_check_rule_group``, ``_initial_state``,
+    ``_native_group``, ``_check_fallback`` and ``_fallback_step`` (and, optionally,
+    ``_state_shape``, ``_check_sparse_view``, ``_native_step_args`` and ``_took_result``).
+    """
+
+    # The param's state tensors besides "step", in the order the native group tuple takes them.
+    STATE_NAMES: ClassVar[tuple[str, ...]] = ("sum",)
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        self._check_group(defaults, "")
+        self._plans: list[_GroupPlan] | None = None
+        super().__init__(params, defaults)
+        self.state = _StateTable(dict, self.state)
+        for group, labels in zip(self.param_groups, self._labels()):
+            for p, label in zip(group["params"], labels):
+                self._init_state(self.state[p], p, group, label)
+
+    # -- the rule's part ------------------------------------------------------------------------
+
+    @classmethod
+    def _check_rule_group(cls, group: Mapping[str, Any], where: str) -> None:
+        """TypeError / ValueError unless the group's options are valid (lr is a float here)."""
+        raise NotImplementedError
+
+    def _initial_state(self, p: torch.Tensor, group: Mapping[str, Any], label: str) -> dict[str, torch.Tensor]:
+        """The param's initial state tensors by STATE_NAMES ("step" is added)."""
+        raise NotImplementedError
+
+    def _state_shape(self, p: torch.Tensor, group: Mapping[str, Any]) -> tuple[int, ...]:
+        """The shape of the param's state tensors."""
+        return tuple(p.shape)
+
+    def _native_group(
+        self, group: Mapping[str, Any], plan: _GroupPlan, lr: float, params: list[Any], grads: list[Any],
+        states: dict[str, list[np.ndarray]],
+    ) -> tuple[Any, ...]:  # fmt: skip
+        """The group's tuple for the native step (adagrad/_core: step)."""
+        raise NotImplementedError
+
+    def _check_fallback(self, p: torch.Tensor, group: Mapping[str, Any], label: str) -> None:
+        """Raise unless the rule's torch fallback can update p (a param the kernel does not take)."""
+        raise NotImplementedError
+
+    def _fallback_step(self, group: Mapping[str, Any], params: list[torch.Tensor]) -> None:
+        """Update the params the native kernel does not take, with torch ops."""
+        raise NotImplementedError
+
+    def _check_sparse_view(self, group: Mapping[str, Any], label: str, shape: tuple[int, int]) -> None:
+        """Raise if a sparse grad addressing the param as a ``shape`` table is refused."""
+
+    def _native_step_args(self, plans: list[_GroupPlan]) -> tuple[Any, ...]:
+        """The native step's arguments after ``nonfinite`` (grad scale, clip options)."""
+        return ()
+
+    def _took_result(self, result: Any) -> None:
+        """What the native step returned (True, or (True, norm) with a norm clip)."""
+
+    # -- shared ---------------------------------------------------------------------------------
+
+    @classmethod
+    def _check_group(cls, group: Mapping[str, Any], where: str) -> None:
+        lr = group["lr"]
+        if isinstance(lr, torch.Tensor):
+            if lr.numel() != 1:
+                raise ValueError(f"{where}Tensor lr must be 1-element")
+            lr = lr.item()
+        cls._check_rule_group({**group, "lr": lr}, where)
+        if group.get("differentiable"):
+            raise ValueError(f"{where}differentiable=True is not supported: the native update does not record autograd")
+
+    def _labels(self) -> list[list[str]]:
+        """How messages name each param of each group: its name, or its place among all params."""
+        labels, index = [], 0
+        for group in self.param_groups:
+            names = group.get("param_names")
+            count = len(group["params"])
+            labels.append([repr(names[i]) if names else f"params[{index + i}]" for i in range(count)])
+            index += count
+        return labels
+
+    def _init_state(self, state: dict[str, Any], p: torch.Tensor, group: Mapping[str, Any], label: str) -> None:
+        """The rule's initial state, with step 0 as torch keeps it (a 0-d float32 tensor)."""
+        if state:
+            return
+        initial = self._initial_state(p, group, label)
+        state["step"] = torch.zeros((), dtype=torch.float32)
+        state.update(initial)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        self._check_group(self.param_groups[-1], f"param group {len(self.param_groups) - 1}: ")
+        self._plans = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.state = _StateTable(dict, self.state)
+        for group in self.param_groups:  # a group saved without some option gets the default
+            for name, value in self.defaults.items():
+                group.setdefault(name, value)
+        self._plans = None
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state of this optimizer (or, for Adagrad, of ``torch.optim.Adagrad``); checked
+        before anything changes."""
+        self._check_loaded_state(state_dict)
+        super().load_state_dict(state_dict)
+        self._current_plans()  # adopt the loaded tensors now, so that problems surface here
+
+    @_not_traced  # one native call: nothing for dynamo to trace (as torch's fused step)
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One update of every param with a grad; returns ``closure()``'s loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        plans = self._current_plans()
+        batches, grad_lists, stepped = [], [], []
+        for group, plan in zip(self.param_groups, plans):
+            grads = native_grads(plan.params, plan.orders, plan.labels, not plan.sparse_seen and not any(plan.orders))
+            params, states = plan.param_arrays, plan.states
+            if any(isinstance(g, SparseRows) for g in grads):
+                plan.sparse_seen = True
+                grads, params, states = self._as_rows(group, plan, grads)
+            stepped += [p for p, g in zip(plan.params, grads) if g is not None]
+            lr = group["lr"]
+            lr = lr.item() if isinstance(lr, torch.Tensor) else lr
+            batches.append(self._native_group(group, plan, lr, params, grads, states))
+            grad_lists.append(grads)
+        args = self._native_step_args(plans)
+        try:
+            result = _core.step(batches, "propagate", *args)
+        except ValueError:
+            # A strided dense grad (rare: autograd gives grads the param's layout). Checking every
+            # grad's layout up front would cost ~0.4 us per tensor per step; the native call
+            # validates everything before it writes, so copying the odd ones and retrying is safe.
+            if not _make_grads_contiguous(grad_lists):
+                raise
+            result = _core.step(batches, "propagate", *args)
+        self._took_result(result)
+        if stepped:
+            torch.autograd.graph.increment_version(stepped)  # as an in-place torch op would
+        for group, plan in zip(self.param_groups, plans):
+            if plan.fallback:
+                self._fallback_step(group, plan.fallback)
+        return loss
+
+    def _as_rows(
+        self, group: Mapping[str, Any], plan: _GroupPlan, grads: list[Any]
+    ) -> tuple[list[Any], list[np.ndarray], dict[str, list[np.ndarray]]]:
+        """The step's arrays with each SparseRows grad's param (and element-wise states) viewed as
+        its 2-D table: a view of the same memory, no copy."""
+        grads, params = list(grads), list(plan.param_arrays)
+        states = {name: list(arrays) for name, arrays in plan.states.items()}
+        for i, g in enumerate(grads):
+            if not isinstance(g, SparseRows):
+                continue
+            if g.shape != params[i].shape:
+                self._check_sparse_view(group, plan.labels[i], g.shape)
+                params[i] = params[i].reshape(g.shape)
+                if plan.elementwise[i]:
+                    for arrays in states.values():
+                        arrays[i] = arrays[i].reshape(g.shape)
+            grads[i] = g.native()
+        return grads, params, states
+
+    def _current_plans(self) -> list[_GroupPlan]:
+        plans = self._plans
+        names = (*self.STATE_NAMES, "step")
+        if (
+            plans is None
+            or len(plans) != len(self.param_groups)
+            or not all(
+                plan.source is group["params"] and len(plan.source) == len(plan.params) + len(plan.fallback)
+                for plan, group in zip(plans, self.param_groups)
+            )
+        ):
+            plans = self._plans = self._build_plans()
+        elif any(p.data_ptr() != ptr for plan in plans for p, ptr in zip(plan.params, plan.pointers)):
+            plans = self._plans = self._build_plans()  # a param's memory was replaced (p.data = ...)
+        elif cast(_StateTable, self.state).replaced or not all(
+            e.get(name) is t
+            for plan in plans
+            for e, tensors in zip(plan.entries, plan.entry_tensors)
+            for name, t in zip(names, tensors)
+        ):
+            plans = self._plans = self._build_plans()  # a state tensor or entry was replaced: honour it
+        return plans
+
+    def _build_plans(self) -> list[_GroupPlan]:
+        plans = []
+        for gi, (group, labels) in enumerate(zip(self.param_groups, self._labels())):
+            self._check_group(group, f"param group {gi}: ")
+            plan = _GroupPlan(source=group["params"], states={name: [] for name in self.STATE_NAMES})
+            counts = []
+            for p, label in zip(group["params"], labels):
+                state = self.state[p]
+                self._init_state(state, p, group, label)
+                order = _native_order(p)
+                if order is False:
+                    self._check_fallback(p, group, label)
+                    plan.fallback.append(p)
+                    continue
+                if any(name not in state for name in (*self.STATE_NAMES, "step")):
+                    raise ValueError(
+                        f"the state of {label} must hold {_quoted((*self.STATE_NAMES, 'step'))}, has {sorted(state)}"
+                    )
+                shape = self._state_shape(p, group)
+                elementwise = shape == tuple(p.shape)
+                for name in self.STATE_NAMES:
+                    state[name] = _state_in_layout(state[name], name, p, shape, label)
+                    plan.states[name].append(as_array(state[name], order if elementwise else None))
+                counts.append(_step_count(state["step"], label))
+                plan.params.append(p)
+                plan.elementwise.append(elementwise)
+                plan.orders.append(order)
+                plan.param_arrays.append(as_array(p.detach(), order))
+                plan.pointers.append(p.data_ptr())
+                plan.labels.append(label)
+            plan.steps = np.array(counts, dtype=np.int64)
+            shared_steps = torch.from_numpy(plan.steps)
+            for i, p in enumerate(plan.params):
+                entry = self.state[p]
+                entry["step"] = shared_steps[i]  # a 0-d view the native step increments
+                plan.entries.append(entry)
+                plan.entry_tensors.append((*(entry[name] for name in self.STATE_NAMES), entry["step"]))
+            plans.append(plan)
+        _core.check_params([a for plan in plans for a in plan.param_arrays], [n for plan in plans for n in plan.labels])
+        cast(_StateTable, self.state).replaced = False  # after the entries this build created
+        return plans
+
+    def _check_loaded_state(self, state_dict: Any) -> None:
+        """Options, shapes and step counts of a state_dict, checked against our params before torch
+        loads it. A saved group's missing options will be the defaults (see ``__setstate__``)."""
+        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError("state_dict must be a dict with 'state' and 'param_groups'")
+        groups = self.param_groups
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(groups):
+            raise ValueError(f"state_dict has {len(saved_groups)} param groups, this optimizer {len(groups)}")
+        for gi, (saved, group) in enumerate(zip(saved_groups, groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"param group {gi} of the state_dict has {len(saved['params'])} params, this optimizer's "
+                    f"{len(group['params'])}"
+                )
+            options = {**self.defaults, **{k: v for k, v in saved.items() if k != "params"}}
+            self._check_group(options, f"state_dict param group {gi}: ")
+            for key, p in zip(saved["params"], group["params"]):
+                entry = state_dict["state"].get(key)
+                if entry is None:
+                    continue
+                if any(name not in entry for name in (*self.STATE_NAMES, "step")):
+                    raise ValueError(f"state_dict state {key!r} has no {_quoted((*self.STATE_NAMES, 'step'))}")
+                extra = sorted(set(entry) - {*self.STATE_NAMES, "step"})
+                if extra:  # another rule's state: loading it would keep tensors this rule ignores
+                    raise ValueError(
+                        f"state_dict state {key!r} holds {extra}, which {type(self).__name__} does not keep (a state "
+                        "of another optimizer?)"
+                    )
+                shape = self._state_shape(p, options)
+                for name in self.STATE_NAMES:
+                    if tuple(entry[name].shape) != shape:
+                        raise ValueError(
+                            f"state_dict {name} {key!r} has shape {tuple(entry[name].shape)}, its param needs {shape}"
+                        )
+                _step_count(entry["step"], f"state_dict state {key!r}")
+
+
 _CLIP_DEFAULTS = {"max_grad_norm": None, "norm_type": 2.0, "clip_norm_per_tensor": None, "clip_value": None}
 
 
-class Adagrad(torch.optim.Optimizer):
+class Adagrad(_NativeOptimizer):
     r"""``torch.optim.Adagrad`` with the native kernel: same constructor, same maths, same state.
 
     For each param :math:`\theta` with state sum :math:`s` and step :math:`t` (torch's fused
@@ -189,7 +474,13 @@ class Adagrad(torch.optim.Optimizer):
         clip_norm_per_tensor: float | None = None,
         clip_value: float | None = None,
     ) -> None:
-        _check_like_torch(lr, lr_decay, weight_decay, initial_accumulator_value, eps)
+        _check_like_torch(
+            lr,
+            (lr_decay, "Invalid lr_decay value: {}"),
+            (weight_decay, "Invalid weight_decay value: {}"),
+            (initial_accumulator_value, "Invalid initial_accumulator_value value: {}"),
+            (eps, "Invalid epsilon value: {}"),
+        )
         _core.check_clip_options(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value)
         self.max_grad_norm = max_grad_norm
         self.norm_type = norm_type
@@ -218,28 +509,7 @@ class Adagrad(torch.optim.Optimizer):
             "rowwise": rowwise,
             "duplicates": duplicates,
         }
-        _check_group(defaults, "")
-        self._plans: list[_GroupPlan] | None = None
         super().__init__(params, defaults)
-        self.state = _StateTable(dict, self.state)
-        for group, labels in zip(self.param_groups, self._labels()):
-            for p, label in zip(group["params"], labels):
-                _init_state(self.state[p], p, group, label)
-
-    def _labels(self) -> list[list[str]]:
-        """How messages name each param of each group: its name, or its place among all params."""
-        labels, index = [], 0
-        for group in self.param_groups:
-            names = group.get("param_names")
-            count = len(group["params"])
-            labels.append([repr(names[i]) if names else f"params[{index + i}]" for i in range(count)])
-            index += count
-        return labels
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        _check_group(self.param_groups[-1], f"param group {len(self.param_groups) - 1}: ")
-        self._plans = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -247,14 +517,9 @@ class Adagrad(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self.state = _StateTable(dict, self.state)
         self.__dict__.setdefault("_fused_by_default", True)
         for name, value in {**_CLIP_DEFAULTS, "last_grad_norm": None}.items():  # pickled before clipping
             self.__dict__.setdefault(name, value)
-        for group in self.param_groups:  # a group saved without some option gets the default
-            for name, value in self.defaults.items():
-                group.setdefault(name, value)
-        self._plans = None
 
     def state_dict(self) -> dict[str, Any]:
         """torch's ``state_dict``, loadable into ``torch.optim.Adagrad``. A group records
@@ -270,36 +535,44 @@ class Adagrad(torch.optim.Optimizer):
                 group["fused"] = None
         return saved
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state of this optimizer or of ``torch.optim.Adagrad``; checked before anything changes."""
-        _check_loaded_state(state_dict, self.param_groups, self.defaults)
-        super().load_state_dict(state_dict)
-        self._current_plans()  # adopt the loaded tensors now, so that problems surface here
+    # -- the rule's part ------------------------------------------------------------------------
 
-    @_not_traced  # one native call: nothing for dynamo to trace (as torch's fused step)
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """One Adagrad update of every param with a grad; returns ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        plans = self._current_plans()
-        batches, stepped = [], []
-        for group, plan in zip(self.param_groups, plans):
-            grads = native_grads(plan.params, plan.orders, plan.labels, not plan.sparse_seen and not any(plan.orders))
-            params, sums = plan.param_arrays, plan.sum_arrays
-            if any(isinstance(g, SparseRows) for g in grads):
-                plan.sparse_seen = True
-                grads, params, sums = _as_rows(grads, params, sums, plan.labels, group["rowwise"])
-            stepped += [p for p, g in zip(plan.params, grads) if g is not None]
-            lr = group["lr"]
-            batches.append(
-                (params, grads, sums, plan.steps, plan.labels,
-                 lr.item() if isinstance(lr, torch.Tensor) else lr, group["lr_decay"], group["weight_decay"],
-                 group["eps"], group["maximize"], group["decoupled_weight_decay"], group["eps_inside_sqrt"],
-                 group["duplicates"])
-            )  # fmt: skip
+    @classmethod
+    def _check_rule_group(cls, group: Mapping[str, Any], where: str) -> None:
+        check_group_options(group, where)
+
+    def _initial_state(self, p: torch.Tensor, group: Mapping[str, Any], label: str) -> dict[str, torch.Tensor]:
+        """torch's initial state: sums full of initial_accumulator_value (per row if rowwise)."""
+        if group["rowwise"] and p.dim() != 2:
+            raise ValueError(f"rowwise=True needs 2-D params (rows, dim); {label} has shape {tuple(p.shape)}")
+        initial = group["initial_accumulator_value"]
+        if group["rowwise"]:
+            return {"sum": torch.full((p.shape[0],), initial, dtype=p.dtype, device=p.device)}
+        if torch.is_complex(p):
+            initial = complex(initial, initial)
+        return {"sum": torch.full_like(p, initial, memory_format=torch.preserve_format)}
+
+    def _state_shape(self, p: torch.Tensor, group: Mapping[str, Any]) -> tuple[int, ...]:
+        return (p.shape[0],) if group["rowwise"] and p.dim() == 2 else tuple(p.shape)
+
+    def _native_group(
+        self, group: Mapping[str, Any], plan: _GroupPlan, lr: float, params: list[Any], grads: list[Any],
+        states: dict[str, list[np.ndarray]],
+    ) -> tuple[Any, ...]:  # fmt: skip
+        return (
+            params, grads, states["sum"], plan.steps, plan.labels, lr, group["lr_decay"], group["weight_decay"],
+            group["eps"], group["maximize"], group["decoupled_weight_decay"], group["eps_inside_sqrt"],
+            group["duplicates"],
+        )  # fmt: skip
+
+    def _check_sparse_view(self, group: Mapping[str, Any], label: str, shape: tuple[int, int]) -> None:
+        if group["rowwise"]:
+            raise ValueError(
+                f"{label} has rowwise=True, which takes row-sparse grads of a 2-D param (one sparse dim, "
+                f"as nn.Embedding gives); its sparse grad addresses a {shape} view"
+            )
+
+    def _native_step_args(self, plans: list[_GroupPlan]) -> tuple[Any, ...]:
         clip = (self.max_grad_norm, self.norm_type, self.clip_norm_per_tensor, self.clip_value)
         clipping = clip[0] is not None or clip[2] is not None or clip[3] is not None
         if clipping and any(plan.fallback for plan in plans):
@@ -309,25 +582,20 @@ class Adagrad(torch.optim.Optimizer):
                 "Adagrad, outside the native call that measures and clips; use float32/float64 CPU params, or "
                 "torch.nn.utils.clip_grad_norm_ before step()"
             )
-        try:
-            result = _core.step(batches, "propagate", None, *clip)
-        except ValueError:
-            # A strided dense grad (rare: autograd gives grads the param's layout). Checking every
-            # grad's layout up front would cost ~0.4 us per tensor per step; the native call
-            # validates everything before it writes, so copying the odd ones and retrying is safe.
-            if not _make_grads_contiguous(batches):
-                raise
-            result = _core.step(batches, "propagate", None, *clip)
+        return (None, *clip)
+
+    def _took_result(self, result: Any) -> None:
         if type(result) is tuple:  # a norm clip: (applied, norm)
             self.last_grad_norm = result[1]
-        if stepped:
-            torch.autograd.graph.increment_version(stepped)  # as an in-place torch op would
-        for group, plan in zip(self.param_groups, plans):
-            if plan.fallback:
-                self._step_with_torch(group, plan.fallback)
-        return loss
 
-    def _step_with_torch(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+    def _check_fallback(self, p: torch.Tensor, group: Mapping[str, Any], label: str) -> None:
+        if group["decoupled_weight_decay"] or group["eps_inside_sqrt"] or group["rowwise"]:
+            raise ValueError(
+                f"{label} ({p.dtype} on {p.device}) is updated by torch's own Adagrad, which has no "
+                "decoupled_weight_decay, eps_inside_sqrt or rowwise; use float32/float64 CPU params"
+            )
+
+    def _fallback_step(self, group: Mapping[str, Any], params: list[torch.Tensor]) -> None:
         """torch's single-tensor Adagrad for the params the native kernel does not take."""
         with_grad = [p for p in params if p.grad is not None]
         if not with_grad:
@@ -348,113 +616,244 @@ class Adagrad(torch.optim.Optimizer):
             maximize=group["maximize"],
         )
 
-    def _current_plans(self) -> list[_GroupPlan]:
-        plans = self._plans
-        if (
-            plans is None
-            or len(plans) != len(self.param_groups)
-            or not all(
-                plan.source is group["params"] and len(plan.source) == len(plan.params) + len(plan.fallback)
-                for plan, group in zip(plans, self.param_groups)
-            )
-        ):
-            plans = self._plans = self._build_plans()
-        elif any(p.data_ptr() != ptr for plan in plans for p, ptr in zip(plan.params, plan.pointers)):
-            plans = self._plans = self._build_plans()  # a param's memory was replaced (p.data = ...)
-        elif cast(_StateTable, self.state).replaced or not all(
-            e["sum"] is s and e["step"] is t
-            for plan in plans
-            for e, s, t in zip(plan.entries, plan.entry_sums, plan.entry_steps)
-        ):
-            plans = self._plans = self._build_plans()  # a state tensor or entry was replaced: honour it
-        return plans
 
-    def _build_plans(self) -> list[_GroupPlan]:
-        plans = []
-        for gi, (group, labels) in enumerate(zip(self.param_groups, self._labels())):
-            _check_group(group, f"param group {gi}: ")
-            plan = _GroupPlan(source=group["params"])
-            counts = []
-            for p, label in zip(group["params"], labels):
-                state = self.state[p]
-                _init_state(state, p, group, label)
-                order = _native_order(p)
-                if order is False:
-                    if group["decoupled_weight_decay"] or group["eps_inside_sqrt"] or group["rowwise"]:
-                        raise ValueError(
-                            f"{label} ({p.dtype} on {p.device}) is updated by torch's own Adagrad, which has no "
-                            "decoupled_weight_decay, eps_inside_sqrt or rowwise; use float32/float64 CPU params"
-                        )
-                    plan.fallback.append(p)
-                    continue
-                if "sum" not in state or "step" not in state:
-                    raise ValueError(f"the state of {label} must hold 'sum' and 'step', has {sorted(state)}")
-                state["sum"] = _sum_in_layout(state["sum"], p, group, label)
-                counts.append(_step_count(state["step"], label))
-                plan.params.append(p)
-                plan.orders.append(order)
-                plan.param_arrays.append(as_array(p.detach(), order))
-                plan.sum_arrays.append(as_array(state["sum"], None if group["rowwise"] else order))
-                plan.pointers.append(p.data_ptr())
-                plan.labels.append(label)
-            plan.steps = np.array(counts, dtype=np.int64)
-            shared_steps = torch.from_numpy(plan.steps)
-            for i, p in enumerate(plan.params):
-                entry = self.state[p]
-                entry["step"] = shared_steps[i]  # a 0-d view the native step increments
-                plan.entries.append(entry)
-                plan.entry_sums.append(entry["sum"])
-                plan.entry_steps.append(entry["step"])
-            plans.append(plan)
-        _core.check_params([a for plan in plans for a in plan.param_arrays], [n for plan in plans for n in plan.labels])
-        cast(_StateTable, self.state).replaced = False  # after the entries this build created
-        return plans
+class _CompositeOptimizer(_NativeOptimizer):
+    """The composite rules' shared part: options (lr, l1, l2, the initial squared-gradient sum,
+    duplicates), their checks (the NumPy optimizers'), the native 11-tuple and the torch fallback
+    (the rule's formula in torch ops, ``_torch_update``)."""
+
+    RULE: ClassVar[str]  # the native rule name
+    INITIAL_NAME: ClassVar[str]  # the option holding the initial value of "sum"
+
+    def __init__(
+        self, params: Any, lr: float | torch.Tensor, l1: float, l2: float, initial: float, duplicates: str
+    ) -> None:
+        _check_like_torch(
+            lr,
+            (l1, "Invalid l1 value: {}"),
+            (l2, "Invalid l2 value: {}"),
+            (initial, f"Invalid {self.INITIAL_NAME} value: {{}}", True),
+        )
+        defaults = {"lr": lr, "l1": l1, "l2": l2, self.INITIAL_NAME: initial, "duplicates": duplicates}
+        super().__init__(params, defaults)
+
+    @classmethod
+    def _check_rule_group(cls, group: Mapping[str, Any], where: str) -> None:
+        _check_rule_group(cls.RULE, group, where, cls.INITIAL_NAME)
+
+    @staticmethod
+    def _torch_update(
+        p: torch.Tensor, g: torch.Tensor, *states: torch.Tensor, t: int, group: Mapping[str, Any]
+    ) -> None:
+        """The rule in torch ops on (gathered) tensors, in place; states in STATE_NAMES order."""
+        raise NotImplementedError
+
+    def _native_group(
+        self, group: Mapping[str, Any], plan: _GroupPlan, lr: float, params: list[Any], grads: list[Any],
+        states: dict[str, list[np.ndarray]],
+    ) -> tuple[Any, ...]:  # fmt: skip
+        return (
+            self.RULE, params, grads, states["sum"], states.get("grad_sum"), plan.steps, plan.labels, lr,
+            group["l1"], group["l2"], group["duplicates"],
+        )  # fmt: skip
+
+    def _check_fallback(self, p: torch.Tensor, group: Mapping[str, Any], label: str) -> None:
+        if not p.is_floating_point():
+            raise TypeError(f"{label} has dtype {p.dtype}; {type(self).__name__} takes real floating-point params")
+
+    def _fallback_step(self, group: Mapping[str, Any], params: list[torch.Tensor]) -> None:
+        """The rule's formula in torch ops (params of other dtypes or devices): the same maths, not
+        the same bits (torch rounds each op on its own, and in float16/bfloat16 at that)."""
+        lr = group["lr"]
+        options = {**group, "lr": lr.item() if isinstance(lr, torch.Tensor) else lr}
+        for p in params:
+            g = p.grad
+            if g is None:
+                continue
+            state = self.state[p]
+            state["step"].add_(1)  # in place: replacing the entry would rebuild the plans
+            t = int(state["step"])
+            tensors = [p.detach(), *(state[name] for name in self.STATE_NAMES)]
+            if not g.is_sparse:
+                self._torch_update(tensors[0], g, *tensors[1:], t=t, group=options)
+                continue
+            for index, values in _sparse_entries(g, group["duplicates"]):
+                picked = [x[index] for x in tensors]  # the addressed entries (copies)
+                self._torch_update(picked[0], values, *picked[1:], t=t, group=options)
+                for x, y in zip(tensors, picked):
+                    x[index] = y
 
 
-def _check_like_torch(lr: Any, lr_decay: Any, weight_decay: Any, initial_accumulator_value: Any, eps: Any) -> None:
-    """torch.optim.Adagrad's own checks of its constructor's arguments, with its exception types
-    and texts, in its order, for the values it checks (real numbers and tensors); the rest of the
-    validation (types, infinities) is ours and comes after."""
+class ProximalAdagrad(_CompositeOptimizer):
+    r"""Proximal Adagrad (composite mirror descent with l1 and l2) as a ``torch.optim.Optimizer``.
+
+    For each param :math:`\theta` with state sum :math:`s`, element-wise, each operation rounded
+    once (:class:`adagrad.ProximalAdagrad`, :func:`adagrad.proximal_update`; TensorFlow's
+    ``ApplyProximalAdagrad``)::
+
+        t     <- t + 1
+        s     <- s + g * g                                  (one fma)
+        eta   <- lr / sqrt(s)
+        v     <- theta - eta * g                            (one fma)
+        v     <- sign(v) * max(|v| - eta * l1, 0)           if l1 > 0: exact zeros
+        theta <- v / (1 + eta * l2)
+
+    It minimizes the loss plus ``l1 * |theta|_1 + (l2 / 2) * |theta|^2``: with ``l1 > 0`` a weight
+    whose gradients stay small is held at exactly 0. Dense CPU float32/float64 params take the
+    native kernel, bit for bit :class:`adagrad.ProximalAdagrad` over the same values; other dtypes
+    and devices take the same formula in plain torch ops (correct, not the same bits: each op
+    rounded on its own, no fma). Complex params are refused (TypeError).
+
+    Args:
+        params: an iterable of tensors, of (name, tensor) pairs, or of param-group dicts.
+        lr: learning rate (default 1e-2; finite, >= 0); a float or a 1-element tensor, read at
+            every step so that ``torch.optim.lr_scheduler`` schedulers work.
+        l1: L1 regularization strength (default 0: no shrinkage).
+        l2: L2 regularization strength (default 0).
+        initial_accumulator_value: starting value of the state sums, > 0 (default 0.1, TensorFlow's;
+            there is no eps, so the sum must never be 0).
+        duplicates: for sparse grads, ``"sum"`` (default: repeated rows summed, one update, as
+            torch's ``coalesce()``) or ``"sequential"`` (one update per occurrence).
+
+    State: ``state[p] = {"step": 0-d tensor, "sum": tensor like p}``; ``step`` counts the steps in
+    which p had a grad. Sparse COO grads (``nn.Embedding(sparse=True)``) update the rows they
+    address only. ``state_dict()`` / ``load_state_dict()`` round-trip (and ``torch.save`` them).
+
+    Example:
+        >>> import torch, adagrad.torch
+        >>> w = torch.nn.Parameter(torch.tensor([0.5, 0.001, -2.0]))
+        >>> opt = adagrad.torch.ProximalAdagrad([w], lr=0.1, l1=0.5)
+        >>> w.grad = torch.tensor([0.3, 0.3, -0.3])
+        >>> opt.step()
+        >>> w.detach()  # the middle weight lands within eta * l1 of zero: exactly 0
+        tensor([ 0.3165, -0.0000, -1.8165])
+
+    Reference: Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and
+    Stochastic Optimization", JMLR 12 (2011), section 3 (composite mirror descent).
+    """
+
+    RULE = "proximal"
+    INITIAL_NAME = "initial_accumulator_value"
+    STATE_NAMES = ("sum",)
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-2,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        initial_accumulator_value: float = 0.1,
+        duplicates: str = "sum",
+    ) -> None:
+        super().__init__(params, lr, l1, l2, initial_accumulator_value, duplicates)
+
+    def _initial_state(self, p: torch.Tensor, group: Mapping[str, Any], label: str) -> dict[str, torch.Tensor]:
+        return {"sum": torch.full_like(p, group[self.INITIAL_NAME], memory_format=torch.preserve_format)}
+
+    @staticmethod
+    def _torch_update(
+        p: torch.Tensor, g: torch.Tensor, *states: torch.Tensor, t: int, group: Mapping[str, Any]
+    ) -> None:
+        (s,) = states
+        s.addcmul_(g, g)
+        eta = group["lr"] / s.sqrt()
+        v = torch.addcmul(p, eta, g, value=-1)
+        if group["l1"] > 0:
+            v = torch.copysign((v.abs() - eta * group["l1"]).clamp_min(0), v)
+        p.copy_(v / (eta * group["l2"] + 1))
+
+
+class AdagradDA(_CompositeOptimizer):
+    r"""Adagrad-DA (regularized dual averaging with l1 and l2) as a ``torch.optim.Optimizer``.
+
+    Each param keeps the sum of its gradients ``a`` and of their squares ``s``; with ``t`` the
+    param's step count (counting this step), element-wise (:class:`adagrad.AdagradDA`,
+    :func:`adagrad.da_update`; TensorFlow's ``ApplyAdagradDA``)::
+
+        t     <- t + 1
+        a     <- a + g
+        s     <- s + g * g                                          (one fma)
+        theta <- -sign(a) * lr * max(|a| - l1 * t, 0) / (l2 * t * lr + sqrt(s))
+
+    The new param is the closed-form minimizer of the averaged linear loss plus the regularizer,
+    independent of the old param: with ``l1 > 0`` every weight whose average gradient ``|a| / t``
+    stays at most ``l1`` is exactly 0. ``t`` counts the steps in which the param had a grad (a
+    sparse grad counts). Sparse grads are TensorFlow's lazy form: a row the grad does not address
+    keeps its value. Dense CPU float32/float64 params take the native kernel, bit for bit
+    :class:`adagrad.AdagradDA` over the same values; other dtypes and devices take the same
+    formula in plain torch ops (correct, not the same bits). Complex params are refused (TypeError).
+
+    Args:
+        params: an iterable of tensors, of (name, tensor) pairs, or of param-group dicts.
+        lr: learning rate (default 1e-2; finite, >= 0); a float or a 1-element tensor.
+        l1: L1 regularization strength (default 0).
+        l2: L2 regularization strength (default 0).
+        initial_gradient_squared_accumulator_value: starting value of ``s``, > 0 (default 0.1,
+            TensorFlow's). ``a`` starts at 0.
+        duplicates: ``"sum"`` (default) or ``"sequential"``, as for :class:`ProximalAdagrad`.
+
+    State: ``state[p] = {"step": 0-d tensor, "grad_sum": tensor like p, "sum": tensor like p}``.
+    ``state_dict()`` / ``load_state_dict()`` round-trip (and ``torch.save`` them).
+
+    Example:
+        >>> import torch, adagrad.torch
+        >>> w = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float64))
+        >>> opt = adagrad.torch.AdagradDA([w], lr=3.0)
+        >>> w.grad = torch.tensor([0.1, 0.2], dtype=torch.float64)
+        >>> opt.step()  # TensorFlow's adagrad_da_test: [-0.904534, -1.603567]
+        >>> w.detach()
+        tensor([-0.9045, -1.6036], dtype=torch.float64)
+
+    Reference: Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and
+    Stochastic Optimization", JMLR 12 (2011), section 3 (after Xiao, "Dual Averaging Methods for
+    Regularized Stochastic Learning and Online Optimization", JMLR 11, 2010).
+    """
+
+    RULE = "dual_averaging"
+    INITIAL_NAME = "initial_gradient_squared_accumulator_value"
+    STATE_NAMES = ("grad_sum", "sum")
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-2,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        initial_gradient_squared_accumulator_value: float = 0.1,
+        duplicates: str = "sum",
+    ) -> None:
+        super().__init__(params, lr, l1, l2, initial_gradient_squared_accumulator_value, duplicates)
+
+    def _initial_state(self, p: torch.Tensor, group: Mapping[str, Any], label: str) -> dict[str, torch.Tensor]:
+        return {
+            "grad_sum": torch.zeros_like(p, memory_format=torch.preserve_format),
+            "sum": torch.full_like(p, group[self.INITIAL_NAME], memory_format=torch.preserve_format),
+        }
+
+    @staticmethod
+    def _torch_update(
+        p: torch.Tensor, g: torch.Tensor, *states: torch.Tensor, t: int, group: Mapping[str, Any]
+    ) -> None:
+        a, s = states
+        lr = group["lr"]
+        a.add_(g)
+        s.addcmul_(g, g)
+        shrunk = (a.abs() - t * group["l1"]).clamp_min(0)
+        p.copy_(-torch.copysign(lr * shrunk / (s.sqrt() + group["l2"] * t * lr), a))
+
+
+def _check_like_torch(lr: Any, *checks: tuple[Any, ...]) -> None:
+    """torch.optim's own checks of a constructor's arguments, with its exception types and texts,
+    in its order, for the values it checks (real numbers and tensors); each check is (value, text)
+    or (value, text, True) for a value that must be > 0. The rest of the validation (types,
+    infinities) is ours and comes after."""
     if isinstance(lr, torch.Tensor) and lr.numel() != 1:
         raise ValueError("Tensor lr must be 1-element")
-    for value, text in (
-        (lr, "Invalid learning rate: {}"),
-        (lr_decay, "Invalid lr_decay value: {}"),
-        (weight_decay, "Invalid weight_decay value: {}"),
-        (initial_accumulator_value, "Invalid initial_accumulator_value value: {}"),
-        (eps, "Invalid epsilon value: {}"),
-    ):
-        if (
-            isinstance(value, (int, float, np.integer, np.floating, torch.Tensor)) and not value >= 0.0
+    for value, text, *positive in ((lr, "Invalid learning rate: {}"), *checks):
+        if isinstance(value, (int, float, np.integer, np.floating, torch.Tensor)) and (
+            not value > 0.0 if positive else not value >= 0.0
         ):  # torch: not 0.0 <= value (NaN fails)
             raise ValueError(text.format(value))
-
-
-def _check_group(group: dict[str, Any], where: str) -> None:
-    lr = group["lr"]
-    if isinstance(lr, torch.Tensor):
-        if lr.numel() != 1:
-            raise ValueError(f"{where}Tensor lr must be 1-element")
-        lr = lr.item()
-    check_group_options({**group, "lr": lr}, where)
-    if group.get("differentiable"):
-        raise ValueError(f"{where}differentiable=True is not supported: the native update does not record autograd")
-
-
-def _init_state(state: dict[str, Any], p: torch.Tensor, group: dict[str, Any], label: str) -> None:
-    """torch's initial state: step 0 and sums full of initial_accumulator_value (per row if rowwise)."""
-    if state:
-        return
-    if group["rowwise"] and p.dim() != 2:
-        raise ValueError(f"rowwise=True needs 2-D params (rows, dim); {label} has shape {tuple(p.shape)}")
-    state["step"] = torch.zeros((), dtype=torch.float32)
-    initial = group["initial_accumulator_value"]
-    if group["rowwise"]:
-        state["sum"] = torch.full((p.shape[0],), initial, dtype=p.dtype, device=p.device)
-    else:
-        if torch.is_complex(p):
-            initial = complex(initial, initial)
-        state["sum"] = torch.full_like(p, initial, memory_format=torch.preserve_format)
 
 
 def _native_order(p: torch.Tensor) -> Any:
@@ -468,19 +867,19 @@ def _native_order(p: torch.Tensor) -> Any:
     return order if p.permute(order).is_contiguous() else False
 
 
-def _sum_in_layout(s: Any, p: torch.Tensor, group: dict[str, Any], label: str) -> torch.Tensor:
-    """The state sum as the native kernel needs it: a tensor of p's dtype, device and shape (a
-    ValueError naming the param otherwise: a sum put in the state by hand is used, never
-    converted behind the user's back), in p's memory layout (a copy of the same values if not)."""
-    shape = (p.shape[0],) if group["rowwise"] else p.shape
+def _state_in_layout(s: Any, name: str, p: torch.Tensor, shape: tuple[int, ...], label: str) -> torch.Tensor:
+    """A state tensor as the native kernel needs it: of p's dtype, device and ``shape`` (a
+    ValueError naming the param otherwise: a tensor put in the state by hand is used, never
+    converted behind the user's back), in p's memory layout if shaped like p, else contiguous (a
+    copy of the same values if not)."""
     if not isinstance(s, torch.Tensor):
-        raise ValueError(f"state sum of {label} must be a tensor, got {type(s).__name__}")
-    if s.shape != shape or s.dtype != p.dtype or s.device != p.device:
+        raise ValueError(f"state {name} of {label} must be a tensor, got {type(s).__name__}")
+    if tuple(s.shape) != shape or s.dtype != p.dtype or s.device != p.device:
         raise ValueError(
-            f"state sum of {label} must be a {p.dtype} tensor of shape {tuple(shape)} on {p.device}, got a "
+            f"state {name} of {label} must be a {p.dtype} tensor of shape {shape} on {p.device}, got a "
             f"{s.dtype} tensor of shape {tuple(s.shape)} on {s.device}"
         )
-    if group["rowwise"]:
+    if shape != tuple(p.shape):
         return s if s.is_contiguous() else s.contiguous()
     if s.stride() == p.stride():
         return s
@@ -494,32 +893,15 @@ def _step_count(step: Any, label: str) -> int:
     return int(value)
 
 
-def _as_rows(
-    grads: list[Any], params: list[np.ndarray], sums: list[np.ndarray], labels: list[str], rowwise: bool
-) -> tuple[list[Any], list[np.ndarray], list[np.ndarray]]:
-    """The step's arrays with each SparseRows grad's param (and element-wise sum) viewed as its
-    2-D table: a view of the same memory, no copy."""
-    grads, params, sums = list(grads), list(params), list(sums)
-    for i, g in enumerate(grads):
-        if not isinstance(g, SparseRows):
-            continue
-        if g.shape != params[i].shape:
-            if rowwise:
-                raise ValueError(
-                    f"{labels[i]} has rowwise=True, which takes row-sparse grads of a 2-D param (one sparse dim, "
-                    f"as nn.Embedding gives); its sparse grad addresses a {g.shape} view"
-                )
-            params[i] = params[i].reshape(g.shape)
-            sums[i] = sums[i].reshape(g.shape)
-        grads[i] = g.native()
-    return grads, params, sums
+def _quoted(names: tuple[str, ...]) -> str:
+    quoted = [f"'{name}'" for name in names]
+    return ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
-def _make_grads_contiguous(batches: Iterable[tuple[Any, ...]]) -> bool:
-    """Replace strided dense grads by C-ordered copies; False if there was none."""
+def _make_grads_contiguous(grad_lists: list[list[Any]]) -> bool:
+    """Replace strided dense grads by C-ordered copies, in place in the lists; False if there was none."""
     changed = False
-    for batch in batches:
-        grads = batch[1]
+    for grads in grad_lists:
         for i, g in enumerate(grads):
             if isinstance(g, np.ndarray) and not g.flags.c_contiguous:
                 grads[i] = np.ascontiguousarray(g)
@@ -527,32 +909,11 @@ def _make_grads_contiguous(batches: Iterable[tuple[Any, ...]]) -> bool:
     return changed
 
 
-def _check_loaded_state(state_dict: Any, groups: list[dict[str, Any]], defaults: dict[str, Any]) -> None:
-    """Options, shapes and step counts of a state_dict, checked against our params before torch
-    loads it. A saved group's missing options will be the defaults (see ``__setstate__``)."""
-    if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
-        raise ValueError("state_dict must be a dict with 'state' and 'param_groups'")
-    saved_groups = state_dict["param_groups"]
-    if len(saved_groups) != len(groups):
-        raise ValueError(f"state_dict has {len(saved_groups)} param groups, this optimizer {len(groups)}")
-    for gi, (saved, group) in enumerate(zip(saved_groups, groups)):
-        if len(saved["params"]) != len(group["params"]):
-            raise ValueError(
-                f"param group {gi} of the state_dict has {len(saved['params'])} params, this optimizer's "
-                f"{len(group['params'])}"
-            )
-        options = {**defaults, **{k: v for k, v in saved.items() if k != "params"}}
-        _check_group(options, f"state_dict param group {gi}: ")
-        rowwise = options["rowwise"]
-        for key, p in zip(saved["params"], group["params"]):
-            entry = state_dict["state"].get(key)
-            if entry is None:
-                continue
-            if "sum" not in entry or "step" not in entry:
-                raise ValueError(f"state_dict state {key!r} has no 'sum' and 'step'")
-            shape = (p.shape[0],) if rowwise and p.dim() == 2 else tuple(p.shape)
-            if tuple(entry["sum"].shape) != shape:
-                raise ValueError(
-                    f"state_dict sum {key!r} has shape {tuple(entry['sum'].shape)}, its param needs {shape}"
-                )
-            _step_count(entry["step"], f"state_dict state {key!r}")
+def _sparse_entries(g: torch.Tensor, duplicates: str) -> list[tuple[tuple[torch.Tensor, ...], torch.Tensor]]:
+    """A sparse COO grad as (index, values) batches for the torch fallback: one batch of its
+    coalesced entries (``"sum"``), or one per entry in input order (``"sequential"``)."""
+    if duplicates == "sum":
+        g = g.coalesce()
+        return [(tuple(g.indices()), g.values())]
+    indices, values = g._indices(), g._values()
+    return [(tuple(indices[:, k : k + 1]), values[k : k + 1]) for k in range(values.shape[0])]
