@@ -15,13 +15,17 @@ import pytest
 
 import adagrad
 from adagrad import _core
-from adagrad.benchmarks import cli, fbgemm, peers, report, targets
+from adagrad.benchmarks import cli, fbgemm, peers, report, targets, tf_raw_ops
 from adagrad.benchmarks.cases import (
+    RuleCase,
     SparseCase,
+    SparseRuleCase,
     TrainingCase,
     dense_cases,
     resnet18_shapes,
+    rule_cases,
     sparse_cases,
+    sparse_rule_cases,
     training_cases,
 )
 from conftest import at_line_offset
@@ -268,7 +272,8 @@ def test_cli_rejects_bad_options(argv: list[str], message: str, capsys: pytest.C
 
 
 def test_every_case_is_named_uniquely() -> None:
-    names = [c.name for c in dense_cases() + sparse_cases() + training_cases()]
+    names = [c.name for c in cli.all_cases()]
+    assert len(names) == len(dense_cases() + sparse_cases() + rule_cases() + sparse_rule_cases() + training_cases())
     assert len(names) == len(set(names))
     assert not set(names) & set(cli.CASE_SETS)
 
@@ -338,3 +343,216 @@ def test_cli_runs_a_training_case_and_writes_json(tmp_path: Path, capsys: pytest
     assert not (tmp_path / "throughput.png").exists()
     out = capsys.readouterr().out
     assert "steps/s" in out and "torch fused" in out
+
+
+# Issue 16: Proximal Adagrad and Adagrad-DA.
+
+
+def tensorflow_or_skip() -> tf_raw_ops.TensorFlow:
+    found = tf_raw_ops.load()
+    if isinstance(found, str):
+        pytest.skip(found)
+    return found
+
+
+def test_composite_cases_mirror_adagrads() -> None:
+    """The dense sizes of the Adagrad cases from 64K up and both sparse shapes, for each rule;
+    Adagrad-DA moves 7 passes (28 bytes per float32 element) where Proximal moves Adagrad's 5."""
+    names = [c.name for c in rule_cases()]
+    assert names == [f"{r}-{n}-f32" for r in ("prox", "da") for n in ("64K", "1M", "16M")]
+    by_name = {c.name: c for c in rule_cases()}
+    assert by_name["prox-16M-f32"].bytes_moved == 20 << 24 and by_name["prox-16M-f32"].ceiling_scale == 1
+    assert by_name["da-16M-f32"].bytes_moved == 28 << 24 and by_name["da-16M-f32"].ceiling_scale == 1.4
+    sparse = {(c.rule, c.rows, c.dim, c.k) for c in sparse_rule_cases()}
+    assert sparse == {(r, c.rows, c.dim, c.k) for r in ("proximal", "da") for c in sparse_cases()}
+    assert cli.CASE_SETS["composite"] == names + [c.name for c in sparse_rule_cases()]
+
+
+@pytest.mark.parametrize("rule", ["proximal", "da"])
+def test_rule_peers_run_on_the_rules_own_arrays(rule: str) -> None:
+    """The ceiling (or DA's stream pass) leaves the rule's params and sums as they are; plain
+    Adagrad steps those very arrays; the rule's own step changes them."""
+    case = RuleCase("tiny", ((1000,), (33,)), np.float32, rule=rule)
+    ours, shared = peers.rule_peer(case)
+    steps = peers.rule_peers(case)
+    bound = "ceiling" if rule == "proximal" else "stream pass"
+    assert list(steps)[:3] == ["adagrad", bound, "plain adagrad"]
+    ours()
+    params, sums = _values(shared.params), _values(shared.sums)
+    peers.ceiling_step(shared)()
+    for before, after in zip(params + sums, shared.params + shared.sums):
+        np.testing.assert_array_equal(after, before)
+    peers._adagrad_on(shared)()
+    assert all((a != b).any() for a, b in zip(shared.params + shared.sums, params + sums))
+    for step in steps.values():
+        step()
+
+
+@pytest.mark.parametrize("rule", ["proximal", "da"])
+def test_sparse_rule_peers_share_one_table_and_the_bounds_leave_it(rule: str) -> None:
+    case = SparseRuleCase("tiny", rows=300, dim=8, k=64, batches=2, rule=rule)
+    arrays = peers.sparse_arrays(case)
+    steps = peers.sparse_rule_peers(case, arrays)
+    assert list(steps)[:6] == [
+        "adagrad",
+        "adagrad sequential",
+        "plain adagrad",
+        "ceiling",
+        "floor: touched rows",
+        "floor: rows + values",
+    ]
+    for name, step in steps.items():
+        before = _values([arrays.table, arrays.state])
+        step()
+        after = [arrays.table, arrays.state]
+        if name.startswith(("adagrad", "plain")):
+            assert all((a != b).any() for a, b in zip(after, before)), name
+        else:  # the bounds; TensorFlow's peer runs on a table of its own
+            for a, b in zip(after, before):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_da_ceiling_is_the_stream_pass_scaled_by_bytes() -> None:
+    case = next(c for c in rule_cases() if c.name == "da-64K-f32")
+    medians = {"adagrad": 2.0, "stream pass": 1.0, "plain adagrad": 1.5}
+    rows = {r["impl"]: r for r in report.rule_rows_for(case, 1, medians)}
+    assert list(rows) == ["adagrad", "ceiling", "stream pass", "plain adagrad"]
+    assert rows["ceiling"]["median_s"] == pytest.approx(1.4) and "derived" in rows["ceiling"]
+    assert rows["ceiling"]["adagrad_speedup"] == pytest.approx(0.7)  # adagrad at 0.7 of its ceiling
+    # both bounds at the stream pass's bandwidth: it moves five passes in 1 s, DA's seven in 1.4
+    assert rows["ceiling"]["gb_per_s"] == pytest.approx(rows["stream pass"]["gb_per_s"])
+    assert rows["stream pass"]["gb_per_s"] == pytest.approx(20 * 65536 / 1e9)
+    assert all(r["rule"] == "da" for r in rows.values())
+
+
+def test_cli_runs_the_dense_composite_cases_and_judges_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One quick iteration of the rules' dense cases through the CLI (64K: the smallest)."""
+    argv = ["--cases", "prox-64K-f32", "da-64K-f32", "--threads", "1", "--repeats", "1"]
+    assert cli.main([*argv, "--out", str(tmp_path), "--no-plot"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    impls = {(r["case"], r["impl"]) for r in results["rows"]}
+    assert {("prox-64K-f32", i) for i in ("adagrad", "ceiling", "plain adagrad")} <= impls
+    assert {("da-64K-f32", i) for i in ("adagrad", "ceiling", "stream pass", "plain adagrad")} <= impls
+    if not isinstance(tf_raw_ops.load(), str):
+        assert {("prox-64K-f32", "tensorflow raw op"), ("da-64K-f32", "tensorflow raw op")} <= impls
+    assert all(r["median_s"] > 0 for r in results["rows"])
+    assert results["machine"]["tensorflow"]
+    named = {t["target"] for t in results["targets"]}
+    assert {"prox-16M-f32: vs ceiling", "da-16M-f32: vs ceiling (stream pass x 7/5)"} <= named
+    assert "stream pass" in capsys.readouterr().out
+
+
+def test_sparse_composite_case_reports() -> None:
+    """A sparse rule case's peers, one quick iteration, then its rows and the targets they judge."""
+    case = SparseRuleCase("sparse-da-1Mx64", rows=300, dim=8, k=64, batches=2, rule="da")
+    steps = peers.sparse_rule_peers(case)
+    for step in steps.values():
+        step()
+    medians = {name: 1e-5 * (i + 1) for i, name in enumerate(steps)}
+    rows = report.sparse_rows_for(case, 1, medians)
+    assert [r["impl"] for r in rows] == list(steps) and all(r["rule"] == "da" for r in rows)
+    assert "ns/row" in report.format_sparse_table(rows)
+    judged = {r["target"]: r for r in targets.evaluate(rows)}
+    result = judged["sparse-da-1Mx64: vs plain adagrad sum, bytes-scaled (1 thr)"]
+    assert result["value"] is not None and result["value"] > 3 * 1.0  # plain at 3e-5 s, DA at 1e-5
+
+
+def sparse_row(case: str, impl: str, seconds: float) -> dict[str, Any]:
+    """A 1M x 64 row: 8,192 occurrences, 2,048 unique rows (floor bytes: Adagrad 4*64*(4*2048 + 8192),
+    Adagrad-DA 4*64*(6*2048 + 8192), 1.25 times as many)."""
+    unique = 2048
+    return {
+        **row(case, impl, seconds, threads=1),
+        "unique_rows": unique,
+        "dim": 64,
+        "occurrences": 8192,
+        "ns_per_row": seconds / unique * 1e9,
+    }
+
+
+RULE_TARGET_CASES = [
+    pytest.param(
+        [row("da-16M-f32", "adagrad", 1.0), row("da-16M-f32", "ceiling", 0.96)],
+        "da-16M-f32: vs ceiling (stream pass x 7/5)",
+        0.96,
+        True,
+        id="da-ceiling-met",
+    ),
+    pytest.param(
+        [sparse_row("sparse-prox-1Mx64", "adagrad", 2e-4), sparse_row("sparse-prox-1Mx64", "plain adagrad", 1.8e-4)],
+        "sparse-prox-1Mx64: vs plain adagrad sum (1 thr)",
+        0.9,
+        False,
+        id="sparse-prox-vs-adagrad-not-met",
+    ),
+    pytest.param(
+        [sparse_row("sparse-da-1Mx64", "adagrad", 2.4e-4), sparse_row("sparse-da-1Mx64", "plain adagrad", 2e-4)],
+        "sparse-da-1Mx64: vs plain adagrad sum, bytes-scaled (1 thr)",
+        2e-4 * 1.25 / 2.4e-4,
+        True,
+        id="sparse-da-vs-adagrad-scaled-met",
+    ),
+    pytest.param(
+        [sparse_row("sparse-da-1Mx64", "adagrad", 2048 * 180e-9)],
+        "sparse-da-1Mx64: ns/unique row, bytes-scaled (1 thr)",
+        180 / 1.25,
+        True,
+        id="sparse-da-ns-per-row-scaled-met",
+    ),
+    pytest.param(
+        [sparse_row("sparse-prox-1Mx64", "adagrad", 2048 * 180e-9)],
+        "sparse-prox-1Mx64: ns/unique row (1 thr)",
+        180,
+        False,
+        id="sparse-prox-ns-per-row-not-met",
+    ),
+]
+
+
+@pytest.mark.parametrize("rows, name, value, met", RULE_TARGET_CASES)
+def test_rule_targets_are_judged_from_the_rows(rows: list[dict[str, Any]], name: str, value: float, met: bool) -> None:
+    test_targets_are_judged_from_the_rows(rows, name, value, met)
+
+
+@pytest.mark.parametrize("rule", ["proximal", "da"])
+def test_tensorflow_peers_take_the_same_steps(rule: str) -> None:
+    """TensorFlow's raw ops, dense and sparse, from the same start as adagrad's: the same values
+    to float32 rounding (TensorFlow's Proximal takes lr * rsqrt(s) through an approximation), so
+    both peers do the same work."""
+    tf = tensorflow_or_skip()
+    rng = np.random.default_rng(3)
+    param, grad = (rng.standard_normal(1000).astype(np.float32) for _ in range(2))
+    step, variables = tf_raw_ops.dense_step(
+        tf, rule, [param], [grad], lr=0.05, l1=1e-3, l2=1e-3, step=peers.DA_STEP, initial=peers.INITIAL_SUM
+    )
+    ours, a, s = param.copy(), np.zeros_like(param), np.full_like(param, peers.INITIAL_SUM)
+    for _ in range(2):
+        step()
+        if rule == "proximal":
+            adagrad.proximal_update(ours, grad, s, lr=0.05, l1=1e-3, l2=1e-3)
+        else:
+            adagrad.da_update(ours, grad, a, s, step=peers.DA_STEP, lr=0.05, l1=1e-3, l2=1e-3)
+    np.testing.assert_allclose(variables[0].numpy(), ours, rtol=1e-4, atol=1e-6)
+    table = rng.standard_normal((50, 4)).astype(np.float32)
+    ids, values = np.array([3, 7, 3, 49]), rng.standard_normal((4, 4)).astype(np.float32)
+    sparse, var = tf_raw_ops.sparse_step(
+        tf, rule, table, [ids], [values], lr=0.05, l1=1e-3, l2=1e-3, step=peers.DA_STEP, initial=peers.INITIAL_SUM
+    )
+    sparse(0)
+    state = np.full_like(table, peers.INITIAL_SUM)
+    if rule == "proximal":
+        adagrad.sparse_proximal_update(table, ids, values, state, lr=0.05, l1=1e-3, l2=1e-3, duplicates="sequential")
+    else:
+        adagrad.sparse_da_update(
+            table,
+            ids,
+            values,
+            np.zeros_like(table),
+            state,
+            step=peers.DA_STEP,
+            lr=0.05,
+            l1=1e-3,
+            l2=1e-3,
+            duplicates="sequential",
+        )
+    np.testing.assert_allclose(var.numpy(), table, rtol=1e-4, atol=1e-6)

@@ -87,6 +87,69 @@ def sparse_cases() -> list[SparseCase]:
     return [SparseCase("sparse-1Mx64", 1 << 20, 64, 8192), SparseCase("sparse-1Mx128", 1 << 20, 128, 16384)]
 
 
+# The composite rules (issue 16): Proximal Adagrad ("proximal") and Adagrad-DA ("da"). With l1 and
+# l2 > 0 every step takes the full path (soft threshold and l2 division); l1 is small enough that
+# most weights stay non-zero.
+RULE_LABELS = {"proximal": "prox", "da": "da"}
+RULE_NAMES = {"proximal": "Proximal Adagrad", "da": "Adagrad-DA"}
+# Arrays each rule reads and writes per element: Proximal reads param, grad, sum and writes param,
+# sum (Adagrad's five passes); DA also reads and writes its grad_sum (seven).
+RULE_PASSES = {"proximal": 5, "da": 7}
+
+
+@dataclass(frozen=True)
+class RuleCase(Case):
+    """A dense step of one composite rule (`adagrad.ProximalAdagrad` or `adagrad.AdagradDA`)."""
+
+    rule: str = "proximal"
+
+    @property
+    def bytes_moved(self) -> int:
+        return RULE_PASSES[self.rule] * self.elements * np.dtype(self.dtype).itemsize
+
+    @property
+    def ceiling_scale(self) -> float:
+        """The factor from the stream ceiling's time (Adagrad's five passes) to this rule's bytes:
+        there is no native seven-pass ceiling, so DA's is the five-pass one scaled by 7/5 (28/20
+        bytes per float32 element)."""
+        return RULE_PASSES[self.rule] / 5
+
+
+@dataclass(frozen=True)
+class SparseRuleCase(SparseCase):
+    """A sparse step of one composite rule on a (rows, dim) float32 table, as `SparseCase`."""
+
+    rule: str = "proximal"
+
+
+def sparse_floor_bytes(dim: int, occurrences: int, unique_rows: float, row_arrays: int) -> float:
+    """The bytes an exact sparse step must move at least (float32): each touched row of its
+    `row_arrays` (R, D) arrays read and written once, every value row of the batch read once.
+    Adagrad and Proximal Adagrad: table and state (2); Adagrad-DA: and its grad_sum (3)."""
+    return 4 * dim * (2 * row_arrays * unique_rows + occurrences)
+
+
+# (R, D) arrays each rule reads and writes per touched row.
+RULE_ROW_ARRAYS = {"proximal": 2, "da": 3}
+
+
+def rule_cases() -> list[RuleCase]:
+    out = []
+    for rule, label in RULE_LABELS.items():
+        for n in (1 << 16, 1 << 20, 1 << 24):
+            base = single(n, np.float32)
+            out.append(RuleCase(f"{label}-{base.name}", base.shapes, np.float32, RULE_NAMES[rule], rule))
+    return out
+
+
+def sparse_rule_cases() -> list[SparseRuleCase]:
+    return [
+        SparseRuleCase(f"sparse-{label}-{base.name.removeprefix('sparse-')}", base.rows, base.dim, base.k, rule=rule)
+        for rule, label in RULE_LABELS.items()
+        for base in sparse_cases()
+    ]
+
+
 @dataclass(frozen=True)
 class TrainingCase:
     """Whole torch training steps on float32 models (forward, backward, optimizer.step).

@@ -10,15 +10,32 @@ from types import ModuleType
 from typing import Any
 
 from . import peers, report, targets
-from .cases import SparseCase, TrainingCase, dense_cases, sparse_cases, training_cases
+from .cases import (
+    RuleCase,
+    SparseCase,
+    SparseRuleCase,
+    TrainingCase,
+    dense_cases,
+    rule_cases,
+    sparse_cases,
+    sparse_rule_cases,
+    training_cases,
+)
 from .timing import interleaved_medians, interleaved_split_medians
 
 # A name for a set of cases on the command line.
-CASE_SETS = {"training": [c.name for c in training_cases()]}
+CASE_SETS = {
+    "training": [c.name for c in training_cases()],
+    "composite": [c.name for c in rule_cases() + sparse_rule_cases()],
+}
+
+
+def all_cases() -> list[Any]:
+    return [*dense_cases(), *sparse_cases(), *rule_cases(), *sparse_rule_cases(), *training_cases()]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    cases = [c.name for c in dense_cases() + sparse_cases() + training_cases()]
+    cases = [c.name for c in all_cases()]
     parser = argparse.ArgumentParser(
         prog="python -m adagrad bench",
         description="Runs the cases with adagrad and its peers interleaved, prints the table and the targets, "
@@ -31,7 +48,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         choices=cases + list(CASE_SETS),
         default=cases,
         help=f"cases to run (default: all): {' '.join(cases)}; 'training' names the training-loop cases "
-        "(whole torch training steps with torch's Adagrad and adagrad.torch.Adagrad; need torch)",
+        "(whole torch training steps with torch's Adagrad and adagrad.torch.Adagrad; need torch), "
+        "'composite' the Proximal Adagrad (prox-*) and Adagrad-DA (da-*) cases",
     )
     parser.add_argument(
         "--threads",
@@ -67,10 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     info = report.machine()
     print(
         f"adagrad {info['adagrad']} ({info['isa']}), torch {info['torch']}, numpy {info['numpy']}, "
-        f"{info['processor']}, {info['cpus']} CPUs; FBGEMM peers: {info['fbgemm']}",
+        f"{info['processor']}, {info['cpus']} CPUs; FBGEMM peers: {info['fbgemm']}; "
+        f"TensorFlow peers: {info['tensorflow']}",
         flush=True,
     )
-    by_name = {c.name: c for c in dense_cases() + sparse_cases() + training_cases()}
+    by_name = {c.name: c for c in all_cases()}
     chosen = [by_name[name] for name in dict.fromkeys(args.cases)]  # in the order given, each once
     training: ModuleType | None = None
     if any(isinstance(c, TrainingCase) for c in chosen):
@@ -92,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 del loops  # a training peer can hold hundreds of MB
                 case_rows, kind = report.training_rows_for(case, threads, split), report.format_training_table
+            elif isinstance(case, SparseRuleCase):
+                medians = interleaved_medians(peers.sparse_rule_peers(case), args.repeats)
+                case_rows, kind = report.sparse_rows_for(case, threads, medians), report.format_sparse_table
+            elif isinstance(case, RuleCase):
+                medians = interleaved_medians(peers.rule_peers(case), args.repeats)
+                case_rows, kind = report.rule_rows_for(case, threads, medians), report.format_table
             elif isinstance(case, SparseCase):
                 medians = interleaved_medians(peers.sparse_peers(case), args.repeats)
                 case_rows, kind = report.sparse_rows_for(case, threads, medians), report.format_sparse_table

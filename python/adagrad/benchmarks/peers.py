@@ -16,8 +16,8 @@ import numpy as np
 import adagrad
 from adagrad import _core
 
-from . import fbgemm
-from .cases import REFERENCE_MAX_ELEMENTS, Case, SparseCase
+from . import fbgemm, tf_raw_ops
+from .cases import REFERENCE_MAX_ELEMENTS, Case, RuleCase, SparseCase, SparseRuleCase
 
 LR = 1e-2
 EPS = 1e-10
@@ -85,7 +85,12 @@ MAX_GRAD_NORM = 1.0
 
 def clipped_step(shared: SharedArrays) -> Step:
     """adagrad with max_grad_norm on the same params, grads and state sums as plain "adagrad"."""
-    opt = adagrad.Adagrad(shared.params, lr=LR, eps=EPS, max_grad_norm=MAX_GRAD_NORM)
+    return _adagrad_on(shared, max_grad_norm=MAX_GRAD_NORM)
+
+
+def _adagrad_on(shared: SharedArrays, **options: Any) -> Step:
+    """An adagrad.Adagrad step on `shared`'s params, grads and state sums."""
+    opt = adagrad.Adagrad(shared.params, lr=LR, eps=EPS, **options)
     layout = opt._layouts[0]
     for i, sum_ in enumerate(shared.sums):  # adagrad's own sums, not a second set in other memory
         layout.sums[i] = sum_
@@ -233,12 +238,6 @@ def sparse_peers(case: SparseCase, arrays: SparseArrays | None = None) -> dict[s
     a = arrays if arrays is not None else sparse_arrays(case)
     table, state, rowwise_state, batches, values = a.table, a.state, a.rowwise_state, a.batches, a.values
     n = len(batches)
-    zero_values = [np.full_like(v, 0) for v in values]  # the ceiling's: table and state unchanged
-    # The floors: every touched row's table and state lines read and written once, prefetched,
-    # with no grouping and no arithmetic; then the same after reading every value row of the batch
-    # once. Any exact step moves at least the second one's bytes.
-    once = [_first_occurrences(b) for b in batches]
-    once_zeros = [v[: len(b)] for v, b in zip(zero_values, once)]
 
     def update(i: int, state: np.ndarray, duplicates: str) -> None:
         adagrad.sparse_update(table, batches[i], values[i], state, step=1, lr=LR, eps=EPS, duplicates=duplicates)
@@ -248,13 +247,29 @@ def sparse_peers(case: SparseCase, arrays: SparseArrays | None = None) -> dict[s
         "adagrad sequential": _rotating(lambda i: update(i, state, "sequential"), n),
         "adagrad rowwise": _rotating(lambda i: update(i, rowwise_state, "sum"), n),
         "adagrad rowwise sequential": _rotating(lambda i: update(i, rowwise_state, "sequential"), n),
-        "ceiling": _rotating(lambda i: _core.sparse_stream_ceiling(table, batches[i], zero_values[i], state), n),
-        "floor: touched rows": _rotating(lambda i: _core.sparse_floor(table, once[i], once_zeros[i], state, False), n),
-        "floor: rows + values": _rotating(lambda i: _core.sparse_floor(table, once[i], values[i], state, True), n),
+        **sparse_bounds(a),
     }
     steps.update(_torch_sparse_peer(case, table, state, batches, values))
     steps.update(_fbgemm_peers(table, state, rowwise_state, batches, values))
     return steps
+
+
+def sparse_bounds(a: SparseArrays) -> dict[str, Step]:
+    """The ceiling (adagrad's sum schedule without arithmetic) and the two floors, on `a`'s table
+    and element-wise state, which they leave as they are."""
+    table, state, batches, values = a.table, a.state, a.batches, a.values
+    n = len(batches)
+    zero_values = [np.full_like(v, 0) for v in values]  # the ceiling's: table and state unchanged
+    # The floors: every touched row's table and state lines read and written once, prefetched,
+    # with no grouping and no arithmetic; then the same after reading every value row of the batch
+    # once. Any exact step moves at least the second one's bytes.
+    once = [_first_occurrences(b) for b in batches]
+    once_zeros = [v[: len(b)] for v, b in zip(zero_values, once)]
+    return {
+        "ceiling": _rotating(lambda i: _core.sparse_stream_ceiling(table, batches[i], zero_values[i], state), n),
+        "floor: touched rows": _rotating(lambda i: _core.sparse_floor(table, once[i], once_zeros[i], state, False), n),
+        "floor: rows + values": _rotating(lambda i: _core.sparse_floor(table, once[i], values[i], state, True), n),
+    }
 
 
 def _torch_sparse_peer(
@@ -305,3 +320,84 @@ def _fbgemm_peers(
         "fbgemm coalesced": _rotating(lambda i: fb.step(table, merged[i][0], merged[i][1], state, LR, EPS), n),
         "fbgemm rowwise sequential": _rotating(lambda i: fb.step(table, ids[i], values[i], rowwise_state, LR, EPS), n),
     }
+
+
+# The composite rules (issue 16). l1 and l2 > 0: every step takes the full path (soft threshold,
+# l2 division); the state sums start at TensorFlow's 0.1 (there is no eps). Adagrad-DA's step
+# number is fixed (its cost does not depend on it).
+L1 = L2 = 1e-3
+INITIAL_SUM = 0.1
+DA_STEP = 10
+
+
+def rule_peer(case: RuleCase) -> tuple[Step, SharedArrays]:
+    """`adagrad.ProximalAdagrad` or `adagrad.AdagradDA`: one native call for the case's tensors."""
+    params, grads = _arrays(case)
+    opt: adagrad.ProximalAdagrad | adagrad.AdagradDA
+    if case.rule == "proximal":
+        opt = adagrad.ProximalAdagrad(params, lr=LR, l1=L1, l2=L2, initial_accumulator_value=INITIAL_SUM)
+    else:
+        opt = adagrad.AdagradDA(params, lr=LR, l1=L1, l2=L2, initial_gradient_squared_accumulator_value=INITIAL_SUM)
+    sums = [opt.state[i]["sum"] for i in range(len(params))]
+    return (lambda: opt.step(grads)), SharedArrays(params, grads, sums)
+
+
+def rule_peers(case: RuleCase) -> dict[str, Step]:
+    """The rule first (reported as "adagrad": ratios are against it); then the stream ceiling and
+    plain Adagrad, both on its own params, grads and sums; TensorFlow's raw op when installed.
+
+    The stream ceiling moves Adagrad's five passes, exactly Proximal Adagrad's bytes, and is its
+    "ceiling". Adagrad-DA moves two more (its grad_sum read and written) and no native pass moves
+    its seven: its pass is named "stream pass", and the report derives its "ceiling" as the stream
+    pass's time scaled by its bytes (`RuleCase.ceiling_scale`, 7/5)."""
+    ours, shared = rule_peer(case)
+    steps: dict[str, Step] = {
+        "adagrad": ours,
+        ("ceiling" if case.ceiling_scale == 1 else "stream pass"): ceiling_step(shared),
+        "plain adagrad": _adagrad_on(shared),
+    }
+    tf = tf_raw_ops.load()
+    if not isinstance(tf, str):
+        params, grads = _arrays(case)
+        steps["tensorflow raw op"] = tf_raw_ops.dense_step(
+            tf, case.rule, params, grads, lr=LR, l1=L1, l2=L2, step=DA_STEP, initial=INITIAL_SUM
+        )[0]
+    return steps
+
+
+def sparse_rule_peers(case: SparseRuleCase, arrays: SparseArrays | None = None) -> dict[str, Step]:
+    """The rule's sparse forms ("adagrad": duplicates="sum"; "adagrad sequential"), plain Adagrad's
+    sparse step (sum) on the same table and state, the ceiling and the two floors of
+    `sparse_peers`, and TensorFlow's sparse raw op (sequential) on a table of its own."""
+    a = arrays if arrays is not None else sparse_arrays(case)
+    table, state, batches, values = a.table, a.state, a.batches, a.values
+    state.fill(INITIAL_SUM)
+    grad_sum = adagrad.aligned_zeros(table.shape)  # Adagrad-DA's
+    n = len(batches)
+
+    def update(i: int, duplicates: str) -> None:
+        if case.rule == "proximal":
+            adagrad.sparse_proximal_update(
+                table, batches[i], values[i], state, lr=LR, l1=L1, l2=L2, duplicates=duplicates
+            )
+        else:
+            adagrad.sparse_da_update(
+                table, batches[i], values[i], grad_sum, state, step=DA_STEP, lr=LR, l1=L1, l2=L2, duplicates=duplicates
+            )
+
+    def plain(i: int) -> None:
+        adagrad.sparse_update(table, batches[i], values[i], state, step=1, lr=LR, eps=EPS, duplicates="sum")
+
+    steps: dict[str, Step] = {
+        "adagrad": _rotating(lambda i: update(i, "sum"), n),
+        "adagrad sequential": _rotating(lambda i: update(i, "sequential"), n),
+        "plain adagrad": _rotating(plain, n),
+        **sparse_bounds(a),
+    }
+    tf = tf_raw_ops.load()
+    if not isinstance(tf, str):
+        raw, _ = tf_raw_ops.sparse_step(
+            tf, case.rule, table, batches, values, lr=LR, l1=L1, l2=L2, step=DA_STEP, initial=INITIAL_SUM
+        )
+        steps["tensorflow raw op"] = _rotating(raw, n)
+    return steps

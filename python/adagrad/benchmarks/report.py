@@ -14,8 +14,8 @@ import numpy as np
 import adagrad
 from adagrad._info import processor
 
-from . import fbgemm
-from .cases import Case, SparseCase, TrainingCase
+from . import fbgemm, tf_raw_ops
+from .cases import RULE_PASSES, Case, RuleCase, SparseCase, SparseRuleCase, TrainingCase
 
 
 def _rows(
@@ -49,11 +49,29 @@ def rows_for(case: Case, threads: int, medians: dict[str, float]) -> list[dict[s
     return _rows(common, case.elements, case.bytes_moved, medians)
 
 
+def rule_rows_for(case: RuleCase, threads: int, medians: dict[str, float]) -> list[dict[str, Any]]:
+    """A composite rule's dense case. Adagrad-DA's "ceiling" is derived: the stream pass's time
+    (Adagrad's five passes) times `case.ceiling_scale` (7/5), the time of its seven passes at the
+    stream pass's bandwidth; the stream pass keeps its own row, at its own bytes."""
+    if "stream pass" in medians:
+        medians = {"adagrad": medians["adagrad"], "ceiling": medians["stream pass"] * case.ceiling_scale, **medians}
+    rows = rows_for(case, threads, medians)
+    for r in rows:
+        r["rule"] = case.rule
+        if r["impl"] in ("stream pass", "plain adagrad"):  # five passes: Adagrad's bytes
+            r["gb_per_s"] /= case.ceiling_scale
+        if r["impl"] == "ceiling" and "stream pass" in medians:
+            r["derived"] = f"stream pass x {case.ceiling_scale:g} (bytes: no native pass moves DA's seven)"
+    return rows
+
+
 def sparse_rows_for(case: SparseCase, threads: int, medians: dict[str, float]) -> list[dict[str, Any]]:
     """Sparse cases are counted in unique rows touched per step (and their elements)."""
     unique = case.unique_rows()
     elements = unique * case.dim
+    passes = RULE_PASSES[case.rule] if isinstance(case, SparseRuleCase) else 5  # over the touched elements
     common = {
+        **({"rule": case.rule} if isinstance(case, SparseRuleCase) else {}),
         "case": case.name,
         "note": f"{case.k} Zipf(1.2) indices, {unique:.0f} unique rows",
         "rows": case.rows,
@@ -67,7 +85,7 @@ def sparse_rows_for(case: SparseCase, threads: int, medians: dict[str, float]) -
     return _rows(
         common,
         elements,
-        elements * 4 * 5,
+        elements * 4 * passes,
         medians,
         lambda s: {"ns_per_row": s / unique * 1e9, "ns_per_occurrence": s / case.k * 1e9, "occurrences": case.k},
     )
@@ -151,7 +169,7 @@ def format_sparse_table(rows: list[dict[str, Any]]) -> str:
     """Sparse cases: time per step, per occurrence (index) and per unique row touched."""
     return _format(
         rows,
-        _leading(28, 15)
+        _leading(28, 19)
         + [
             ("ns/occ", 8, lambda r: f"{r['ns_per_occurrence']:.1f}"),
             ("ns/row", 8, lambda r: f"{r['ns_per_row']:.1f}"),
@@ -178,6 +196,7 @@ def machine() -> dict[str, Any]:
         info["torch"] = None
     peer = fbgemm.load()
     info["fbgemm"] = peer if isinstance(peer, str) else f"fbgemm-gpu-cpu {peer.version}"
+    info["tensorflow"] = tf_raw_ops.describe()
     return info
 
 
