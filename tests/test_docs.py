@@ -11,14 +11,15 @@ import pytest
 import adagrad
 import adagrad._memory
 import adagrad.composite
+import adagrad.composite_optimizers
 import adagrad.functional
 import adagrad.optimizer
 
 
 @pytest.mark.parametrize(
     "module",
-    [adagrad.optimizer, adagrad.functional, adagrad.composite, adagrad._memory],
-    ids=["optimizer", "functional", "composite", "memory"],
+    [adagrad.optimizer, adagrad.functional, adagrad.composite, adagrad.composite_optimizers, adagrad._memory],
+    ids=["optimizer", "functional", "composite", "composite_optimizers", "memory"],
 )
 def test_docstring_examples(module: object) -> None:
     run_examples(module)

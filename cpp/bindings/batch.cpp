@@ -160,8 +160,43 @@ void* StepBatch::checked_grad_sum(py::handle grad_sum, const FloatArray& param, 
   return a.data;
 }
 
+std::int64_t* StepBatch::checked_decay_counts(py::handle counts, std::size_t rows, const DenseOptions& o,
+                                              const TensorName& name, const FloatArray* dense_param,
+                                              std::size_t* counted_rows) {
+  const bool given = counts && !counts.is_none();
+  const std::string what = (name.label.is_none() ? std::string("decay_counts") : "decay counts of " + name(Role::param));
+  if (o.rule != Rule::adagrad_decay) {
+    if (given) throw py::value_error(what + " are AdagradDecay's alone");
+    return nullptr;
+  }
+  if (!given) throw py::value_error(what + " are required by AdagradDecay");
+  if (!npy::get().PyArray_Check_(counts.ptr())) {
+    throw py::type_error(what + " must be a numpy.ndarray of int64, got " + type_name(counts));
+  }
+  const auto* a = py::detail::array_proxy(counts.ptr());
+  const auto* d = py::detail::array_descriptor_proxy(a->descr);
+  const bool int64 = d->type_num == npy::NPY_LONGLONG_ || (sizeof(long) == 8 && d->type_num == npy::NPY_LONG_);
+  if (!int64 || d->byteorder == '>') throw py::type_error(what + " must have dtype int64 (native byte order)");
+  const int need = npy::NPY_ARRAY_C_CONTIGUOUS_ | npy::NPY_ARRAY_ALIGNED_ | npy::NPY_ARRAY_WRITEABLE_;
+  const auto length = a->nd == 1 ? static_cast<std::size_t>(a->dimensions[0]) : std::size_t{0};
+  if (dense_param != nullptr) {  // one count, or one per row of a 2-D C-order param
+    const bool per_row = dense_param->ndim == 2 && dense_param->c_order &&
+                         length == static_cast<std::size_t>(dense_param->shape[0]) && length > 0;
+    rows = per_row ? length : 1;
+  }
+  if (a->nd != 1 || length != rows || (a->flags & need) != need) {
+    throw py::value_error(what + " must be a writeable, contiguous int64 array of shape (" + std::to_string(rows) +
+                          ",)" + (dense_param != nullptr ? " (one count, or one per row of a 2-D table)" : ""));
+  }
+  if (counted_rows != nullptr) *counted_rows = rows;
+  overlap_.add(a->data, rows * sizeof(std::int64_t), name, Role::sum);
+  owners_.push_back(py::reinterpret_borrow<py::object>(counts));
+  return reinterpret_cast<std::int64_t*>(a->data);
+}
+
 void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, const TensorName& name,
-                          const DenseOptions& o, std::int64_t step, int variant_override, py::handle grad_sum) {
+                          const DenseOptions& o, std::int64_t step, int variant_override, py::handle grad_sum,
+                          py::handle decay_counts) {
   check_rule_takes_batch_options(o, name);
   DenseArrays a;
   // The one-read check first (~40% of the per-tensor cost of the step-by-step one).
@@ -173,6 +208,13 @@ void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, con
   if (o.rule == Rule::dual_averaging || (grad_sum && !grad_sum.is_none())) {
     grad_sum_data = checked_grad_sum(grad_sum, float_array(param, name, Role::param), o, name);
   }
+  std::int64_t* decay_count_data = nullptr;
+  std::size_t decay_rows = 0;
+  if (o.rule == Rule::adagrad_decay || (decay_counts && !decay_counts.is_none())) {
+    const FloatArray p = float_array(param, name, Role::param);
+    decay_count_data = checked_decay_counts(decay_counts, 0, o, name, &p, &decay_rows);
+    if (p.size == 0) decay_rows = 0;  // nothing to decay
+  }
   if (clip_.measures_norm()) {
     dense_span_.push_back(checked_.size());
     dense_options_.emplace_back(with_batch_options(o), step);
@@ -183,6 +225,8 @@ void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, con
   t.grad = a.grad;
   t.sum = a.sum;
   t.grad_sum = grad_sum_data;
+  t.decay_counts = decay_count_data;
+  t.decay_rows = decay_rows;
   t.n = a.size;
   if (variant_override >= 0) t.variant = variant_override;
   for (const py::handle h : {param, grad, sum}) owners_.push_back(py::reinterpret_borrow<py::object>(h));
@@ -190,7 +234,7 @@ void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, con
 
 void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle values, py::handle state,
                            const TensorName& name, const DenseOptions& o, Duplicates duplicates, std::int64_t step,
-                           int variant_override, py::handle grad_sum) {
+                           int variant_override, py::handle grad_sum, py::handle decay_counts) {
   check_rule_takes_batch_options(o, name);
   FloatArray tab = float_array(table, name, Role::param);
   if (tab.ndim != 2 || !tab.c_order) {
@@ -225,6 +269,7 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
                           std::to_string(dim) + "): row-wise state is Adagrad's alone, got " + shape_string(st));
   }
   void* const grad_sum_data = checked_grad_sum(grad_sum, tab, o, name);
+  std::int64_t* const decay_count_data = checked_decay_counts(decay_counts, rows, o, name);
   if (idx.size >= (std::size_t{1} << 32)) throw py::value_error(name(Role::indices) + " has 2**32 or more entries");
   overlap_.add(tab, name, Role::param);
   overlap_.add(st, name, Role::sum);
@@ -234,7 +279,7 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
   const SparseProblem problem{tab.dtype,     tab.data,   rows,
                               dim,           idx.data,   idx.int64,
                               idx.size,      val.data,   st.data,
-                              grad_sum_data, rowwise,    duplicates,
+                              grad_sum_data, decay_count_data, rowwise,    duplicates,
                               with_batch_options(o), step, variant_override,
                               val.ndim == 2 ? static_cast<std::size_t>(val.shape[0]) : 0};
   if (const std::size_t bad = first_bad_index(problem); bad != idx.size) {
@@ -283,7 +328,8 @@ const DenseTensor& StepBatch::coefficients(Dtype dtype, const DenseOptions& o, s
   const auto same = [](const DenseOptions& a, const DenseOptions& b) {
     return a.rule == b.rule && a.lr == b.lr && a.lr_decay == b.lr_decay && a.weight_decay == b.weight_decay &&
            a.eps == b.eps && a.maximize == b.maximize && a.decoupled_weight_decay == b.decoupled_weight_decay &&
-           a.eps_inside_sqrt == b.eps_inside_sqrt && a.l1 == b.l1 && a.l2 == b.l2;
+           a.eps_inside_sqrt == b.eps_inside_sqrt && a.l1 == b.l1 && a.l2 == b.l2 && a.decay_step == b.decay_step &&
+           a.decay_rate == b.decay_rate && a.decay_floor == b.decay_floor;
   };
   // grad_scale and clip are the batch's, the same for every tensor: the options compared are the caller's.
   if (!last_.valid || last_.dtype != dtype || last_.step != step || !same(last_.options, o)) {

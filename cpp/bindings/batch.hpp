@@ -41,15 +41,18 @@ class StepBatch {
 
   // One dense update of param with grad and its state sum (same dtype, shape, order), by the
   // options' rule; grad_sum: Adagrad-DA's sum of gradients (the same layout again), else null.
+  // AdagradDecay: decay_counts, int64, one count per row of a 2-D C-order param ((rows,)) or one for
+  // the whole array ((1,)).
   void add_dense(py::handle param, py::handle grad, py::handle sum, const TensorName& name, const DenseOptions& o,
-                 std::int64_t step, int variant_override = -1, py::handle grad_sum = {});
+                 std::int64_t step, int variant_override = -1, py::handle grad_sum = {}, py::handle decay_counts = {});
 
   // One sparse update of the rows `indices` of a 2-D param with `values`; the state's shape
   // (rows, dim) or (rows,) picks element-wise or row-wise Adagrad (the composite rules: element-wise
   // only, and Adagrad-DA's grad_sum of the table's shape). Checks every index.
+  // AdagradDecay's sparse form also takes decay_counts: int64 (rows,), the decays each row has had.
   void add_sparse(py::handle table, py::handle indices, py::handle values, py::handle state, const TensorName& name,
                   const DenseOptions& o, Duplicates duplicates, std::int64_t step, int variant_override = -1,
-                  py::handle grad_sum = {});
+                  py::handle grad_sum = {}, py::handle decay_counts = {});
 
   // The overlap check across everything added, then, with the GIL released, the check of every
   // grad for NaN and infinity (unless nonfinite is propagate) and the arithmetic. Returns true
@@ -68,6 +71,10 @@ class StepBatch {
   void check_rule_takes_batch_options(const DenseOptions& o, const TensorName& name) const;
   // Adagrad-DA's grad sum: an array of the param's layout (checked), or null when the rule has none.
   void* checked_grad_sum(py::handle grad_sum, const FloatArray& param, const DenseOptions& o, const TensorName& name);
+  // AdagradDecay's per-row decay counts of a sparse update (checked), or null for other rules.
+  // rows: the length required; 0: (1,) or, for a 2-D C-order param, (param rows,) (the dense form).
+  std::int64_t* checked_decay_counts(py::handle counts, std::size_t rows, const DenseOptions& o, const TensorName& name,
+                                     const FloatArray* dense_param = nullptr, std::size_t* counted_rows = nullptr);
   // Norm rules: each tensor's clip from the norms measured, its coefficients made again.
   void apply_norms(const std::vector<double>& norms);
   // The variant and coefficients for these options and step, computed once for a run of tensors

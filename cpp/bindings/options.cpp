@@ -25,8 +25,23 @@ Rule composite_rule(py::handle name) {
   if (PyUnicode_Check(name.ptr())) {
     if (PyUnicode_CompareWithASCIIString(name.ptr(), "proximal") == 0) return Rule::proximal;
     if (PyUnicode_CompareWithASCIIString(name.ptr(), "dual_averaging") == 0) return Rule::dual_averaging;
+    if (PyUnicode_CompareWithASCIIString(name.ptr(), "adagrad_decay") == 0) return Rule::adagrad_decay;
   }
-  throw py::value_error("rule must be 'proximal' or 'dual_averaging', got " + std::string(py::repr(name)));
+  throw py::value_error("rule must be 'proximal', 'dual_averaging' or 'adagrad_decay', got " +
+                        std::string(py::repr(name)));
+}
+
+std::int64_t positive_int_option(py::handle obj, const std::string& where, const char* option) {
+  if (is_bool(obj) || !PyIndex_Check(obj.ptr())) {
+    throw py::type_error(where + option + " must be an int, got " + type_name(obj));
+  }
+  const auto as_int = py::reinterpret_steal<py::int_>(PyNumber_Index(obj.ptr()));
+  int overflow = 0;
+  const long long value = PyLong_AsLongLongAndOverflow(as_int.ptr(), &overflow);
+  if (overflow != 0 || value < 1) {
+    throw py::value_error(where + option + " must be an int >= 1, got " + std::string(py::str(obj)));
+  }
+  return value;
 }
 
 std::int64_t checked_step(py::handle step) {

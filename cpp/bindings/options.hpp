@@ -66,8 +66,11 @@ DenseOptions checked_options(const py::handle (&h)[7], const Where& where) {
 // For calls whose errors need no prefix.
 inline std::string nowhere() { return {}; }
 
-// "proximal" or "dual_averaging": a composite rule by its name in the optimizers' group tuples.
+// "proximal", "dual_averaging" or "adagrad_decay": a rule by its name in the optimizers' group tuples.
 Rule composite_rule(py::handle name);
+
+// An int (not a bool) from 1 to 2**63 - 1; `option` names it in messages.
+std::int64_t positive_int_option(py::handle obj, const std::string& where, const char* option);
 
 // A composite rule's options: lr, l1, l2, each a finite real number >= 0.
 template <class Where>
@@ -77,6 +80,25 @@ DenseOptions checked_rule_options(Rule rule, py::handle lr, py::handle l1, py::h
   o.lr = real_option(lr, where, "lr");
   o.l1 = real_option(l1, where, "l1");
   o.l2 = real_option(l2, where, "l2");
+  try {
+    validate(o);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(where() + e.what());
+  }
+  return o;
+}
+
+// AdagradDecay's options: lr (finite, >= 0), accumulator_decay_step (an int >= 1),
+// accumulator_decay_rate (in (0, 1)), initial_accumulator_value (finite, > 0: also the floor).
+template <class Where>
+DenseOptions checked_decay_options(py::handle lr, py::handle decay_step, py::handle decay_rate, py::handle initial,
+                                   const Where& where) {
+  DenseOptions o;
+  o.rule = Rule::adagrad_decay;
+  o.lr = real_option(lr, where, "lr");
+  o.decay_step = positive_int_option(decay_step, where(), "accumulator_decay_step");
+  o.decay_rate = real_option(decay_rate, where, "accumulator_decay_rate");
+  o.decay_floor = real_option(initial, where, "initial_accumulator_value");
   try {
     validate(o);
   } catch (const std::invalid_argument& e) {

@@ -53,6 +53,17 @@ bool da_update(py::handle param, py::handle grad, py::handle grad_sum, py::handl
   return batch.run();
 }
 
+// One dense AdagradDecay update; decay_counts: int64, (1,) or (rows,) of a 2-D table.
+bool decay_update(py::handle param, py::handle grad, py::handle state_sum, py::handle decay_counts, py::handle step,
+                  py::handle lr, py::handle decay_step, py::handle decay_rate, py::handle initial,
+                  py::handle nonfinite) {
+  const std::int64_t t = checked_step(step);
+  const DenseOptions o = checked_decay_options(lr, decay_step, decay_rate, initial, nowhere);
+  StepBatch batch(nonfinite_mode(nonfinite));
+  batch.add_dense(param, grad, state_sum, TensorName{py::none()}, o, t, -1, {}, decay_counts);
+  return batch.run();
+}
+
 // The items of a list or tuple, borrowed (valid while the GIL is held and the sequence lives).
 struct Items {
   PyObject** items;
@@ -85,12 +96,14 @@ std::int64_t* step_counts(py::handle obj, std::size_t n) {
 
 // One param group of a step, read from its tuple: Adagrad's 13-tuple (params, grads, sums, steps,
 // labels, lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt,
-// duplicates), or a composite rule's 11-tuple (rule, params, grads, sums, grad_sums, steps, labels,
-// lr, l1, l2, duplicates) with rule "proximal" or "dual_averaging" and grad_sums None but for the
-// latter. steps is an int64 array of the updates done so far per tensor.
+// duplicates); another rule's (rule, params, grads, sums, extras, steps, labels, <options>,
+// duplicates): "proximal" and "dual_averaging" with options lr, l1, l2 (11 items), "adagrad_decay"
+// with lr, accumulator_decay_step, accumulator_decay_rate, initial_accumulator_value (12 items).
+// extras: None, or per param Adagrad-DA's grad sum, AdagradDecay's decay counts. steps is an int64
+// array of the updates done so far per tensor.
 struct GroupTuple {
   Items params, grads, sums, labels;
-  std::optional<Items> grad_sums;
+  std::optional<Items> extras;
   std::int64_t* steps;
   DenseOptions options;
   Duplicates duplicates;
@@ -100,7 +113,7 @@ template <class Where>
 GroupTuple group_tuple(py::handle group_obj, const Where& where) {
   const bool tuple = PyTuple_Check(group_obj.ptr());
   const py::ssize_t size = tuple ? PyTuple_GET_SIZE(group_obj.ptr()) : 0;
-  if (size != 13 && size != 11) throw py::type_error(where() + "malformed group tuple");
+  if (size != 13 && size != 12 && size != 11) throw py::type_error(where() + "malformed group tuple");
   const Items g = items_of(group_obj, where, "group");
   const bool adagrad = size == 13;
   const std::size_t at = adagrad ? 0 : 1;  // where params are
@@ -124,11 +137,13 @@ GroupTuple group_tuple(py::handle group_obj, const Where& where) {
     out.duplicates = duplicates_mode(g[12]);
   } else {
     const Rule rule = composite_rule(g[0]);
-    out.options = checked_rule_options(rule, g[7], g[8], g[9], where);
-    out.duplicates = duplicates_mode(g[10]);
-    if (rule == Rule::dual_averaging) {
-      out.grad_sums = items_of(g[4], where, "grad sums");
-      matches = matches && out.grad_sums->size == n;
+    if ((rule == Rule::adagrad_decay) != (size == 12)) throw py::type_error(where() + "malformed group tuple");
+    out.options = rule == Rule::adagrad_decay ? checked_decay_options(g[7], g[8], g[9], g[10], where)
+                                              : checked_rule_options(rule, g[7], g[8], g[9], where);
+    out.duplicates = duplicates_mode(g[static_cast<std::size_t>(size) - 1]);
+    if (rule == Rule::dual_averaging || rule == Rule::adagrad_decay) {
+      out.extras = items_of(g[4], where, rule == Rule::adagrad_decay ? "decay counts" : "grad sums");
+      matches = matches && out.extras->size == n;
     }
   }
   if (!matches) throw py::value_error(where() + "optimizer state does not match its params");
@@ -173,15 +188,17 @@ py::object step(const py::list& groups, py::handle nonfinite, py::handle grad_sc
         throw py::value_error(where() + "step count of " + name(Role::param) + " is out of range");
       }
       const std::int64_t t = group.steps[i] + 1;
-      const py::handle grad_sum = group.grad_sums ? (*group.grad_sums)[i] : py::handle();
+      const py::handle extra = group.extras ? (*group.extras)[i] : py::handle();
+      const bool decay = group.options.rule == Rule::adagrad_decay;
+      const py::handle grad_sum = decay ? py::handle() : extra, counts = decay ? extra : py::handle();
       if (PyTuple_Check(grad.ptr())) {
         if (PyTuple_GET_SIZE(grad.ptr()) != 2) {
           throw py::value_error(name(Role::grad) + " must be an array, or (indices, values) for a sparse gradient");
         }
         batch.add_sparse(group.params[i], PyTuple_GET_ITEM(grad.ptr(), 0), PyTuple_GET_ITEM(grad.ptr(), 1),
-                         group.sums[i], name, group.options, group.duplicates, t, -1, grad_sum);
+                         group.sums[i], name, group.options, group.duplicates, t, -1, grad_sum, counts);
       } else {
-        batch.add_dense(group.params[i], grad, group.sums[i], name, group.options, t, -1, grad_sum);
+        batch.add_dense(group.params[i], grad, group.sums[i], name, group.options, t, -1, grad_sum, counts);
       }
       slots.push_back({group.steps + i, t});
     }
@@ -278,6 +295,10 @@ void check_rule_options(py::handle rule, py::handle lr, py::handle l1, py::handl
   checked_rule_options(composite_rule(rule), lr, l1, l2, nowhere);
 }
 
+void check_decay_options(py::handle lr, py::handle decay_step, py::handle decay_rate, py::handle initial) {
+  checked_decay_options(lr, decay_step, decay_rate, initial, nowhere);
+}
+
 void check_step_options(py::handle nonfinite, py::handle grad_scale) {
   nonfinite_mode(nonfinite);
   checked_grad_scale(grad_scale);
@@ -311,6 +332,15 @@ void register_dense(py::module_& m) {
         "nonfinite"_a = "propagate",
         "One dense Adagrad-DA update of one tensor, in place. Validated by adagrad.da_update. "
         "Returns False if skipped (nonfinite='skip' and the grad is not finite).");
+  m.def("decay_update", &decay_update, "param"_a, "grad"_a, "state_sum"_a, "decay_counts"_a, "step"_a, "lr"_a,
+        "accumulator_decay_step"_a, "accumulator_decay_rate"_a, "initial_accumulator_value"_a,
+        "nonfinite"_a = "propagate",
+        "One dense AdagradDecay update of one tensor, in place. Validated by adagrad.decay_update. "
+        "Returns False if skipped (nonfinite='skip' and the grad is not finite).");
+  m.def("check_decay_options", &check_decay_options, "lr"_a, "accumulator_decay_step"_a, "accumulator_decay_rate"_a,
+        "initial_accumulator_value"_a,
+        "Raises TypeError/ValueError unless lr is finite >= 0, the decay step an int >= 1, the rate in (0, 1) and "
+        "the initial accumulator value finite > 0.");
   m.def("check_rule_options", &check_rule_options, "rule"_a, "lr"_a, "l1"_a, "l2"_a,
         "Raises TypeError/ValueError unless rule is 'proximal' or 'dual_averaging' and lr, l1, l2 are finite "
         "numbers >= 0.");

@@ -49,6 +49,18 @@ bool sparse_da_update(py::handle table, py::handle indices, py::handle values, p
   return batch.run();
 }
 
+// AdagradDecay on the indexed rows; decay_counts (rows,) int64: the decays each row has had.
+bool sparse_decay_update(py::handle table, py::handle indices, py::handle values, py::handle state,
+                         py::handle decay_counts, py::handle step, py::handle lr, py::handle decay_step,
+                         py::handle decay_rate, py::handle initial, py::handle duplicates, py::handle nonfinite) {
+  const std::int64_t t = checked_step(step);
+  const DenseOptions o = checked_decay_options(lr, decay_step, decay_rate, initial, nowhere);
+  StepBatch batch(nonfinite_mode(nonfinite));
+  batch.add_sparse(table, indices, values, state, TensorName{py::none(), TensorName::kSparseArguments}, o,
+                   duplicates_mode(duplicates), t, -1, {}, decay_counts);
+  return batch.run();
+}
+
 // The benchmark's memory ceiling of sparse_update: the same validation, grouping of repeated rows,
 // prefetch and threads, with the row update reduced to state += g, row += g.
 void sparse_stream_ceiling(py::handle table, py::handle indices, py::handle values, py::handle state) {
@@ -86,6 +98,11 @@ void register_sparse(py::module_& m) {
         "lr"_a, "l1"_a, "l2"_a, "duplicates"_a, "nonfinite"_a = "propagate",
         "Sparse Adagrad-DA update of the indexed rows of a table, in place. Validated by adagrad.sparse_da_update. "
         "Returns False if skipped (nonfinite='skip', values not finite).");
+  m.def("sparse_decay_update", &sparse_decay_update, "table"_a, "indices"_a, "values"_a, "state"_a, "decay_counts"_a,
+        "step"_a, "lr"_a, "accumulator_decay_step"_a, "accumulator_decay_rate"_a, "initial_accumulator_value"_a,
+        "duplicates"_a, "nonfinite"_a = "propagate",
+        "Sparse AdagradDecay update of the indexed rows of a table, in place. Validated by "
+        "adagrad.sparse_decay_update. Returns False if skipped (nonfinite='skip', values not finite).");
   m.def("sparse_stream_ceiling", &sparse_stream_ceiling, "table"_a, "indices"_a, "values"_a, "state"_a,
         "Benchmark ceiling of sparse_update (element-wise state): the same traffic and schedule, one add per "
         "element instead of the update.");

@@ -39,7 +39,7 @@ bool span_finite(const KernelTable& k, const GradSpan& s, std::size_t begin, std
 DenseTensor make_dense_tensor(Dtype dtype, void* param, const void* grad, void* sum, void* grad_sum, std::size_t n,
                               const DenseOptions& options, std::int64_t step) {
   const int variant = dtype == Dtype::f32 ? dense_variant<float>(options) : dense_variant<double>(options);
-  DenseTensor t{dtype, variant, param, grad, sum, grad_sum, n, {}, {}};
+  DenseTensor t{dtype, variant, param, grad, sum, grad_sum, n, nullptr, 0, {}, {}};
   if (dtype == Dtype::f32) {
     t.c32 = dense_coeffs<float>(options, step);
   } else {
@@ -76,7 +76,32 @@ TaskPlan plan_tasks(const std::vector<std::size_t>& sizes) {
   return plan;
 }
 
+namespace {
+
+// AdagradDecay: each row of the array takes the decays due since its last update (rows behind the
+// step's count: after sparse updates of some rows, or always one when a period ends).
+template <class T>
+void catch_up_rows(const DenseTensor& t, const DenseCoeffs<T>& c) {
+  const std::size_t row = t.decay_rows == 0 ? 0 : t.n / t.decay_rows;
+  for (std::size_t r = 0; r < t.decay_rows; ++r) {
+    const std::int64_t due = c.decay_periods - t.decay_counts[r];
+    if (due <= 0) continue;
+    decay_sums(static_cast<T*>(t.sum) + r * row, row, due, c.decay_rate, c.decay_floor);
+    t.decay_counts[r] = c.decay_periods;
+  }
+}
+
+}  // namespace
+
 void run_dense(const KernelTable& k, const std::vector<DenseTensor>& tensors) {
+  for (const auto& t : tensors) {
+    if (t.decay_counts == nullptr) continue;
+    if (t.dtype == Dtype::f32) {
+      catch_up_rows(t, t.c32);
+    } else {
+      catch_up_rows(t, t.c64);
+    }
+  }
   std::size_t total = 0;
   for (const auto& t : tensors) total += t.n;
   if (total < kInlineElements || get_num_threads() == 1) {

@@ -18,6 +18,10 @@
 //   Adagrad-DA:        a <- a + g;  s <- fma(g, g, s)
 //                      theta <- -copysign((lr * max(|a| - l1_step, 0)) / (sqrt(s) + l2_step_lr), a)
 //                      (l1_step = T(step) * l1, l2_step_lr = l2 * (T(step) * lr): TensorFlow's constants)
+//   AdagradDecay:      s <- max(s * decay_rate, decay_floor)   for every decay due since the row (of a
+//                      table; a whole array otherwise) was last updated, before the update (sparse
+//                      rows: here; dense arrays: dense.cpp), then Adagrad's s <- fma(g, g, s),
+//                      theta <- theta - (lr * g) / sqrt(s)
 // The vector body and the scalar tail perform the same IEEE operations, so chunk boundaries,
 // thread counts and instruction sets never change a bit.
 #pragma once
@@ -115,10 +119,14 @@ inline __attribute__((always_inline)) void rule_apply(typename O::R& p, typename
     dense_apply<O, kVariant>(p, g, s, k);
   } else if constexpr (kRule == Rule::proximal) {
     proximal_apply<O, variant_l1(kVariant)>(p, g, s, k);
-  } else {
+  } else if constexpr (kRule == Rule::dual_averaging) {
     dual_averaging_apply<O>(p, g, s, a, k);
+  } else {  // AdagradDecay, its sums' decays already taken (decay_sums)
+    dense_apply<O, 0>(p, g, s, k);
   }
 }
+
+// AdagradDecay's catch-up (hyper.hpp, decay_sums: the same scalar operations on every path).
 
 // How many leading elements run on the scalar path so that the vector loop's accesses to `p`
 // start on a 64-byte cache line. NumPy puts a big array 16 bytes past a page boundary, so without

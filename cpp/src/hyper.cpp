@@ -19,6 +19,20 @@ void require_finite_non_negative(double value, const char* name) {
 
 void validate(const DenseOptions& o) {
   require_finite_non_negative(o.lr, "lr");
+  if (o.rule == Rule::adagrad_decay) {
+    if (o.decay_step < 1) throw std::invalid_argument("accumulator_decay_step must be an int >= 1");
+    if (!(o.decay_rate > 0.0 && o.decay_rate < 1.0)) {
+      char shown[32];
+      std::snprintf(shown, sizeof shown, "%.17g", o.decay_rate);
+      throw std::invalid_argument(std::string("accumulator_decay_rate must be > 0 and < 1, got ") + shown);
+    }
+    if (!std::isfinite(o.decay_floor) || !(o.decay_floor > 0.0)) {
+      char shown[32];
+      std::snprintf(shown, sizeof shown, "%.17g", o.decay_floor);
+      throw std::invalid_argument(std::string("initial_accumulator_value must be a finite number > 0, got ") + shown);
+    }
+    return;
+  }
   if (o.rule != Rule::adagrad) {
     require_finite_non_negative(o.l1, "l1");
     require_finite_non_negative(o.l2, "l2");
@@ -86,6 +100,7 @@ template <class T>
 int dense_variant(const DenseOptions& o) {
   if (o.rule == Rule::proximal) return kProximalVariant + (o.l1 > 0.0 ? 1 : 0);
   if (o.rule == Rule::dual_averaging) return kDualAveragingVariant;
+  if (o.rule == Rule::adagrad_decay) return kAdagradDecayVariant;
   WeightDecayMode wd = WeightDecayMode::none;
   if (o.weight_decay != 0.0) wd = o.decoupled_weight_decay ? WeightDecayMode::decoupled : WeightDecayMode::coupled;
   return dense_variant(o.maximize, wd, o.eps_inside_sqrt, grad_scale_mode(o), clip_of<T>(o).applies);
@@ -110,8 +125,9 @@ DenseCoeffs<T> dense_coeffs(const DenseOptions& o, std::int64_t step) {
   // In double with one fma, as torch's fused CPU kernel does: its source writes
   // 1 + (t - 1) * lr_decay, which GCC contracts to an fma in torch's AVX2 / AVX-512 builds
   // (measured against torch 2.13: lr_decay = 0.1 differs in the last bit from step 8 without it).
-  const double clr = o.lr / std::fma(static_cast<double>(step - 1), o.lr_decay, 1.0);
-  const double decay = 1.0 - clr * o.weight_decay;
+  const bool decay = o.rule == Rule::adagrad_decay;  // Adagrad's update with lr, no eps
+  const double clr = decay ? o.lr : o.lr / std::fma(static_cast<double>(step - 1), o.lr_decay, 1.0);
+  const double weight_decay_factor = 1.0 - clr * o.weight_decay;
   // The loss scale as torch's fused kernel sees it: a float32 value, converted to T.
   const T grad_scale = static_cast<T>(static_cast<float>(o.scale_grads ? o.grad_scale : 1.0));
   const Clip<T> clip = clip_of<T>(o);
@@ -119,10 +135,23 @@ DenseCoeffs<T> dense_coeffs(const DenseOptions& o, std::int64_t step) {
   // each product rounded in T.
   const auto lr = static_cast<T>(o.lr), l1 = static_cast<T>(o.l1), l2 = static_cast<T>(o.l2);
   const auto t = static_cast<T>(step);
-  return {static_cast<T>(clr), static_cast<T>(o.eps), static_cast<T>(o.weight_decay), static_cast<T>(decay),
-          grad_scale,          T(1) / grad_scale,     clip.scale,                     clip.lo,
-          clip.hi,             lr,                    l1,                             l2,
-          t * l1,              l2 * (t * lr)};
+  return {static_cast<T>(clr),
+          decay ? T(0) : static_cast<T>(o.eps),
+          static_cast<T>(o.weight_decay),
+          static_cast<T>(weight_decay_factor),
+          grad_scale,
+          T(1) / grad_scale,
+          clip.scale,
+          clip.lo,
+          clip.hi,
+          lr,
+          l1,
+          l2,
+          t * l1,
+          l2 * (t * lr),
+          static_cast<T>(o.decay_rate),
+          static_cast<T>(o.decay_floor),
+          decay ? step / o.decay_step : 0};
 }
 
 template DenseCoeffs<float> dense_coeffs<float>(const DenseOptions&, std::int64_t);

@@ -135,6 +135,7 @@ SparseTask<T> task_for(const SparseProblem& p, const DenseCoeffs<T>& coeffs, Par
   return {static_cast<T*>(p.table),
           static_cast<T*>(p.state),
           static_cast<T*>(p.grad_sum),
+          p.decay_counts,
           static_cast<const T*>(p.values),
           p.dim,
           &coeffs,

@@ -77,6 +77,19 @@ inline __attribute__((always_inline)) void update_row(typename V::T* __restrict 
   for (; j < d; ++j) one(ScalarVec<T>{}, ks, j);
 }
 
+// AdagradDecay: row r's sums take the decays due since it was last touched (decay_sums), once per
+// update of the row, before it; its count of decays done becomes the step's.
+template <int kVariant, class T>
+inline __attribute__((always_inline)) void catch_up_decays(const SparseTask<T>& t, std::size_t r) {
+  if constexpr (variant_rule(kVariant) == Rule::adagrad_decay) {
+    const std::int64_t due = t.coeffs->decay_periods - t.decay_counts[r];
+    if (due > 0) {
+      decay_sums(t.state + r * t.dim, t.dim, due, t.coeffs->decay_rate, t.coeffs->decay_floor);
+      t.decay_counts[r] = t.coeffs->decay_periods;
+    }
+  }
+}
+
 // out = ((+0 + v[o0]) + v[o1]) + ... over the chain of occurrences from o0, in input order.
 template <class V>
 void sum_chain(typename V::T* __restrict out, const typename V::T* __restrict values, const std::uint32_t* next,
@@ -126,6 +139,7 @@ void sum_rows(const SparseTask<typename V::T>& t) {
     const std::size_t r = t.rows[u];
     const std::uint32_t o = t.first[u];
     T* const a = grad_sum_row<kVariant>(t.grad_sum, r * d);
+    catch_up_decays<kVariant>(t, r);
     if (t.next[o] == kEndOfChain) {
       update_row<V, kVariant, true>(t.table + r * d, t.values + static_cast<std::size_t>(o) * d, t.state + r * d, a,
                                     d, kv, ks);
@@ -156,6 +170,7 @@ void sum_rows_fixed(const SparseTask<typename V::T>& t) {
       for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(g[q], V::load(v + q * V::W));
     }
     const std::size_t r = t.rows[u];
+    catch_up_decays<kVariant>(t, r);
     for (std::size_t q = 0; q < kRegs; ++q) {
       apply_lanes<V, kVariant>(t.table + r * kD + q * V::W, g[q], t.state + r * kD + q * V::W,
                                grad_sum_row<kVariant>(t.grad_sum, r * kD + q * V::W), kv);
@@ -192,6 +207,7 @@ void sequential_rows(const SparseTask<typename V::T>& t) {
   const DenseConsts<V> kv(*t.coeffs);
   const DenseConsts<ScalarVec<T>> ks(*t.coeffs);
   for_each_owned_occurrence<false>(t, [&](std::size_t i, std::size_t r) {
+    catch_up_decays<kVariant>(t, r);
     update_row<V, kVariant, false>(t.table + r * d, t.values + i * d, t.state + r * d,
                                    grad_sum_row<kVariant>(t.grad_sum, r * d), d, kv, ks);
   });

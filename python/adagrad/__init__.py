@@ -4,11 +4,13 @@ Public API:
     Adagrad            the stateful optimizer over NumPy arrays (save / load: checkpoints)
     ProximalAdagrad    Proximal Adagrad (l1 / l2, exact zeros), the same API
     AdagradDA          Adagrad-DA (regularized dual averaging), the same API
+    AdagradDecay       DeepRec's Adagrad with decaying accumulators, the same API
     NonFiniteGradError a grad held a NaN or an infinity under nonfinite="raise" (a ValueError)
     update             one in-place update of one array (functional form)
     sparse_update      Adagrad on the indexed rows of a 2-D table (element-wise or row-wise)
     proximal_update / sparse_proximal_update   Proximal Adagrad (l1/l2, exact zeros), dense / rows
     da_update / sparse_da_update               Adagrad-DA (dual averaging), dense / rows
+    decay_update / sparse_decay_update         AdagradDecay, dense / rows
     reference          the pure-NumPy reference with the same signatures
     aligned_zeros      a zero-filled array on a 64-byte cache line (embedding tables, their state)
     cpu_info           which kernel runs, what the CPU offers, how many threads
@@ -19,14 +21,22 @@ Public API:
 from . import reference
 from ._core import __version__, cpu_info, get_num_threads, set_isa, set_num_threads
 from ._memory import aligned_zeros
-from .composite import da_update, proximal_update, sparse_da_update, sparse_proximal_update
-from .composite_optimizers import AdagradDA, ProximalAdagrad
+from .composite import (
+    da_update,
+    decay_update,
+    proximal_update,
+    sparse_da_update,
+    sparse_decay_update,
+    sparse_proximal_update,
+)
+from .composite_optimizers import AdagradDA, AdagradDecay, ProximalAdagrad
 from .functional import sparse_update, update
 from .optimizer import Adagrad, NonFiniteGradError, SparseGrad
 
 __all__ = [
     "Adagrad",
     "AdagradDA",
+    "AdagradDecay",
     "NonFiniteGradError",
     "ProximalAdagrad",
     "SparseGrad",
@@ -34,12 +44,14 @@ __all__ = [
     "aligned_zeros",
     "cpu_info",
     "da_update",
+    "decay_update",
     "get_num_threads",
     "proximal_update",
     "reference",
     "set_isa",
     "set_num_threads",
     "sparse_da_update",
+    "sparse_decay_update",
     "sparse_proximal_update",
     "sparse_update",
     "update",

@@ -31,6 +31,35 @@ def check_clip_options(
 ) -> None: ...
 def check_params(params: Sequence[np.ndarray], labels: Sequence[str]) -> None: ...
 def check_rule_options(rule: str, lr: float, l1: float, l2: float) -> None: ...
+def check_decay_options(
+    lr: float, accumulator_decay_step: int, accumulator_decay_rate: float, initial_accumulator_value: float
+) -> None: ...
+def decay_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    state_sum: np.ndarray,
+    decay_counts: np.ndarray,
+    step: int,
+    lr: float,
+    accumulator_decay_step: int,
+    accumulator_decay_rate: float,
+    initial_accumulator_value: float,
+    nonfinite: str = "propagate",
+) -> bool: ...
+def sparse_decay_update(
+    table: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    state: np.ndarray,
+    decay_counts: np.ndarray,
+    step: int,
+    lr: float,
+    accumulator_decay_step: int,
+    accumulator_decay_rate: float,
+    initial_accumulator_value: float,
+    duplicates: str,
+    nonfinite: str = "propagate",
+) -> bool: ...
 def proximal_update(
     param: np.ndarray,
     grad: np.ndarray,

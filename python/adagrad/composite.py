@@ -1,4 +1,5 @@
-"""The paper's composite variants as single calls: Proximal Adagrad and Adagrad-DA, dense and sparse.
+"""Adagrad's variants as single calls, dense and sparse: the paper's composite ones (Proximal
+Adagrad, Adagrad-DA) and DeepRec's AdagradDecay (at the end).
 
 Duchi, Hazan & Singer (2011) give two algorithms for a loss plus a regularizer
 ``l1 * |theta|_1 + (l2 / 2) * |theta|_2^2``: composite mirror descent (Proximal Adagrad) and
@@ -17,7 +18,14 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["da_update", "proximal_update", "sparse_da_update", "sparse_proximal_update"]
+__all__ = [
+    "da_update",
+    "decay_update",
+    "proximal_update",
+    "sparse_da_update",
+    "sparse_decay_update",
+    "sparse_proximal_update",
+]
 
 
 def proximal_update(
@@ -183,3 +191,111 @@ def sparse_da_update(
     Reference: Duchi, Hazan & Singer (2011), section 3; TensorFlow ``SparseApplyAdagradDA``.
     """
     return _core.sparse_da_update(table, indices, values, grad_sum, state, step, lr, l1, l2, duplicates, nonfinite)
+
+
+def decay_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    state_sum: np.ndarray,
+    decay_counts: np.ndarray,
+    *,
+    step: int,
+    lr: float,
+    accumulator_decay_step: int = 100000,
+    accumulator_decay_rate: float = 0.9,
+    initial_accumulator_value: float = 0.1,
+    nonfinite: str = "propagate",
+) -> bool:
+    r"""One AdagradDecay update of one array, in place (DeepRec's ``AdagradDecayOptimizer``).
+
+    Adagrad whose sums decay: by step ``t`` (1-based, this one counted) ``K = t // accumulator_decay_step``
+    decays are due. ``decay_counts`` (int64, shape ``(1,)``, or ``(rows,)`` for a 2-D C-order
+    param: one count per row) holds how many each part has had; the missing ones are taken first,
+    one at a time, then the Adagrad step, element-wise, each operation rounded once::
+
+        state_sum <- max(state_sum * rate, initial_accumulator_value)     K - decay_counts times
+        decay_counts <- K
+        state_sum <- fma(grad, grad, state_sum)
+        param     <- param - (lr * grad) / sqrt(state_sum)
+
+    So the accumulator shrinks by ``accumulator_decay_rate`` every ``accumulator_decay_step`` steps
+    and never falls below its start: the rate no longer decays to zero in long runs. As in DeepRec,
+    the decay comes before ``grad ** 2`` is added and there is no eps. Defaults are DeepRec's;
+    ``lr`` finite >= 0, the step an int >= 1, the rate in (0, 1), the initial value finite > 0.
+
+    Example:
+        >>> import numpy as np, adagrad
+        >>> w, s, k = np.array([1.0, 2.0]), np.full(2, 0.1), np.zeros(1, np.int64)
+        >>> for t in range(1, 5):  # DeepRec's adagrad_decay_test, testBasic: decays at step 3
+        ...     _ = adagrad.decay_update(w, np.full(2, 0.1), s, k, step=t, lr=1.0,
+        ...                              accumulator_decay_step=3, accumulator_decay_rate=0.9)
+        >>> w, s, k
+        (array([-0.16080623,  0.83919377]), array([0.128, 0.128]), array([1]))
+
+    Reference: DeepRec (Alibaba), ``AdagradDecayOptimizer`` (``training/adagrad_decay.py``);
+    Duchi, Hazan & Singer (2011) for Adagrad itself.
+    """
+    return _core.decay_update(
+        param,
+        grad,
+        state_sum,
+        decay_counts,
+        step,
+        lr,
+        accumulator_decay_step,
+        accumulator_decay_rate,
+        initial_accumulator_value,
+        nonfinite,
+    )
+
+
+def sparse_decay_update(
+    table: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    state: np.ndarray,
+    decay_counts: np.ndarray,
+    *,
+    step: int,
+    lr: float,
+    accumulator_decay_step: int = 100000,
+    accumulator_decay_rate: float = 0.9,
+    initial_accumulator_value: float = 0.1,
+    duplicates: str = "sum",
+    nonfinite: str = "propagate",
+) -> bool:
+    r"""AdagradDecay on the indexed rows of a 2-D table, in place; other rows are never touched.
+
+    ``decay_counts`` is int64 of shape ``(rows,)``: the decays each row has had. A touched row first
+    takes every decay due since it was last touched (``step // accumulator_decay_step`` minus its
+    count), each rounded as it would have been at its own step, then :func:`decay_update`'s step.
+    So a row's sums never depend on when it was last touched: a sparse run gives exactly the bits
+    of a dense run that feeds zero gradients to the untouched rows. (DeepRec's sparse kernel decays
+    a row at most once per touch, so there a row that misses several periods lags; we do not.)
+    ``duplicates`` as for :func:`adagrad.sparse_update`; the catch-up happens once per row.
+
+    Example:
+        >>> import numpy as np, adagrad
+        >>> table, state, counts = np.ones((3, 2)), np.full((3, 2), 0.1), np.zeros(3, np.int64)
+        >>> adagrad.sparse_decay_update(table, np.array([2]), np.full((1, 2), 0.5), state, counts,
+        ...                             step=7, lr=0.1, accumulator_decay_step=2, accumulator_decay_rate=0.5)
+        True
+        >>> state[2], counts  # three decays due (7 // 2): 0.1 is already the floor, then + 0.5 ** 2
+        (array([0.35, 0.35]), array([0, 0, 3]))
+
+    Reference: DeepRec, ``SparseApplyAdagradDecay`` (with the exact catch-up above).
+    """
+    return _core.sparse_decay_update(
+        table,
+        indices,
+        values,
+        state,
+        decay_counts,
+        step,
+        lr,
+        accumulator_decay_step,
+        accumulator_decay_rate,
+        initial_accumulator_value,
+        duplicates,
+        nonfinite,
+    )

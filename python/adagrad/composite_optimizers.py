@@ -1,4 +1,4 @@
-"""Proximal Adagrad and Adagrad-DA as stateful optimizers over NumPy arrays.
+"""Proximal Adagrad, Adagrad-DA and AdagradDecay as stateful optimizers over NumPy arrays.
 
 The same core as :class:`adagrad.Adagrad` (param groups, state, one native call per step,
 ``state_dict``, ``save`` / ``load``); each rule is its options, its state arrays and its kernel
@@ -17,7 +17,7 @@ from ._groups import GroupLayout
 from ._memory import full_like_at_same_line_offset
 from ._optimizer_core import Optimizer, check_duplicates, check_initial_value
 
-__all__ = ["AdagradDA", "ProximalAdagrad"]
+__all__ = ["AdagradDA", "AdagradDecay", "ProximalAdagrad"]
 
 
 def _check_rule_group(rule: str, group: Mapping[str, Any], where: str, initial_name: str) -> None:
@@ -205,5 +205,110 @@ class AdagradDA(Optimizer):
             group["lr"],
             group["l1"],
             group["l2"],
+            group["duplicates"],
+        )
+
+
+class AdagradDecay(Optimizer):
+    r"""AdagradDecay (DeepRec): Adagrad whose accumulators decay, so that long runs keep learning.
+
+    Adagrad's rate ``lr / sqrt(s)`` only falls, because ``s`` only grows: in a long run on drifting
+    data it vanishes. AdagradDecay (Alibaba's recommender fork of TensorFlow, DeepRec) multiplies
+    every accumulator by ``accumulator_decay_rate`` once per ``accumulator_decay_step`` steps, never
+    below ``initial_accumulator_value``; element-wise, each operation rounded once
+    (:func:`adagrad.decay_update`)::
+
+        s     <- max(s * rate, initial_accumulator_value)   when a decay is due (t % decay_step == 0)
+        s     <- s + g * g                                  (one fma)
+        theta <- theta - lr * g / sqrt(s)
+
+    ``t`` is the param's own step count (counting this step). A 2-D param keeps one decay count per
+    row (``opt.state[key]["decay_count"]``, int64): a row its sparse grads leave untouched takes the
+    decays it missed when next touched, each rounded as at its own step, so the result is exactly
+    the dense run's with zero grads for untouched rows (DeepRec's sparse kernel instead catches up
+    at most one decay per touch).
+
+    Args:
+        params: as for :class:`adagrad.ProximalAdagrad`.
+        lr: learning rate (required; finite, >= 0).
+        accumulator_decay_step: steps between decays, an int >= 1 (default 100000, DeepRec's).
+        accumulator_decay_rate: the factor of each decay, in (0, 1) (default 0.9).
+        initial_accumulator_value: the accumulators' start and floor, > 0 (default 0.1).
+        duplicates: ``"sum"`` (default) or ``"sequential"`` for sparse grads.
+        nonfinite: ``"propagate"`` (default), ``"skip"`` or ``"raise"``.
+
+    State: ``opt.state[key]`` is ``{"sum", "decay_count", "step"}``.
+
+    Example:
+        >>> import numpy as np, adagrad
+        >>> w = np.array([1.0, 2.0])
+        >>> opt = adagrad.AdagradDecay([w], lr=1.0, accumulator_decay_step=3, accumulator_decay_rate=0.9)
+        >>> for _ in range(4):  # DeepRec's adagrad_decay_test, testBasic
+        ...     _ = opt.step([np.full(2, 0.1)])
+        >>> w, opt.state[0]["sum"]
+        (array([-0.16080623,  0.83919377]), array([0.128, 0.128]))
+
+    Reference: DeepRec, ``AdagradDecayOptimizer``; Duchi, Hazan & Singer (2011) for Adagrad.
+    """
+
+    GROUP_OPTION_NAMES = (
+        "lr",
+        "accumulator_decay_step",
+        "accumulator_decay_rate",
+        "initial_accumulator_value",
+        "duplicates",
+    )
+    STATE_NAMES = ("sum", "decay_count")
+    CHECKPOINT_FORMAT = "adagrad.AdagradDecay checkpoint"
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float,
+        accumulator_decay_step: int = 100000,
+        accumulator_decay_rate: float = 0.9,
+        initial_accumulator_value: float = 0.1,
+        duplicates: str = "sum",
+        nonfinite: str = "propagate",
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "accumulator_decay_step": accumulator_decay_step,
+            "accumulator_decay_rate": accumulator_decay_rate,
+            "initial_accumulator_value": initial_accumulator_value,
+            "duplicates": duplicates,
+        }
+        super().__init__(params, defaults, {"nonfinite": nonfinite})
+
+    @classmethod
+    def _check_group(cls, group: Mapping[str, Any], where: str) -> None:
+        try:
+            _core.check_decay_options(
+                group["lr"],
+                group["accumulator_decay_step"],
+                group["accumulator_decay_rate"],
+                group["initial_accumulator_value"],
+            )
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{where}{error}") from None
+        check_duplicates(group, where)
+
+    def _initial_states(self, group: Mapping[str, Any], param: np.ndarray, name: str) -> list[np.ndarray]:
+        rows = param.shape[0] if param.ndim == 2 and param.flags.c_contiguous and param.shape[0] > 0 else 1
+        return [full_like_at_same_line_offset(param, group["initial_accumulator_value"]), np.zeros(rows, np.int64)]
+
+    def _native_group(self, group: Mapping[str, Any], layout: GroupLayout, grads: Any) -> tuple[Any, ...]:
+        return (
+            "adagrad_decay",
+            group["params"],
+            grads,
+            layout.sums,
+            layout.states["decay_count"],
+            layout.steps,
+            layout.labels,
+            group["lr"],
+            group["accumulator_decay_step"],
+            group["accumulator_decay_rate"],
+            group["initial_accumulator_value"],
             group["duplicates"],
         )

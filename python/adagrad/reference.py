@@ -21,11 +21,14 @@ from ._exact import fma
 __all__ = [
     "Adagrad",
     "AdagradDA",
+    "AdagradDecay",
     "ProximalAdagrad",
     "da_update",
+    "decay_update",
     "grad_norms",
     "proximal_update",
     "sparse_da_update",
+    "sparse_decay_update",
     "sparse_proximal_update",
     "sparse_update",
     "update",
@@ -543,6 +546,117 @@ def sparse_da_update(
     return True
 
 
+def _decayed(s: np.ndarray, periods: int, rate: Any, floor: Any) -> np.ndarray:
+    """s decayed `periods` times, one rounding each: s <- max(s * rate, floor) (a NaN stays NaN)."""
+    out = s.copy()
+    with np.errstate(all="ignore"):
+        for _ in range(periods):
+            product = out * rate
+            nxt = np.where(np.isnan(product) | (product > floor), product, floor).astype(s.dtype)
+            if np.array_equal(nxt, out, equal_nan=True):
+                break  # every element at its fixed point: no later decay changes any
+            out = nxt
+    return out
+
+
+def _check_decay(lr: float, decay_step: int, decay_rate: float, initial: float, duplicates: str = "sum") -> None:
+    _core.check_decay_options(lr, decay_step, decay_rate, initial)
+    if duplicates not in ("sum", "sequential"):
+        raise ValueError("duplicates must be 'sum' or 'sequential'")
+
+
+def _decay_rows(state: np.ndarray, counts: np.ndarray, rows: list[int], target: int, rate: float, floor: float) -> None:
+    """Rows of `state` (one per count) take the decays due by `target`; counts become `target`."""
+    dtype = state.dtype.type
+    for r in rows:
+        due = target - int(counts[r])
+        if due > 0:
+            state[r] = _decayed(state[r], due, dtype(rate), dtype(floor))
+            counts[r] = target
+
+
+def decay_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    state_sum: np.ndarray,
+    decay_counts: np.ndarray,
+    *,
+    step: int,
+    lr: float,
+    accumulator_decay_step: int = 100000,
+    accumulator_decay_rate: float = 0.9,
+    initial_accumulator_value: float = 0.1,
+    nonfinite: str = "propagate",
+) -> bool:
+    """Reference for :func:`adagrad.decay_update`."""
+    _check_decay(lr, accumulator_decay_step, accumulator_decay_rate, initial_accumulator_value)
+    _check_rule_arrays(param, grad, state_sum)
+    if not _all_finite([("grad", grad)], nonfinite):
+        return False
+    target = operator.index(step) // operator.index(accumulator_decay_step)
+    per_row = param.ndim == 2 and decay_counts.shape == (param.shape[0],) and param.shape[0] > 0
+    view = state_sum if per_row else state_sum.reshape(1, -1)
+    _decay_rows(
+        view, decay_counts, list(range(view.shape[0])), target, accumulator_decay_rate, initial_accumulator_value
+    )
+    _update(
+        param,
+        grad,
+        state_sum,
+        step=1,
+        lr=lr,
+        lr_decay=0.0,
+        weight_decay=0.0,
+        eps=0.0,
+        maximize=False,
+        decoupled_weight_decay=False,
+        eps_inside_sqrt=False,
+        grad_scale=None,
+        clip=None,
+    )
+    return True
+
+
+def sparse_decay_update(
+    table: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    state: np.ndarray,
+    decay_counts: np.ndarray,
+    *,
+    step: int,
+    lr: float,
+    accumulator_decay_step: int = 100000,
+    accumulator_decay_rate: float = 0.9,
+    initial_accumulator_value: float = 0.1,
+    duplicates: str = "sum",
+    nonfinite: str = "propagate",
+) -> bool:
+    """Reference for :func:`adagrad.sparse_decay_update`: the touched rows' catch-up, then Adagrad's rows."""
+    _check_decay(lr, accumulator_decay_step, accumulator_decay_rate, initial_accumulator_value, duplicates)
+    _check_rule_arrays(table, state)
+    if not _all_finite([("values", values)], nonfinite):
+        return False
+    rows = [int(i) for i in indices]
+    if not all(0 <= r < table.shape[0] for r in rows):
+        raise ValueError("index out of range")
+    target = operator.index(step) // operator.index(accumulator_decay_step)
+    _decay_rows(state, decay_counts, sorted(set(rows)), target, accumulator_decay_rate, initial_accumulator_value)
+    options = {
+        "step": 1,
+        "lr": lr,
+        "lr_decay": 0.0,
+        "eps": 0.0,
+        "weight_decay": 0.0,
+        "maximize": False,
+        "eps_inside_sqrt": False,
+        "decoupled_weight_decay": False,
+        "grad_scale": None,
+    }
+    _sparse_update(table, rows, values, state, duplicates, clip=None, **options)
+    return True
+
+
 class Adagrad(optimizer.Adagrad):
     """Reference for :class:`adagrad.Adagrad`: the same params, state and API; each tensor is
     updated by :func:`update` above, one at a time, in a Python loop."""
@@ -591,35 +705,47 @@ class Adagrad(optimizer.Adagrad):
 
 
 def _apply_composite(opt: Any, batches: list[tuple[Any, ...]]) -> bool:
-    """The composite rules' step: every grad checked first, then each tensor by the functions above."""
+    """The other rules' step: every grad checked first, then each tensor by the functions above."""
     named = [
         (f"grad of {name}", grad[1] if isinstance(grad, tuple) else grad)
-        for _rule, _params, grads, *_states, labels, _lr, _l1, _l2, _dup in batches
-        for name, grad in zip(labels, grads)
+        for batch in batches
+        for name, grad in zip(batch[6], batch[2])
         if grad is not None
     ]
     if not _all_finite(named, opt.nonfinite):
         return False
-    for rule, params, grads, sums, grad_sums, steps, _labels, lr, l1, l2, duplicates in batches:
+    for rule, params, grads, sums, extras, steps, _labels, *options, duplicates in batches:
+        dense, sparse, names = _RULES[rule]
+        kwargs = dict(zip(names, options))
         for i, (param, grad) in enumerate(zip(params, grads)):
             if grad is None:
                 continue
-            options: dict[str, Any] = {"lr": lr, "l1": l1, "l2": l2}
-            dense: Callable[..., bool]
-            sparse: Callable[..., bool]
+            step: dict[str, Any] = {} if rule == "proximal" else {"step": int(steps[i]) + 1}
+            # The state arrays in the functions' order: DA's grad sum first, AdagradDecay's counts last.
             if rule == "proximal":
                 states = [sums[i]]
-                dense, sparse = proximal_update, sparse_proximal_update
+            elif rule == "dual_averaging":
+                states = [extras[i], sums[i]]
             else:
-                states = [grad_sums[i], sums[i]]
-                dense, sparse = da_update, sparse_da_update
-                options["step"] = int(steps[i]) + 1
+                states = [sums[i], extras[i]]
             if isinstance(grad, tuple):
-                sparse(param, grad[0], grad[1], *states, duplicates=duplicates, **options)
+                sparse(param, grad[0], grad[1], *states, duplicates=duplicates, **step, **kwargs)
             else:
-                dense(param, grad, *states, **options)
+                dense(param, grad, *states, **step, **kwargs)
             steps[i] += 1
     return True
+
+
+# Each rule's functions and the names of its options in its group tuple.
+_RULES: dict[str, tuple[Callable[..., bool], Callable[..., bool], tuple[str, ...]]] = {
+    "proximal": (proximal_update, sparse_proximal_update, ("lr", "l1", "l2")),
+    "dual_averaging": (da_update, sparse_da_update, ("lr", "l1", "l2")),
+    "adagrad_decay": (
+        decay_update,
+        sparse_decay_update,
+        ("lr", "accumulator_decay_step", "accumulator_decay_rate", "initial_accumulator_value"),
+    ),
+}
 
 
 class ProximalAdagrad(composite_optimizers.ProximalAdagrad):
@@ -631,6 +757,13 @@ class ProximalAdagrad(composite_optimizers.ProximalAdagrad):
 
 class AdagradDA(composite_optimizers.AdagradDA):
     """Reference for :class:`adagrad.AdagradDA`: each tensor by :func:`da_update`."""
+
+    def _apply(self, batches: list[tuple[Any, ...]]) -> bool:
+        return _apply_composite(self, batches)
+
+
+class AdagradDecay(composite_optimizers.AdagradDecay):
+    """Reference for :class:`adagrad.AdagradDecay`: each tensor by :func:`decay_update`."""
 
     def _apply(self, batches: list[tuple[Any, ...]]) -> bool:
         return _apply_composite(self, batches)

@@ -19,6 +19,10 @@ struct DenseTensor {
   void* sum;
   void* grad_sum;  // Adagrad-DA's sum of gradients, else null
   std::size_t n;
+  // AdagradDecay: the decays each of decay_rows rows (n / decay_rows elements each) has had, else
+  // null. run_dense first gives every row the decays due by this step.
+  std::int64_t* decay_counts;
+  std::size_t decay_rows;
   DenseCoeffs<float> c32;   // used when dtype == f32
   DenseCoeffs<double> c64;  // used when dtype == f64
 };

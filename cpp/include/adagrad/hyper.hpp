@@ -2,6 +2,7 @@
 // SEMANTICS.md section 1 is the contract; this header holds no ISA code.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -9,10 +10,11 @@ namespace adagrad {
 
 enum class WeightDecayMode : int { none = 0, coupled = 1, decoupled = 2 };
 
-// The update rules: Adagrad (section 1) and the paper's composite variants (section 4), Proximal
-// Adagrad (composite mirror descent) and Adagrad-DA (regularized dual averaging). One kernel body
-// per ISA serves them all; a rule is a few kernel variants (below) and its coefficients.
-enum class Rule : int { adagrad = 0, proximal = 1, dual_averaging = 2 };
+// The update rules: Adagrad (section 1), the paper's composite variants (section 4), Proximal
+// Adagrad (composite mirror descent) and Adagrad-DA (regularized dual averaging), and DeepRec's
+// AdagradDecay (Adagrad whose sums decay every decay_step steps, never below their start). One
+// kernel body per ISA serves them all; a rule is a few kernel variants (below) and its coefficients.
+enum class Rule : int { adagrad = 0, proximal = 1, dual_averaging = 2, adagrad_decay = 3 };
 
 // Gradient clipping (SEMANTICS.md section 7), applied right after the loss scale is divided out:
 //   value:       g <- clamp(g, -threshold, threshold)                       (Keras clipvalue)
@@ -46,6 +48,11 @@ struct DenseOptions {
   Rule rule = Rule::adagrad;
   double l1 = 0.0;
   double l2 = 0.0;
+  // AdagradDecay: every decay_step steps (>= 1) the sums become max(s * decay_rate, decay_floor),
+  // decay_rate in (0, 1), decay_floor (the initial accumulator value) finite and > 0.
+  std::int64_t decay_step = 1;
+  double decay_rate = 1.0;
+  double decay_floor = 0.0;
 };
 
 // Throws std::invalid_argument naming the offending option (non-finite or negative; a grad_scale
@@ -84,9 +91,13 @@ constexpr bool variant_clip(int v) { return v / 36 == 1; }
 constexpr int kStreamVariant = kDenseVariants;
 constexpr int kProximalVariant = kDenseVariants + 1;  // + 1 when l1 > 0
 constexpr int kDualAveragingVariant = kDenseVariants + 3;
-constexpr int kKernelVariants = kDenseVariants + 4;
+// AdagradDecay's update is Adagrad's plainest variant (0, with eps = 0), after its sums' decay.
+constexpr int kAdagradDecayVariant = kDenseVariants + 4;
+constexpr int kKernelVariants = kDenseVariants + 5;
 constexpr Rule variant_rule(int v) {
-  return v < kProximalVariant ? Rule::adagrad : (v < kDualAveragingVariant ? Rule::proximal : Rule::dual_averaging);
+  if (v < kProximalVariant) return Rule::adagrad;
+  if (v < kDualAveragingVariant) return Rule::proximal;
+  return v == kDualAveragingVariant ? Rule::dual_averaging : Rule::adagrad_decay;
 }
 constexpr bool variant_l1(int v) { return v == kProximalVariant + 1; }
 // Rules with a second state array: Adagrad-DA's sum of gradients.
@@ -113,9 +124,33 @@ struct DenseCoeffs {
   T l1, l2;      // proximal
   T l1_step;     // dual averaging: T(step) * l1, the product in T (as TensorFlow's kernel)
   T l2_step_lr;  // dual averaging: l2 * (T(step) * lr), the products in T
+  T decay_rate, decay_floor;   // AdagradDecay: s <- max(s * decay_rate, decay_floor) per decay
+  std::int64_t decay_periods;  // AdagradDecay: floor(step / decay_step), the decays due by this step
 };
 
 template <class T>
 DenseCoeffs<T> dense_coeffs(const DenseOptions& options, std::int64_t step);
+
+// AdagradDecay's catch-up: each of the n sums decayed `periods` times, s <- max(s * rate, floor),
+// each product rounded, exactly as one decay per period would, so that a row's sums never depend
+// on when it was last touched. A sum stops where a decay no longer changes it (the floor, or an
+// infinity): no later decay would. Scalar IEEE operations, the same bits on every path. In an
+// unnamed namespace: each translation unit (the per-ISA kernels among them) has its own copy, so
+// the linker can never hand the baseline path one compiled with AVX flags.
+namespace {
+template <class T>
+void decay_sums(T* s, std::size_t n, std::int64_t periods, T rate, T floor) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T x = s[i];
+    for (std::int64_t j = 0; j < periods; ++j) {
+      const T product = x * rate;
+      const T y = floor > product ? floor : product;  // x86 max: a NaN product stays NaN
+      if (y == x || x != x) break;
+      x = y;
+    }
+    s[i] = x;
+  }
+}
+}  // namespace
 
 }  // namespace adagrad

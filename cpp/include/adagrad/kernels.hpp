@@ -40,6 +40,7 @@ struct SparseTask {
   T* table;          // rows x dim, C order
   T* state;          // rows x dim (element-wise) or rows (row-wise)
   T* grad_sum;       // rows x dim: Adagrad-DA's sum of gradients (else null)
+  std::int64_t* decay_counts;  // rows: AdagradDecay's decays done per row (else null)
   const T* values;   // k x dim: occurrence o's gradient row is values + o * dim
   std::size_t dim;
   const DenseCoeffs<T>* coeffs;

@@ -25,6 +25,7 @@ struct SparseProblem {
   const void* values;  // k x dim, C order
   void* state;         // rows x dim (element-wise) or rows (row-wise)
   void* grad_sum;      // rows x dim: Adagrad-DA's sum of gradients (options.rule), else null
+  std::int64_t* decay_counts;  // rows: AdagradDecay's decays done per row, else null
   bool rowwise;
   Duplicates duplicates;
   DenseOptions options;
