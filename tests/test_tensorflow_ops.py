@@ -114,9 +114,7 @@ class Proximal(Rule):
                 var=var.handle, accum=accum.handle, grad=tf.constant(values), indices=tf.constant(indices), **scalars
             )
         else:
-            tf.raw_ops.ResourceApplyProximalAdagrad(
-                var=var.handle, accum=accum.handle, grad=tf.constant(grad), **scalars
-            )
+            tf.raw_ops.ResourceApplyProximalAdagrad(var=var.handle, accum=accum.handle, grad=tf.constant(grad), **scalars)
 
 
 class DualAveraging(Rule):
@@ -292,9 +290,7 @@ def test_da_catches_an_off_by_one_step() -> None:
     rng = np.random.default_rng(7)
     param = rng.standard_normal(DENSE_SIZE).astype(np.float64)
     with pytest.raises(AssertionError):
-        run_against_tensorflow(
-            DualAveraging(), param, dense_grads(rng, np.float64), {"lr": 0.1, "l2": 0.1}, step_offset=1
-        )
+        run_against_tensorflow(DualAveraging(), param, dense_grads(rng, np.float64), {"lr": 0.1, "l2": 0.1}, step_offset=1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
