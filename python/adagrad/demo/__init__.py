@@ -2,8 +2,10 @@
 
 Modules, one job each:
     problems    the planted sparse problem (hashed Zipf features, from a seed) and the digits
-    optimizers  plain SGD and a timing wrapper, beside adagrad.Adagrad and its reference
+    optimizers  plain SGD and a timing wrapper, beside adagrad.Adagrad and its reference, and the
+                l1 optimizers (adagrad.ProximalAdagrad, adagrad.AdagradDA)
     logistic    the sparse logistic-regression training loop; native vs reference bitwise
+    sparsity    the l1 sweep on a sparse planted model, in lockstep; its exact zeros
     mlp         the digits MLP and its training loop
     metrics     error against the planted weights by feature frequency
     report      the text summary

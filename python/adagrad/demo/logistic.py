@@ -10,7 +10,7 @@ from .optimizers import OPTIMIZERS, Timed, state_sum
 from .problems import HashedZipfProblem, sigmoid
 from .progress import Progress, no_progress
 
-__all__ = ["ReferenceCheck", "SparseRun", "compare_with_reference", "train_logistic"]
+__all__ = ["ReferenceCheck", "SparseRun", "compare_with_reference", "loss_and_gradient", "train_logistic"]
 
 
 @dataclass
@@ -52,6 +52,22 @@ class SparseRun:
         return f"{self.optimizer} lr={self.lr:g}"
 
 
+def loss_and_gradient(models: np.ndarray, indices: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's mean log-loss under each row of ``models`` (shape (models, weights)) and its
+    gradient: float64 losses, one per model, and float32 gradients shaped like ``models``, dense but
+    zero outside the batch's features. ``indices[b, f]`` is the weight of sample b's field f.
+    Each row's numbers are those it would get alone (the same operations, row by row)."""
+    n_models, n_weights = models.shape
+    logits = models[:, indices].sum(axis=2, dtype=np.float64)
+    per_sample = np.logaddexp(0, logits) - labels * logits
+    # row by row: NumPy's mean over axis 1 of several rows may sum in another order than of one
+    losses = np.array([np.mean(row) for row in per_sample])
+    residual = (sigmoid(logits) - labels) / len(labels)
+    bins = (indices.ravel() + n_weights * np.arange(n_models)[:, None]).ravel()
+    grads = np.bincount(bins, weights=np.repeat(residual, indices.shape[1], axis=1).ravel(), minlength=models.size)
+    return losses, grads.reshape(models.shape).astype(np.float32)
+
+
 def train_logistic(
     problem: HashedZipfProblem,
     optimizer: str,
@@ -76,13 +92,10 @@ def train_logistic(
     traced = np.empty((steps, len(trace)), np.float32) if live_sum is not None else None
     batches = progress(problem.batches(steps), total=steps, desc=f"sparse {optimizer} lr={lr:g}")
     for step, (indices, labels) in enumerate(batches):
-        logits = weights[indices].sum(axis=1, dtype=np.float64)
-        losses[step] = np.mean(np.logaddexp(0, logits) - labels * logits)
-        residual = (sigmoid(logits) - labels) / len(labels)
-        flat = indices.ravel()
-        grad = np.bincount(flat, weights=np.repeat(residual, problem.n_fields), minlength=problem.n_weights)
-        opt.step([grad.astype(np.float32)])
-        counts += np.bincount(flat, minlength=problem.n_weights)
+        step_losses, grads = loss_and_gradient(weights[None], indices, labels)
+        losses[step] = step_losses[0]
+        opt.step([grads[0]])
+        counts += np.bincount(indices.ravel(), minlength=problem.n_weights)
         if traced is not None and live_sum is not None:
             traced[step] = live_sum[list(trace)]
     return SparseRun(

@@ -16,6 +16,7 @@ from .plotting import save_figure
 from .problems import HashedZipfProblem, load_digits
 from .progress import no_progress, tqdm_progress
 from .report import summary
+from .sparsity import IRRELEVANT_FRACTION, SWEEP, L1Sweep, train_l1_sweep
 
 __all__ = ["DemoConfig", "DemoResult", "run"]
 
@@ -55,6 +56,8 @@ class DemoResult:
     digits: list[DenseRun]
     #: "frequent" / "rare" -> the weight whose step size Adagrad's run traced
     traced: dict[str, int]
+    #: Adagrad, ProximalAdagrad and AdagradDA at a few l1 on the sparse planted model
+    l1: L1Sweep
     digits_sizes: tuple[int, int] = (0, 0)
     seconds: float = 0.0
     files: list[Path] = field(default_factory=list)
@@ -101,15 +104,18 @@ def run(config: DemoConfig) -> DemoResult:
         train_logistic(problem, "SGD", SGD_TUNED_LR, steps, progress=progress),
     ]
     reference = compare_with_reference(problem, SPARSE_LR, min(REFERENCE_STEPS, steps))
+    sparse_truth = HashedZipfProblem(config.seed, irrelevant_fraction=IRRELEVANT_FRACTION)
+    l1 = train_l1_sweep(sparse_truth, SPARSE_LR, SWEEP, steps, progress=progress)
     data = load_digits(config.seed)
     digits = [
         train_mlp(data, name, DIGITS_LR, steps, seed=config.seed, progress=progress) for name in ("Adagrad", "SGD")
     ]
-    result = DemoResult(config, problem, sparse, reference, digits, traced, (len(data.y_train), len(data.y_test)))
+    sizes = (len(data.y_train), len(data.y_test))
+    result = DemoResult(config, problem, sparse, reference, digits, traced, l1, sizes)
 
     if config.plot:
         result.files.append(config.out / "demo.png")
-        save_figure(result.files[-1], problem, sparse, digits, traced)
+        save_figure(result.files[-1], problem, sparse, digits, traced, l1)
     result.files.append(config.out / "summary.txt")
     result.seconds = time.perf_counter() - start
     result.summary = summary(result)

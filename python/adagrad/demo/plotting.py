@@ -1,6 +1,7 @@
-"""The demo's figure: loss per optimizer on both problems, Adagrad's per-weight step size, and the
-error against the planted weights by feature frequency. Drawn with matplotlib's Agg canvas: no
-display, no pyplot global state."""
+"""The demo's figure: loss per optimizer on both problems, Adagrad's per-weight step size, the
+error against the planted weights by feature frequency, and the l1 sweep's loss against its exact
+zeros, with those zeros by feature frequency. Drawn with matplotlib's Agg canvas: no display, no
+pyplot global state."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from .logistic import SparseRun
 from .metrics import BANDS, band_error
 from .mlp import DenseRun
 from .problems import HashedZipfProblem
+from .report import final_loss
+from .sparsity import L1Sweep, short
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -33,6 +36,8 @@ class _Curve(Protocol):
 
 #: by a run's position: Adagrad first, then SGD at the same lr, then SGD at its tuned lr
 COLORS = ("tab:blue", "tab:orange", "tab:red")
+#: the l1 sweep's optimizers (its Adagrad run is COLORS[0])
+L1_COLORS = {"ProximalAdagrad": "tab:green", "AdagradDA": "tab:purple"}
 
 
 def moving_average(values: np.ndarray, points: int = 400) -> tuple[np.ndarray, np.ndarray]:
@@ -50,15 +55,16 @@ def save_figure(
     sparse: Sequence[SparseRun],
     digits: Sequence[DenseRun],
     traced: dict[str, int],
+    l1: L1Sweep,
 ) -> None:
-    """Write the 2×2 figure as a PNG. ``sparse[0]`` is Adagrad's run, with ``traced`` (label ->
-    weight index) the weights whose accumulators it recorded."""
+    """Write the 3×2 figure as a PNG. ``sparse[0]`` is Adagrad's run, with ``traced`` (label ->
+    weight index) the weights whose accumulators it recorded; ``l1`` the l1 sweep."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 7.5), dpi=80, layout="constrained")
+    fig = Figure(figsize=(11, 11), dpi=80, layout="constrained")
     FigureCanvasAgg(fig)
-    (loss_sparse, loss_digits), (step_size, errors) = fig.subplots(2, 2)
+    (loss_sparse, loss_digits), (step_size, errors), (trade_off, zeros) = fig.subplots(3, 2)
 
     panels: list[tuple[Axes, Sequence[_Curve], str]] = [
         (loss_sparse, sparse, f"sparse logistic regression ({problem.n_weights:,} hashed weights)"),
@@ -108,7 +114,54 @@ def save_figure(
     )
     errors.set_ylim(0, 1.4 * np.nanmax(untrained + [errors.get_ylim()[1]]))
     errors.legend(fontsize="small", ncol=2, loc="upper right")
+
+    plot_l1_trade_off(trade_off, l1)
+    plot_zeros_by_frequency(zeros, l1)
     save_png(fig, path)
+
+
+def plot_l1_trade_off(ax: Axes, sweep: L1Sweep) -> None:
+    """Each run's loss against its share of irrelevant weights at exactly 0, a line per optimizer
+    through its l1 values, Adagrad's loss as a reference line."""
+    adagrad_run = sweep.runs[0]
+    ax.axhline(final_loss(adagrad_run.losses), color=COLORS[0], linestyle=":", label=f"{adagrad_run.label} (no l1)")
+    for name, color in L1_COLORS.items():
+        runs = [run for run in sweep.runs if run.optimizer == name]
+        if not runs:
+            continue
+        shares = [100 * sweep.zero_share(run, "irrelevant") for run in runs]
+        losses = [final_loss(run.losses) for run in runs]
+        ax.plot(shares, losses, marker="o", color=color, label=name)
+        for run, share, loss in zip(runs, shares, losses):
+            offset = (-44, 4) if share > 85 else (4, -12)  # keep the label inside the panel
+            label = f"l1={short(run.l1)}"
+            ax.annotate(label, (share, loss), textcoords="offset points", xytext=offset, fontsize="small")
+    ax.set(
+        title="sparse planted model: loss vs irrelevant weights at exactly 0",
+        xlabel="irrelevant weights exactly 0 (%)",
+        ylabel="loss, last 10% of steps",
+        xlim=(0, 100),
+    )
+    ax.legend(fontsize="small", loc="upper left")
+
+
+def plot_zeros_by_frequency(ax: Axes, sweep: L1Sweep) -> None:
+    """Each l1 optimizer's largest-l1 run: the share of irrelevant (solid) and relevant (dashed)
+    weights at exactly 0, by how often their features were seen."""
+    positions = np.arange(len(BANDS))
+    for run in sweep.last_runs():
+        color = L1_COLORS.get(run.optimizer, "black")
+        for which, style in (("irrelevant", "-"), ("relevant", "--")):
+            shares = [100 * sweep.zero_share(run, which, band) for band in BANDS]
+            ax.plot(positions, shares, marker="o", color=color, linestyle=style, label=f"{run.label}, {which}")
+    ax.set_xticks(positions, [band.name for band in BANDS])
+    ax.set(
+        title="sparse planted model: weights exactly 0, by feature frequency",
+        xlabel="feature seen",
+        ylabel="exactly 0 (%)",
+        ylim=(-3, 103),
+    )
+    ax.legend(fontsize="small", loc="lower left")
 
 
 def save_png(fig: Figure, path: Path) -> None:

@@ -29,6 +29,13 @@ class HashedZipfProblem:
     weights ``true_weights`` (standard normal). Training streams ``batch_size`` fresh samples per
     step, so no sample is seen twice and the planted weights are the target.
 
+    ``irrelevant_fraction`` plants a sparse model: each weight is independently set to exactly 0
+    with that probability, after the normal weights are drawn, so the other weights, the features
+    of every sample and the random numbers behind the labels stay those of the dense problem (0, the
+    default, is the dense problem itself). A weight planted at 0 that some feature hashes to is
+    *irrelevant* (:meth:`irrelevant`): its features say nothing about the label. The weights no
+    feature hashes to (:meth:`hashed` false) never get a gradient and stay at 0 under every optimizer.
+
     Everything is a function of ``seed``: the planted weights, and the stream, which restarts
     identically on every call of :meth:`batches`, so that every optimizer sees the same data.
     """
@@ -42,11 +49,17 @@ class HashedZipfProblem:
         zipf_exponent: float = 1.1,
         n_weights: int = 2**14,
         batch_size: int = 128,
+        irrelevant_fraction: float = 0.0,
     ) -> None:
+        if not 0.0 <= irrelevant_fraction <= 1.0:
+            raise ValueError(f"irrelevant_fraction must be in [0, 1], got {irrelevant_fraction!r}")
         self.seed, self.n_fields, self.n_values = seed, n_fields, n_values
         self.zipf_exponent, self.n_weights, self.batch_size = zipf_exponent, n_weights, batch_size
+        self.irrelevant_fraction = irrelevant_fraction
         weights_seed, self._stream_seed = np.random.SeedSequence(seed).spawn(2)
-        self.true_weights = np.random.default_rng(weights_seed).standard_normal(n_weights).astype(np.float32)
+        weights_rng = np.random.default_rng(weights_seed)
+        self.true_weights = weights_rng.standard_normal(n_weights).astype(np.float32)
+        self.true_weights[weights_rng.random(n_weights) < irrelevant_fraction] = 0.0
 
         ranks = np.arange(1, n_values + 1, dtype=np.float64)
         self.value_probability = ranks**-zipf_exponent / np.sum(ranks**-zipf_exponent)
@@ -60,6 +73,18 @@ class HashedZipfProblem:
         return np.bincount(
             self.feature_index.ravel(), weights=np.tile(self.value_probability, self.n_fields), minlength=self.n_weights
         )
+
+    def hashed(self) -> np.ndarray:
+        """True for each weight that at least one (field, value) hashes to."""
+        return np.bincount(self.feature_index.ravel(), minlength=self.n_weights) > 0
+
+    def irrelevant(self) -> np.ndarray:
+        """True for each hashed weight planted at exactly 0 (none unless ``irrelevant_fraction > 0``)."""
+        return self.hashed() & (self.true_weights == 0)
+
+    def relevant(self) -> np.ndarray:
+        """True for each hashed weight with a nonzero planted value."""
+        return self.hashed() & (self.true_weights != 0)
 
     def batches(self, steps: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``steps`` batches of (indices, labels): ``indices[b, f]`` is the weight of sample b's

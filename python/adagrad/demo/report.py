@@ -1,4 +1,4 @@
-"""The demo's text summary: the error table, the bitwise check, the digits, the throughput."""
+"""The demo's text summary: the error table, the bitwise check, the l1 sweep, the digits, the throughput."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .logistic import SparseRun
     from .mlp import DenseRun
     from .pipeline import DemoResult
+    from .sparsity import L1Run
 
 __all__ = ["summary"]
 
@@ -29,7 +30,8 @@ def summary(result: DemoResult) -> str:
     )
     written = ", ".join(str(path) for path in result.files)
     tail = f"Wall time {result.seconds:.1f} s. Wrote {written}"
-    return "\n\n".join([head, sparse_section(result), digits_section(result), throughput_section(result), tail])
+    sections = [sparse_section(result), l1_section(result), digits_section(result), throughput_section(result)]
+    return "\n\n".join([head, *sections, tail])
 
 
 def fmt(value: float, spec: str = ".3f") -> str:
@@ -91,6 +93,50 @@ def sparse_section(result: DemoResult) -> str:
     )
 
 
+#: weights whose features were seen this often have the evidence to tell relevant from irrelevant
+WELL_SEEN = Band(100)
+
+
+def l1_section(result: DemoResult) -> str:
+    sweep = result.l1
+    problem, runs = sweep.problem, sweep.runs
+    adagrad_loss = final_loss(runs[0].losses)
+
+    def percent(share: float) -> str:
+        return fmt(100 * share, ".1f") + "%"
+
+    header = ["optimizer", "loss", "vs Adagrad", "all = 0", "irrelevant = 0", "relevant = 0", "relevant: error"]
+    rows = []
+    for index, run in enumerate(runs):
+        loss = final_loss(run.losses)
+        change = "" if index == 0 else f"{100 * (loss / adagrad_loss - 1):+.1f}%"
+        shares = [percent(sweep.zero_share(run, which)) for which in ("all", "irrelevant", "relevant")]
+        rows.append([run.label, fmt(loss), change, *shares, fmt(sweep.relevant_error(run))])
+    seen = sweep.seen()
+    well_seen = "; ".join(
+        f"{run.label} {percent(sweep.zero_share(run, 'irrelevant', WELL_SEEN))} vs "
+        f"{percent(sweep.zero_share(run, 'relevant', WELL_SEEN))}"
+        for run in sweep.last_runs()
+    )
+    return "\n".join(
+        [
+            "L1 on a sparse planted model: the same features, each planted weight 0 with probability "
+            f"{problem.irrelevant_fraction:g}",
+            f"  Of the {int(seen.sum()):,} weights seen in training, {int((problem.irrelevant() & seen).sum()):,} are "
+            f"irrelevant (planted 0) and {int((problem.relevant() & seen).sum()):,} relevant;",
+            f"  the other {int((~seen).sum()):,} (no feature hashes to them, or none was drawn) stay 0 under every "
+            "optimizer.",
+            f"  All at lr={runs[0].lr:g} from w = 0, no l2. Loss: last 10% of steps. = 0: share of weights exactly 0.",
+            "  Error: RMS of (learned − planted).",
+            "",
+            table(header, rows),
+            "",
+            f"  Exactly 0 among the weights seen {WELL_SEEN.name}, irrelevant vs relevant:",
+            f"  {well_seen}.",
+        ]
+    )
+
+
 def digits_section(result: DemoResult) -> str:
     n_train, n_test = result.digits_sizes
     rows = [[run.label, f"{100 * run.test_accuracy:.1f}%", f"{final_loss(run.losses):.3f}"] for run in result.digits]
@@ -106,10 +152,11 @@ def digits_section(result: DemoResult) -> str:
 def throughput_section(result: DemoResult) -> str:
     n_weights = result.problem.n_weights
     check = result.reference
-    lines: list[tuple[str, int, SparseRun | DenseRun]] = [
+    lines: list[tuple[str, int, SparseRun | DenseRun | L1Run]] = [
         ("adagrad.Adagrad, sparse problem", n_weights, result.sparse[0]),
         ("adagrad.reference.Adagrad, sparse", n_weights, check.reference),
         ("SGD in NumPy, sparse problem", n_weights, result.sparse[1]),
+        *[(f"adagrad.{run.optimizer}, sparse", n_weights, run) for run in result.l1.last_runs()],
         ("adagrad.Adagrad, digits MLP", result.digits[0].n_params, result.digits[0]),
         ("SGD in NumPy, digits MLP", result.digits[1].n_params, result.digits[1]),
     ]
