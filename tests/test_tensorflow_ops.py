@@ -14,12 +14,15 @@ Tolerance: relative 1e-6 in float32 and 1e-12 in float64, the issue's figures, o
 with an absolute floor of that same relative figure times the largest magnitude in the array: an
 element near zero is the difference of larger quantities (``param - eta * grad``, a sum of signed
 gradients), so its rounding error scales with the array, not with itself. Our kernels round every
-operation once; TensorFlow's differ from them by a few units in the last place per step
-(``accum += g * g`` without fma, ``lr * rsqrt(accum)`` in two roundings or Eigen's fast float
-``rsqrt``, DA's sparse rows rearranged to divide by the step), and these figures leave room for 50
-steps of that, no more. With ``l1 > 0`` the exact zeros must sit where TensorFlow's do (and there
-must be some). Negative controls check that the comparison catches a wrong step number or the
-other duplicates mode.
+operation once; TensorFlow's differ from them by a few units in the last place per step:
+``accum += g * g`` without fma; Proximal's ``lr * rsqrt(accum)`` through Eigen (up to 3 ulps from
+the correctly rounded ``lr / sqrt(accum)`` in float32, 2 in float64, with tensorflow-cpu 2.21);
+DA's sparse rows rearranged to divide by the step; the one-element kernels' mixed double
+arithmetic. Over 50 steps the differences came to at most 7.9e-7 (float32) and 1.4e-15 (float64)
+of the array's largest magnitude. With ``l1 > 0`` the exact zeros must sit where TensorFlow's do,
+and there must be a fair share of them. Dense DA's param formula is TensorFlow's to the bit
+(checked from TensorFlow's own sums). Negative controls check that the comparison catches a wrong
+step number or the other duplicates mode.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 import pytest
 
 import adagrad
+from conftest import assert_same_bits
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no banner per import
 tf = pytest.importorskip("tensorflow")
@@ -46,13 +50,6 @@ STEPS = 50
 INITIAL_ACCUMULATOR = 0.1  # TensorFlow's default initial_accumulator_value
 RTOL = {np.float32: 1e-6, np.float64: 1e-12}
 DTYPES = [pytest.param(np.float32, id="float32"), pytest.param(np.float64, id="float64")]
-
-SETTINGS = [
-    pytest.param({"lr": 0.1}, id="plain"),
-    pytest.param({"lr": 0.1, "l1": 0.05}, id="l1"),
-    pytest.param({"lr": 0.1, "l2": 0.1}, id="l2"),
-    pytest.param({"lr": 0.3, "l1": 0.1, "l2": 0.2}, id="l1-l2"),
-]
 
 DENSE_SIZE = 1000  # 125 AVX2 vectors of float32, 62.5 of AVX-512 float32: a tail in most widths
 SPARSE_SHAPES = [(200, 16), (100, 3), (50, 1)]
@@ -114,7 +111,9 @@ class Proximal(Rule):
                 var=var.handle, accum=accum.handle, grad=tf.constant(values), indices=tf.constant(indices), **scalars
             )
         else:
-            tf.raw_ops.ResourceApplyProximalAdagrad(var=var.handle, accum=accum.handle, grad=tf.constant(grad), **scalars)
+            tf.raw_ops.ResourceApplyProximalAdagrad(
+                var=var.handle, accum=accum.handle, grad=tf.constant(grad), **scalars
+            )
 
 
 class DualAveraging(Rule):
@@ -152,6 +151,20 @@ class DualAveraging(Rule):
             tf.raw_ops.ResourceApplyAdagradDA(grad=tf.constant(grad), **common)
 
 
+# (rule, settings id, options): no regularizer, l1 alone, l2 alone, both. The l1 values differ by
+# rule because their thresholds differ in scale (eta * l1 on the param per step for Proximal, t * l1
+# on the grad sum for DA); each leaves 13% to 87% of the weights at exactly 0 after step 50.
+SETTINGS = [
+    (Proximal(), "plain", {"lr": 0.1}),
+    (Proximal(), "l1", {"lr": 0.1, "l1": 0.5}),
+    (Proximal(), "l2", {"lr": 0.1, "l2": 0.1}),
+    (Proximal(), "l1-l2", {"lr": 0.3, "l1": 0.3, "l2": 0.2}),
+    (DualAveraging(), "plain", {"lr": 0.1}),
+    (DualAveraging(), "l1", {"lr": 0.1, "l1": 0.05}),
+    (DualAveraging(), "l2", {"lr": 0.1, "l2": 0.1}),
+    (DualAveraging(), "l1-l2", {"lr": 0.3, "l1": 0.1, "l2": 0.2}),
+]
+CASES = [pytest.param(rule, options, id=f"{rule.name}-{name}") for rule, name, options in SETTINGS]
 RULES = [pytest.param(Proximal(), id="proximal"), pytest.param(DualAveraging(), id="dual_averaging")]
 
 
@@ -193,24 +206,25 @@ def differences(ours: np.ndarray, theirs: np.ndarray) -> dict[str, float]:
     same scaled by the array's largest magnitude, and the fraction of bitwise-equal elements."""
     diff = np.abs(ours.astype(np.float64) - theirs.astype(np.float64))
     nonzero = theirs != 0
-    scale = float(np.max(np.abs(theirs))) if theirs.size else 0.0
+    scale = float(np.max(np.abs(theirs)))
+    uint = np.uint32 if ours.dtype == np.float32 else np.uint64
     return {
         "abs": float(diff.max()),
         "rel": float((diff[nonzero] / np.abs(theirs[nonzero])).max()) if nonzero.any() else 0.0,
         "scaled": float(diff.max()) / scale if scale > 0 else float(diff.max()),
-        "same_bits": float(np.mean(ours.tobytes() == theirs.tobytes()) if ours.size == 0 else _same_bits(ours, theirs)),
+        "same_bits": float(np.mean(ours.view(uint) == theirs.view(uint))),
     }
-
-
-def _same_bits(a: np.ndarray, b: np.ndarray) -> float:
-    uint = np.uint32 if a.dtype == np.float32 else np.uint64
-    return float(np.mean(a.ravel().view(uint) == b.ravel().view(uint)))
 
 
 def assert_close(ours: np.ndarray, theirs: np.ndarray, rtol: float, what: str) -> None:
     """rtol relative, with an absolute floor of rtol times the array's largest magnitude."""
     atol = rtol * float(np.max(np.abs(theirs)))
     np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol, err_msg=what)
+
+
+def assert_same_zeros(ours: np.ndarray, theirs: np.ndarray, what: str) -> None:
+    """Exact zeros (either sign) in the same places."""
+    np.testing.assert_array_equal(ours == 0, theirs == 0, err_msg=f"zero pattern of {what}")
 
 
 def run_against_tensorflow(
@@ -220,14 +234,12 @@ def run_against_tensorflow(
     options: dict[str, float],
     *,
     duplicates: str = "sum",
-    rtol: float | None = None,
     step_offset: int = 0,
 ) -> dict[str, Any]:
     """Steps ours and TensorFlow's from the same start on the same grads, comparing after every
     step; returns each array's worst differences over the run and the param's final zero count.
     step_offset: added to our step number only (a negative control)."""
-    dtype = param.dtype.type
-    rtol = RTOL[dtype] if rtol is None else rtol
+    rtol = RTOL[param.dtype.type]
     names = ("param", *rule.slots)
     ours = [param.copy(), *rule.initial_slots(param)]
     theirs = [tf.Variable(a) for a in ours]  # tf.Variable copies: the two runs share no memory
@@ -239,7 +251,7 @@ def run_against_tensorflow(
             reference = variable.numpy()
             assert_close(mine, reference, rtol, f"{rule.name} {name} after step {t}")
             if name == "param" and options.get("l1", 0.0) > 0:
-                np.testing.assert_array_equal(mine == 0, reference == 0, f"zeros of {rule.name} param, step {t}")
+                assert_same_zeros(mine, reference, f"{rule.name} param after step {t}")
             found = differences(mine, reference)
             previous = worst.setdefault(name, dict(found))
             for key, value in found.items():
@@ -248,17 +260,16 @@ def run_against_tensorflow(
 
 
 def check_zeros(result: dict[str, Any], options: dict[str, float]) -> None:
-    """With l1 > 0 the setting must actually produce exact zeros (else the zero check is vacuous)."""
+    """With l1 > 0 the setting must leave a fair share of exact zeros (else the zero check is vacuous)."""
     if options.get("l1", 0.0) > 0:
-        assert result["zeros"] > 0, "this l1 produced no exact zeros: the zero-pattern check tested nothing"
+        assert result["zeros"] >= 0.05 * result["size"], f"only {result['zeros']} of {result['size']} weights are 0"
 
 
 # --- the cases ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("options", SETTINGS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize(("rule", "options"), CASES)
 def test_dense(rule: Rule, dtype: type, options: dict[str, float]) -> None:
     rng = np.random.default_rng(2011)
     param = (rng.standard_normal(DENSE_SIZE) * 0.5).astype(dtype)
@@ -268,9 +279,8 @@ def test_dense(rule: Rule, dtype: type, options: dict[str, float]) -> None:
 
 @pytest.mark.parametrize(("index_mode", "duplicates"), INDEX_MODES)
 @pytest.mark.parametrize("shape", SPARSE_SHAPES, ids=[f"{r}x{d}" for r, d in SPARSE_SHAPES])
-@pytest.mark.parametrize("options", SETTINGS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize(("rule", "options"), CASES)
 def test_sparse(
     rule: Rule, dtype: type, options: dict[str, float], shape: tuple[int, int], index_mode: str, duplicates: str
 ) -> None:
@@ -282,6 +292,30 @@ def test_sparse(
     check_zeros(result, options)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "options", [pytest.param(options, id=name) for rule, name, options in SETTINGS if isinstance(rule, DualAveraging)]
+)
+def test_dense_da_param_is_tensorflows_bit_for_bit(dtype: type, options: dict[str, float]) -> None:
+    """Given the same two sums, dense DA's new param is TensorFlow's to the bit: the constants
+    (t * l1, l2 * (t * lr)) and the operations are the same, so the runs above differ only through
+    ``state_sum`` (ours one fma). After each TensorFlow step, our da_update with a zero gradient
+    (which leaves both sums exactly as they are) recomputes the param from TensorFlow's sums."""
+    rng = np.random.default_rng(16)
+    rule = DualAveraging()
+    theirs = [tf.Variable(a) for a in (np.zeros(DENSE_SIZE, dtype), *rule.initial_slots(np.zeros(DENSE_SIZE, dtype)))]
+    zero = np.zeros(DENSE_SIZE, dtype)
+    for t, grad in enumerate(dense_grads(rng, dtype), start=1):
+        rule.theirs(theirs, grad, t, options)
+        param, grad_sum, state_sum = (v.numpy() for v in theirs)
+        sums = [grad_sum.copy(), state_sum.copy()]
+        ours = np.empty_like(param)
+        rule.ours([ours, *sums], zero, t, options, "sum")
+        assert_same_bits(sums[0], grad_sum)
+        assert_same_bits(sums[1], state_sum)
+        assert_same_bits(ours, param)
+
+
 # --- negative controls: the comparison must see a wrong convention ----------------------------------
 
 
@@ -290,7 +324,9 @@ def test_da_catches_an_off_by_one_step() -> None:
     rng = np.random.default_rng(7)
     param = rng.standard_normal(DENSE_SIZE).astype(np.float64)
     with pytest.raises(AssertionError):
-        run_against_tensorflow(DualAveraging(), param, dense_grads(rng, np.float64), {"lr": 0.1, "l2": 0.1}, step_offset=1)
+        run_against_tensorflow(
+            DualAveraging(), param, dense_grads(rng, np.float64), {"lr": 0.1, "l2": 0.1}, step_offset=1
+        )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -302,4 +338,4 @@ def test_summed_duplicates_differ_from_tensorflow(rule: Rule, dtype: type) -> No
     table = (rng.standard_normal(shape) * 0.5).astype(dtype)
     grads = sparse_grads(rng, shape, "repeats", dtype)
     with pytest.raises(AssertionError):
-        run_against_tensorflow(rule, table, grads, {"lr": 0.1, "l1": 0.05}, duplicates="sum")
+        run_against_tensorflow(rule, table, grads, {"lr": 0.1}, duplicates="sum")
