@@ -18,7 +18,8 @@ from conftest import assert_same_bits
 from test_dense_bitwise import random_grad, unaligned
 
 DTYPES = [np.float32, np.float64]
-SIZES = [0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 1000, 2**16 + 3]  # the last: several threads' chunks
+SIZES = [0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 1000]
+THREADED_SIZES = [2**16 + 3, 5]  # several threads' chunks, and a small array in the same call
 
 
 class Rule:
@@ -86,10 +87,14 @@ def run_dense(
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("options", OPTIONS)
 @pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
-def test_dense_every_option(
-    rule: Rule, options: dict[str, Any], dtype: type, shift: bool, isa: str, threads: int
-) -> None:
+def test_dense_every_option(rule: Rule, options: dict[str, Any], dtype: type, shift: bool, isa: str) -> None:
     run_dense(rule, dtype, options, SIZES, steps=4, seed=11, shift=shift)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_dense_threaded(rule: Rule, dtype: type, isa: str, threads: int) -> None:
+    run_dense(rule, dtype, {"lr": 0.3, "l1": 0.01, "l2": 0.2}, THREADED_SIZES, steps=3, seed=13, shift=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
