@@ -1,5 +1,5 @@
 r"""Drop-in ``torch.optim`` optimizers that run the native kernel: ``adagrad.torch.Adagrad``,
-``adagrad.torch.ProximalAdagrad`` and ``adagrad.torch.AdagradDA``.
+``adagrad.torch.ProximalAdagrad``, ``adagrad.torch.AdagradDA`` and ``adagrad.torch.AdagradDecay``.
 
 Switch with one line::
 
@@ -7,16 +7,17 @@ Switch with one line::
 
 Dense CPU float32/float64 params are updated in place, zero-copy, by one native call per step
 for all of them; for Adagrad bit for bit ``torch.optim.Adagrad(fused=True)``, for the composite
-rules bit for bit :class:`adagrad.ProximalAdagrad` / :class:`adagrad.AdagradDA`. Sparse COO grads
+rules bit for bit :class:`adagrad.ProximalAdagrad` / :class:`adagrad.AdagradDA` /
+:class:`adagrad.AdagradDecay`. Sparse COO grads
 (``nn.Embedding`` and ``nn.EmbeddingBag`` with ``sparse=True``, and any other layout) go through
 the sparse kernel in the same call. Importing this module runs adagrad's parallel steps on torch's
 OpenMP thread team (:func:`share_torch_threads`).
 Params on other devices or of other dtypes (float16, bfloat16, complex) are updated by torch ops:
 torch's own single-tensor Adagrad for Adagrad, the rule's formula in plain torch ops for the
-composite rules; correct but not accelerated. Importing ``adagrad`` never needs torch; this module
+others; correct but not accelerated. Importing ``adagrad`` never needs torch; this module
 does (``pip install 'adagrad[torch]'``).
 
-The three share one adapter (``_NativeOptimizer``: plans, zero-copy views, sparse grads, state
+The four share one adapter (``_NativeOptimizer``: plans, zero-copy views, sparse grads, state
 tables, ``state_dict``); each rule is its options and their checks, its state tensors, its native
 group tuple and its fallback.
 """
@@ -36,10 +37,11 @@ from torch.optim.adagrad import adagrad as _torch_adagrad
 from . import _core
 from ._torch_grads import NATIVE_DTYPES as _NATIVE_DTYPES
 from ._torch_grads import SparseRows, as_array, native_grads
+from .composite_optimizers import AdagradDecay as _NumpyAdagradDecay
 from .composite_optimizers import _check_rule_group
 from .optimizer import check_group_options
 
-__all__ = ["Adagrad", "AdagradDA", "ProximalAdagrad", "share_torch_threads"]
+__all__ = ["Adagrad", "AdagradDA", "AdagradDecay", "ProximalAdagrad", "share_torch_threads"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _not_traced = cast(Callable[[_F], _F], torch.compiler.disable)  # torch's decorator is untyped
@@ -69,7 +71,7 @@ class _GroupPlan:
     param_arrays: list[np.ndarray] = field(default_factory=list)
     # The state arrays per state name (the rule's STATE_NAMES), one per natively updated param.
     states: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    elementwise: list[bool] = field(default_factory=list)  # the states are shaped like the param
+    elementwise: list[tuple[str, ...]] = field(default_factory=list)  # the states shaped like the param
     orders: list[tuple[int, ...] | None] = field(default_factory=list)  # None: already C order
     pointers: list[int] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
@@ -109,7 +111,8 @@ class _NativeOptimizer(torch.optim.Optimizer):
 
     A rule is a subclass: ``STATE_NAMES`` and the hooks ``_check_rule_group``, ``_initial_state``,
     ``_native_group``, ``_check_fallback`` and ``_fallback_step`` (and, optionally,
-    ``_state_shape``, ``_check_sparse_view``, ``_native_step_args`` and ``_took_result``).
+    ``_state_shape`` / ``_state_layout``, ``_check_sparse_view``, ``_native_step_args`` and
+    ``_took_result``).
     """
 
     # The param's state tensors besides "step", in the order the native group tuple takes them.
@@ -138,6 +141,14 @@ class _NativeOptimizer(torch.optim.Optimizer):
     def _state_shape(self, p: torch.Tensor, group: Mapping[str, Any]) -> tuple[int, ...]:
         """The shape of the param's state tensors."""
         return tuple(p.shape)
+
+    def _state_layout(
+        self, p: torch.Tensor, group: Mapping[str, Any], name: str
+    ) -> tuple[tuple[int, ...], torch.dtype]:
+        """The shape and dtype of the param's state tensor ``name``: by default ``_state_shape``'s
+        and the param's. A state of another dtype (AdagradDecay's int64 counts) is kept exactly
+        through ``load_state_dict``, which torch would cast to the param's dtype."""
+        return self._state_shape(p, group), p.dtype
 
     def _native_group(
         self, group: Mapping[str, Any], plan: _GroupPlan, lr: float, params: list[Any], grads: list[Any],
@@ -213,6 +224,7 @@ class _NativeOptimizer(torch.optim.Optimizer):
         before anything changes."""
         self._check_loaded_state(state_dict)
         super().load_state_dict(state_dict)
+        self._restore_exact_states(state_dict)
         self._current_plans()  # adopt the loaded tensors now, so that problems surface here
 
     @_not_traced  # one native call: nothing for dynamo to trace (as torch's fused step)
@@ -267,9 +279,8 @@ class _NativeOptimizer(torch.optim.Optimizer):
             if g.shape != params[i].shape:
                 self._check_sparse_view(group, plan.labels[i], g.shape)
                 params[i] = params[i].reshape(g.shape)
-                if plan.elementwise[i]:
-                    for arrays in states.values():
-                        arrays[i] = arrays[i].reshape(g.shape)
+                for name in plan.elementwise[i]:
+                    states[name][i] = states[name][i].reshape(g.shape)
             grads[i] = g.native()
         return grads, params, states
 
@@ -314,14 +325,17 @@ class _NativeOptimizer(torch.optim.Optimizer):
                     raise ValueError(
                         f"the state of {label} must hold {_quoted((*self.STATE_NAMES, 'step'))}, has {sorted(state)}"
                     )
-                shape = self._state_shape(p, group)
-                elementwise = shape == tuple(p.shape)
+                elementwise = []
                 for name in self.STATE_NAMES:
-                    state[name] = _state_in_layout(state[name], name, p, shape, label)
-                    plan.states[name].append(as_array(state[name], order if elementwise else None))
+                    shape, dtype = self._state_layout(p, group, name)
+                    state[name] = _state_in_layout(state[name], name, p, shape, dtype, label)
+                    like_p = shape == tuple(p.shape)
+                    plan.states[name].append(as_array(state[name], order if like_p else None))
+                    if like_p:
+                        elementwise.append(name)
                 counts.append(_step_count(state["step"], label))
                 plan.params.append(p)
-                plan.elementwise.append(elementwise)
+                plan.elementwise.append(tuple(elementwise))
                 plan.orders.append(order)
                 plan.param_arrays.append(as_array(p.detach(), order))
                 plan.pointers.append(p.data_ptr())
@@ -367,13 +381,30 @@ class _NativeOptimizer(torch.optim.Optimizer):
                         f"state_dict state {key!r} holds {extra}, which {type(self).__name__} does not keep (a state "
                         "of another optimizer?)"
                     )
-                shape = self._state_shape(p, options)
                 for name in self.STATE_NAMES:
+                    shape, dtype = self._state_layout(p, options, name)
                     if tuple(entry[name].shape) != shape:
                         raise ValueError(
                             f"state_dict {name} {key!r} has shape {tuple(entry[name].shape)}, its param needs {shape}"
                         )
+                    saved_dtype = getattr(entry[name], "dtype", None)
+                    if dtype != p.dtype and saved_dtype != dtype:
+                        raise ValueError(f"state_dict {name} {key!r} must be a {dtype} tensor, got {saved_dtype}")
                 _step_count(entry["step"], f"state_dict state {key!r}")
+
+    def _restore_exact_states(self, state_dict: dict[str, Any]) -> None:
+        """The loaded states of a dtype other than their param's (checked by ``_check_loaded_state``)
+        taken as saved: torch's ``load_state_dict`` casts every state tensor but "step" to the
+        param's floating dtype, which would round large counts in float16."""
+        for saved, group in zip(state_dict["param_groups"], self.param_groups):
+            for key, p in zip(saved["params"], group["params"]):
+                entry = state_dict["state"].get(key)
+                if entry is None:
+                    continue
+                for name in self.STATE_NAMES:
+                    _shape, dtype = self._state_layout(p, group, name)
+                    if dtype != p.dtype:
+                        self.state[p][name] = entry[name].to(device=p.device, dtype=dtype, copy=True)
 
 
 _CLIP_DEFAULTS = {"max_grad_norm": None, "norm_type": 2.0, "clip_norm_per_tensor": None, "clip_value": None}
@@ -842,6 +873,196 @@ class AdagradDA(_CompositeOptimizer):
         p.copy_(-torch.copysign(lr * shrunk / (s.sqrt() + group["l2"] * t * lr), a))
 
 
+class AdagradDecay(_NativeOptimizer):
+    r"""AdagradDecay (DeepRec): Adagrad whose accumulators decay, as a ``torch.optim.Optimizer``.
+
+    Adagrad's rate ``lr / sqrt(s)`` only falls, because ``s`` only grows; AdagradDecay multiplies
+    every accumulator by ``accumulator_decay_rate`` once per ``accumulator_decay_step`` steps, never
+    below ``initial_accumulator_value``, so that long runs on drifting data keep learning. With
+    ``t`` the param's step count (counting this step), element-wise, each operation rounded once
+    (:class:`adagrad.AdagradDecay`, :func:`adagrad.decay_update`)::
+
+        t     <- t + 1
+        s     <- max(s * rate, initial_accumulator_value)   for each decay due (t // decay_step of them)
+        s     <- s + g * g                                  (one fma)
+        theta <- theta - lr * g / sqrt(s)
+
+    As in DeepRec the decay comes before ``g * g`` is added, and there is no eps. A 2-D C-contiguous
+    param keeps one decay count per row (``state[p]["decay_count"]``, int64, shape ``(rows,)``;
+    ``(1,)`` for other params): a row its sparse grads (``nn.Embedding(sparse=True)``) leave untouched
+    takes every decay it missed when next touched, each rounded as at its own step, so the result
+    is exactly the dense run's with zero grads for the untouched rows (DeepRec's sparse kernel
+    catches up at most one decay per touch). Sparse grads must address rows of a 2-D param (one
+    sparse dim, as ``nn.Embedding`` and ``nn.EmbeddingBag`` give); others raise ValueError.
+
+    Dense CPU float32/float64 params take the native kernel, bit for bit :class:`adagrad.AdagradDecay`
+    over the same values; other dtypes (float16, bfloat16) and devices take the same formula in
+    plain torch ops, per-row catch-up included (correct, not the same bits: each op rounded on its
+    own, no fma). Complex params are refused (TypeError).
+
+    Args:
+        params: an iterable of tensors, of (name, tensor) pairs, or of param-group dicts.
+        lr: learning rate (default 1e-2; finite, >= 0); a float or a 1-element tensor, read at
+            every step so that ``torch.optim.lr_scheduler`` schedulers work.
+        accumulator_decay_step: steps between decays, an int >= 1 (default 100000, DeepRec's).
+        accumulator_decay_rate: the factor of each decay, in (0, 1) (default 0.9).
+        initial_accumulator_value: the accumulators' start and floor, > 0 (default 0.1).
+        duplicates: for sparse grads, ``"sum"`` (default: repeated rows summed, one update, as
+            torch's ``coalesce()``) or ``"sequential"`` (one update per occurrence; a row's
+            catch-up happens once).
+
+    State: ``state[p] = {"step": 0-d tensor, "sum": tensor like p, "decay_count": int64 tensor}``;
+    ``step`` counts the steps in which p had a grad. ``state_dict()`` / ``load_state_dict()``
+    round-trip (and ``torch.save`` / ``torch.load(weights_only=True)`` them); the counts stay int64.
+
+    Example:
+        >>> import torch, adagrad.torch
+        >>> w = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float64))
+        >>> opt = adagrad.torch.AdagradDecay([w], lr=1.0, accumulator_decay_step=3, accumulator_decay_rate=0.9)
+        >>> for _ in range(4):  # DeepRec's adagrad_decay_test, testBasic: a decay at step 3
+        ...     w.grad = torch.full_like(w, 0.1)
+        ...     opt.step()
+        >>> w.detach(), opt.state[w]["sum"], opt.state[w]["decay_count"]
+        (tensor([-0.1608,  0.8392], dtype=torch.float64), tensor([0.1280, 0.1280], dtype=torch.float64), tensor([1]))
+
+    Reference: DeepRec (Alibaba), ``AdagradDecayOptimizer`` (``training/adagrad_decay.py``);
+    Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and Stochastic
+    Optimization", JMLR 12 (2011), for Adagrad itself.
+    """
+
+    STATE_NAMES = ("sum", "decay_count")
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-2,
+        accumulator_decay_step: int = 100000,
+        accumulator_decay_rate: float = 0.9,
+        initial_accumulator_value: float = 0.1,
+        duplicates: str = "sum",
+    ) -> None:
+        _check_like_torch(
+            lr,
+            (accumulator_decay_step, "Invalid accumulator_decay_step value: {}", True),
+            (accumulator_decay_rate, "Invalid accumulator_decay_rate value: {}", True),
+            (initial_accumulator_value, "Invalid initial_accumulator_value value: {}", True),
+        )
+        if isinstance(accumulator_decay_rate, (int, float, np.integer, np.floating)) and accumulator_decay_rate >= 1:
+            raise ValueError(f"Invalid accumulator_decay_rate value: {accumulator_decay_rate}")  # torch's style
+        defaults = {
+            "lr": lr,
+            "accumulator_decay_step": accumulator_decay_step,
+            "accumulator_decay_rate": accumulator_decay_rate,
+            "initial_accumulator_value": initial_accumulator_value,
+            "duplicates": duplicates,
+        }
+        super().__init__(params, defaults)
+
+    @classmethod
+    def _check_rule_group(cls, group: Mapping[str, Any], where: str) -> None:
+        _NumpyAdagradDecay._check_group(group, where)  # the NumPy optimizer's checks and texts
+
+    @staticmethod
+    def _count_rows(p: torch.Tensor) -> int:
+        """How many decay counts p keeps: one per row of a 2-D C-contiguous param, else one."""
+        return p.shape[0] if p.dim() == 2 and p.shape[0] > 0 and p.is_contiguous() else 1
+
+    def _initial_state(self, p: torch.Tensor, group: Mapping[str, Any], label: str) -> dict[str, torch.Tensor]:
+        return {
+            "sum": torch.full_like(p, group["initial_accumulator_value"], memory_format=torch.preserve_format),
+            "decay_count": torch.zeros(self._count_rows(p), dtype=torch.int64, device=p.device),
+        }
+
+    def _state_layout(
+        self, p: torch.Tensor, group: Mapping[str, Any], name: str
+    ) -> tuple[tuple[int, ...], torch.dtype]:
+        if name == "decay_count":
+            return (self._count_rows(p),), torch.int64
+        return tuple(p.shape), p.dtype
+
+    def _native_group(
+        self, group: Mapping[str, Any], plan: _GroupPlan, lr: float, params: list[Any], grads: list[Any],
+        states: dict[str, list[np.ndarray]],
+    ) -> tuple[Any, ...]:  # fmt: skip
+        return (
+            "adagrad_decay", params, grads, states["sum"], states["decay_count"], plan.steps, plan.labels, lr,
+            group["accumulator_decay_step"], group["accumulator_decay_rate"], group["initial_accumulator_value"],
+            group["duplicates"],
+        )  # fmt: skip
+
+    def _check_sparse_view(self, group: Mapping[str, Any], label: str, shape: tuple[int, int]) -> None:
+        raise ValueError(_DECAY_SPARSE_TEXT.format(label=label, view=f"addresses a {shape} view"))
+
+    def _check_fallback(self, p: torch.Tensor, group: Mapping[str, Any], label: str) -> None:
+        if not p.is_floating_point():
+            raise TypeError(f"{label} has dtype {p.dtype}; {type(self).__name__} takes real floating-point params")
+
+    def _fallback_step(self, group: Mapping[str, Any], params: list[torch.Tensor]) -> None:
+        """The rule's formula in torch ops (params of other dtypes or devices), per-row catch-up
+        included: the same maths, not the same bits (torch rounds each op on its own)."""
+        lr = group["lr"]
+        lr = lr.item() if isinstance(lr, torch.Tensor) else lr
+        rate, floor = group["accumulator_decay_rate"], group["initial_accumulator_value"]
+        labels = {
+            id(q): label for gr, ls in zip(self.param_groups, self._labels()) for q, label in zip(gr["params"], ls)
+        }
+        for p in params:
+            g = p.grad
+            if g is None:
+                continue
+            state, label, count_rows = self.state[p], labels[id(p)], self._count_rows(p)
+            counts = state["decay_count"] = _state_in_layout(
+                state["decay_count"], "decay_count", p, (count_rows,), torch.int64, label
+            )
+            x, s = p.detach(), state["sum"]
+            per_row = p.dim() == 2 and count_rows == p.shape[0] and p.is_contiguous()
+            if g.is_sparse and (not per_row or g.sparse_dim() != 1):
+                raise ValueError(_DECAY_SPARSE_TEXT.format(label=label, view=f"has {g.sparse_dim()} sparse dims"))
+            state["step"].add_(1)  # in place: replacing the entry would rebuild the plans
+            target = int(state["step"]) // group["accumulator_decay_step"]
+            if not g.is_sparse:
+                table = s if per_row else s.unsqueeze(0)  # a view: the catch-up writes s
+                _catch_up(table, target - counts, rate, floor)
+                counts.clamp_(min=target)
+                s.addcmul_(g, g)
+                x.sub_(g * lr / s.sqrt())
+                continue
+            if group["duplicates"] == "sum":
+                g = g.coalesce()
+                batches = [(g.indices()[0], g.values())]
+            else:
+                indices, values = g._indices()[0], g._values()
+                batches = [(indices[k : k + 1], values[k : k + 1]) for k in range(values.shape[0])]
+            for rows, v in batches:
+                picked = s[rows]  # a copy of the addressed rows (distinct within a batch)
+                _catch_up(picked, target - counts[rows], rate, floor)
+                counts[rows] = counts[rows].clamp(min=target)
+                picked.addcmul_(v, v)
+                s[rows] = picked
+                x[rows] = x[rows] - v * lr / picked.sqrt()
+
+
+_DECAY_SPARSE_TEXT = (
+    "{label}: AdagradDecay takes sparse grads of a 2-D C-contiguous param by rows (one sparse dim, as "
+    "nn.Embedding gives), one decay count per row; its sparse grad {view}"
+)
+
+
+def _catch_up(table: torch.Tensor, due: torch.Tensor, rate: float, floor: float) -> None:
+    """Row r of ``table`` (in place) takes ``due[r]`` decays, one rounding each:
+    ``s <- max(s * rate, floor)`` (a NaN stays NaN). Stops once every row still due is at its
+    fixed point (the floor), as the native kernel does."""
+    if due.numel() == 0:
+        return
+    for k in range(int(due.max())):
+        active = due > k
+        rows = table[active]
+        decayed = (rows * rate).clamp_min(floor)
+        if bool(((decayed == rows) | (decayed.isnan() & rows.isnan())).all()):
+            return  # later decays of these rows (the only ones still due) change nothing
+        table[active] = decayed
+
+
 def _check_like_torch(lr: Any, *checks: tuple[Any, ...]) -> None:
     """torch.optim's own checks of a constructor's arguments, with its exception types and texts,
     in its order, for the values it checks (real numbers and tensors); each check is (value, text)
@@ -867,16 +1088,18 @@ def _native_order(p: torch.Tensor) -> Any:
     return order if p.permute(order).is_contiguous() else False
 
 
-def _state_in_layout(s: Any, name: str, p: torch.Tensor, shape: tuple[int, ...], label: str) -> torch.Tensor:
-    """A state tensor as the native kernel needs it: of p's dtype, device and ``shape`` (a
-    ValueError naming the param otherwise: a tensor put in the state by hand is used, never
-    converted behind the user's back), in p's memory layout if shaped like p, else contiguous (a
-    copy of the same values if not)."""
+def _state_in_layout(
+    s: Any, name: str, p: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype, label: str
+) -> torch.Tensor:
+    """A state tensor as the native kernel needs it: of ``dtype`` (p's, for most states), p's
+    device and ``shape`` (a ValueError naming the param otherwise: a tensor put in the state by hand
+    is used, never converted behind the user's back), in p's memory layout if shaped like p, else
+    contiguous (a copy of the same values if not)."""
     if not isinstance(s, torch.Tensor):
         raise ValueError(f"state {name} of {label} must be a tensor, got {type(s).__name__}")
-    if tuple(s.shape) != shape or s.dtype != p.dtype or s.device != p.device:
+    if tuple(s.shape) != shape or s.dtype != dtype or s.device != p.device:
         raise ValueError(
-            f"state {name} of {label} must be a {p.dtype} tensor of shape {shape} on {p.device}, got a "
+            f"state {name} of {label} must be a {dtype} tensor of shape {shape} on {p.device}, got a "
             f"{s.dtype} tensor of shape {tuple(s.shape)} on {s.device}"
         )
     if shape != tuple(p.shape):
