@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .deps import DemoError, require
+from .drift import DECAY_RATE, DECAY_STEPS_PER_RUN, RUN_MULTIPLE, DriftComparison, drift_problem, train_drift
 from .logistic import ReferenceCheck, SparseRun, compare_with_reference, train_logistic
 from .mlp import DenseRun, train_mlp
 from .plotting import save_figure
@@ -58,6 +59,8 @@ class DemoResult:
     traced: dict[str, int]
     #: Adagrad, ProximalAdagrad and AdagradDA at a few l1 on the sparse planted model
     l1: L1Sweep
+    #: Adagrad and AdagradDecay on the long run with a drifting planted model
+    drift: DriftComparison
     digits_sizes: tuple[int, int] = (0, 0)
     seconds: float = 0.0
     files: list[Path] = field(default_factory=list)
@@ -106,16 +109,26 @@ def run(config: DemoConfig) -> DemoResult:
     reference = compare_with_reference(problem, SPARSE_LR, min(REFERENCE_STEPS, steps))
     sparse_truth = HashedZipfProblem(config.seed, irrelevant_fraction=IRRELEVANT_FRACTION)
     l1 = train_l1_sweep(sparse_truth, SPARSE_LR, SWEEP, steps, progress=progress)
+    drift_steps = RUN_MULTIPLE * steps
+    drift = train_drift(
+        drift_problem(config.seed, drift_steps),
+        SPARSE_LR,
+        drift_steps,
+        decay_step=max(1, drift_steps // DECAY_STEPS_PER_RUN),
+        decay_rate=DECAY_RATE,
+        trace=traced["frequent"],
+        progress=progress,
+    )
     data = load_digits(config.seed)
     digits = [
         train_mlp(data, name, DIGITS_LR, steps, seed=config.seed, progress=progress) for name in ("Adagrad", "SGD")
     ]
     sizes = (len(data.y_train), len(data.y_test))
-    result = DemoResult(config, problem, sparse, reference, digits, traced, l1, sizes)
+    result = DemoResult(config, problem, sparse, reference, digits, traced, l1, drift, sizes)
 
     if config.plot:
         result.files.append(config.out / "demo.png")
-        save_figure(result.files[-1], problem, sparse, digits, traced, l1)
+        save_figure(result.files[-1], problem, sparse, digits, traced, l1, drift)
     result.files.append(config.out / "summary.txt")
     result.seconds = time.perf_counter() - start
     result.summary = summary(result)

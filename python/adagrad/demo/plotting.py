@@ -1,6 +1,7 @@
 """The demo's figure: loss per optimizer on both problems, Adagrad's per-weight step size, the
-error against the planted weights by feature frequency, and the l1 sweep's loss against its exact
-zeros, with those zeros by feature frequency. Drawn with matplotlib's Agg canvas: no display, no
+error against the planted weights by feature frequency, the l1 sweep's loss against its exact
+zeros, with those zeros by feature frequency, and Adagrad against AdagradDecay on the long drifting
+run: their loss and their step size for a frequent weight. Drawn with matplotlib's Agg canvas: no display, no
 pyplot global state."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .drift import DriftComparison
 from .logistic import SparseRun
 from .metrics import BANDS, band_error
 from .mlp import DenseRun
@@ -56,15 +58,17 @@ def save_figure(
     digits: Sequence[DenseRun],
     traced: dict[str, int],
     l1: L1Sweep,
+    drift: DriftComparison,
 ) -> None:
-    """Write the 3×2 figure as a PNG. ``sparse[0]`` is Adagrad's run, with ``traced`` (label ->
-    weight index) the weights whose accumulators it recorded; ``l1`` the l1 sweep."""
+    """Write the 4×2 figure as a PNG. ``sparse[0]`` is Adagrad's run, with ``traced`` (label ->
+    weight index) the weights whose accumulators it recorded; ``l1`` the l1 sweep; ``drift`` the
+    drifting run."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 11), dpi=80, layout="constrained")
+    fig = Figure(figsize=(11, 14.5), dpi=80, layout="constrained")
     FigureCanvasAgg(fig)
-    (loss_sparse, loss_digits), (step_size, errors), (trade_off, zeros) = fig.subplots(3, 2)
+    (loss_sparse, loss_digits), (step_size, errors), (trade_off, zeros), (drift_loss, drift_step) = fig.subplots(4, 2)
 
     panels: list[tuple[Axes, Sequence[_Curve], str]] = [
         (loss_sparse, sparse, f"sparse logistic regression ({problem.n_weights:,} hashed weights)"),
@@ -117,6 +121,7 @@ def save_figure(
 
     plot_l1_trade_off(trade_off, l1)
     plot_zeros_by_frequency(zeros, l1)
+    plot_drift(drift_loss, drift_step, drift)
     save_png(fig, path)
 
 
@@ -162,6 +167,39 @@ def plot_zeros_by_frequency(ax: Axes, sweep: L1Sweep) -> None:
         ylim=(-3, 103),
     )
     ax.legend(fontsize="small", loc="lower left")
+
+
+#: the drifting run's optimizers: Adagrad as everywhere, AdagradDecay its own colour
+DRIFT_COLORS = (COLORS[0], "tab:brown")
+
+
+def plot_drift(loss: Axes, step_size: Axes, comparison: DriftComparison) -> None:
+    """The drifting run: each optimizer's loss and the planted model's, the drifts marked; and each
+    optimizer's step size for the traced weight."""
+    problem = comparison.problem
+    drifts = range(problem.drift_every, comparison.steps, problem.drift_every) if problem.drifts else range(0)
+    for index, at in enumerate(drifts):
+        loss.axvline(at, color="0.85", linewidth=0.8, label="planted model redrawn in part" if index == 0 else None)
+    for run, color in zip(comparison.runs, DRIFT_COLORS):
+        loss.plot(*moving_average(run.losses), label=run.label, color=color)
+    loss.plot(
+        *moving_average(comparison.planted_losses), label="the planted model itself", color="black", linewidth=0.8
+    )
+    loss.set(title="drifting planted model: loss", xlabel="step", ylabel="loss (moving average)")
+    bottom, top = loss.get_ylim()
+    loss.set_ylim(bottom, top + 0.3 * (top - bottom))  # room for the legend above the curves
+    loss.legend(fontsize="small", loc="upper center", ncol=2)
+
+    steps = np.arange(1, comparison.steps + 1)
+    every = max(1, len(steps) // 2000)  # AdagradDecay's saw-tooth needs the points
+    for run, color in zip(comparison.runs, DRIFT_COLORS):
+        step_size.plot(steps[::every], run.step_sizes[::every], label=run.label, color=color, linewidth=0.8)
+    step_size.set(
+        title="drifting planted model: most frequent weight's lr/√s",
+        xlabel="step",
+        yscale="log",
+    )
+    step_size.legend(fontsize="small")
 
 
 def save_png(fig: Figure, path: Path) -> None:

@@ -36,6 +36,16 @@ class HashedZipfProblem:
     *irrelevant* (:meth:`irrelevant`): its features say nothing about the label. The weights no
     feature hashes to (:meth:`hashed` false) never get a gradient and stay at 0 under every optimizer.
 
+    ``drift_every`` and ``drift_fraction`` make the planted model drift: before every
+    ``drift_every``-th batch of the stream (batch ``drift_every``, ``2 * drift_every``, ...), each
+    nonzero planted weight is independently redrawn, with probability ``drift_fraction``, from the
+    standard normal (a weight planted at 0 stays 0, so :meth:`irrelevant` holds throughout).
+    :meth:`planted` gives the weights behind any batch; ``true_weights`` are those of the first
+    ``drift_every`` batches. The redraws come from random numbers of their own, so the features of
+    every sample and the uniforms behind its label stay those of the problem without drift, and with
+    ``drift_every=0`` (the default) or ``drift_fraction=0`` there is none: the stream is that
+    problem's, bit for bit.
+
     Everything is a function of ``seed``: the planted weights, and the stream, which restarts
     identically on every call of :meth:`batches`, so that every optimizer sees the same data.
     """
@@ -50,13 +60,21 @@ class HashedZipfProblem:
         n_weights: int = 2**14,
         batch_size: int = 128,
         irrelevant_fraction: float = 0.0,
+        drift_every: int = 0,
+        drift_fraction: float = 0.0,
     ) -> None:
         if not 0.0 <= irrelevant_fraction <= 1.0:
             raise ValueError(f"irrelevant_fraction must be in [0, 1], got {irrelevant_fraction!r}")
+        if isinstance(drift_every, bool) or not isinstance(drift_every, int) or drift_every < 0:
+            raise ValueError(f"drift_every must be an int >= 0, got {drift_every!r}")
+        if not 0.0 <= drift_fraction <= 1.0:
+            raise ValueError(f"drift_fraction must be in [0, 1], got {drift_fraction!r}")
         self.seed, self.n_fields, self.n_values = seed, n_fields, n_values
         self.zipf_exponent, self.n_weights, self.batch_size = zipf_exponent, n_weights, batch_size
         self.irrelevant_fraction = irrelevant_fraction
-        weights_seed, self._stream_seed = np.random.SeedSequence(seed).spawn(2)
+        self.drift_every, self.drift_fraction = drift_every, drift_fraction
+        # the third child is new: the first two, and so every number of the problem without drift, are unchanged
+        weights_seed, self._stream_seed, self._drift_seed = np.random.SeedSequence(seed).spawn(3)
         weights_rng = np.random.default_rng(weights_seed)
         self.true_weights = weights_rng.standard_normal(n_weights).astype(np.float32)
         self.true_weights[weights_rng.random(n_weights) < irrelevant_fraction] = 0.0
@@ -86,15 +104,42 @@ class HashedZipfProblem:
         """True for each hashed weight with a nonzero planted value."""
         return self.hashed() & (self.true_weights != 0)
 
+    @property
+    def drifts(self) -> bool:
+        """Whether the planted weights change over the stream."""
+        return self.drift_every > 0 and self.drift_fraction > 0
+
+    def _redraw(self, weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One drift: a copy of ``weights`` with each nonzero planted weight redrawn with
+        probability ``drift_fraction``."""
+        redraw = (rng.random(self.n_weights) < self.drift_fraction) & (self.true_weights != 0)
+        fresh = rng.standard_normal(self.n_weights).astype(np.float32)
+        return np.where(redraw, fresh, weights)
+
+    def planted(self, step: int) -> np.ndarray:
+        """The planted weights behind batch ``step`` (0-based) of the stream: ``true_weights``
+        after ``step // drift_every`` drifts (none without drift)."""
+        weights = self.true_weights
+        if self.drifts:
+            rng = np.random.default_rng(self._drift_seed)
+            for _ in range(step // self.drift_every):
+                weights = self._redraw(weights, rng)
+        return weights
+
     def batches(self, steps: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``steps`` batches of (indices, labels): ``indices[b, f]`` is the weight of sample b's
-        field f, ``labels`` are 0.0 / 1.0 (float32). The same batches on every call."""
+        field f, ``labels`` are 0.0 / 1.0 (float32), drawn from :meth:`planted`. The same batches
+        on every call."""
         rng = np.random.default_rng(self._stream_seed)
+        drift = np.random.default_rng(self._drift_seed)
         fields = np.arange(self.n_fields)
-        for _ in range(steps):
+        weights = self.true_weights
+        for step in range(steps):
+            if self.drifts and step > 0 and step % self.drift_every == 0:
+                weights = self._redraw(weights, drift)
             ranks = np.searchsorted(self._value_cdf, rng.random((self.batch_size, self.n_fields)), side="right")
             indices = self.feature_index[fields, np.minimum(ranks, self.n_values - 1)]
-            logits = self.true_weights[indices].sum(axis=1, dtype=np.float64)
+            logits = weights[indices].sum(axis=1, dtype=np.float64)
             labels = (rng.random(self.batch_size) < sigmoid(logits)).astype(np.float32)
             yield indices, labels
 

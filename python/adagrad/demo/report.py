@@ -1,4 +1,5 @@
-"""The demo's text summary: the error table, the bitwise check, the l1 sweep, the digits, the throughput."""
+"""The demo's text summary: the error table, the bitwise check, the l1 sweep, the drifting run, the
+digits, the throughput."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import adagrad
 from .metrics import BANDS, FREQUENT, RARE, Band, band_error
 
 if TYPE_CHECKING:
+    from .drift import DriftRun
     from .logistic import SparseRun
     from .mlp import DenseRun
     from .pipeline import DemoResult
@@ -30,7 +32,13 @@ def summary(result: DemoResult) -> str:
     )
     written = ", ".join(str(path) for path in result.files)
     tail = f"Wall time {result.seconds:.1f} s. Wrote {written}"
-    sections = [sparse_section(result), l1_section(result), digits_section(result), throughput_section(result)]
+    sections = [
+        sparse_section(result),
+        l1_section(result),
+        drift_section(result),
+        digits_section(result),
+        throughput_section(result),
+    ]
     return "\n\n".join([head, *sections, tail])
 
 
@@ -137,6 +145,45 @@ def l1_section(result: DemoResult) -> str:
     )
 
 
+def drift_section(result: DemoResult) -> str:
+    comparison = result.drift
+    problem, runs = comparison.problem, comparison.runs
+    windows = comparison.windows()
+    header = ["optimizer"] + [f"steps {a:,}–{b:,}" if i == 0 else f"{a:,}–{b:,}" for i, (a, b) in enumerate(windows)]
+    header.append("step size at the end")
+    rows = [
+        [run.label] + [fmt(loss) for loss in comparison.window_means(run.losses)] + [fmt(run.step_sizes[-1], ".4f")]
+        for run in runs
+    ]
+    planted = comparison.window_means(comparison.planted_losses)
+    rows.append(["the planted model itself"] + [fmt(loss) for loss in planted] + [""])
+    ours, decayed = (comparison.window_means(run.losses)[-1] for run in runs)
+    drifts = (comparison.steps - 1) // problem.drift_every if problem.drifts else 0
+    sizes = [run.step_sizes[-1] for run in runs]
+    multiple = comparison.steps // max(1, result.config.steps)
+    ours_gap, decayed_gap = fmt(ours - planted[-1]), fmt(decayed - planted[-1])
+    last_period = runs[1].step_sizes[-comparison.decay_step :]
+    low, high = float(np.nanmin(last_period)), float(np.nanmax(last_period))
+    return "\n".join(
+        [
+            f"A long run on a drifting planted model: {comparison.steps:,} steps, {multiple} times the others",
+            f"  The same features; every {problem.drift_every:,} steps each planted weight is redrawn with probability "
+            f"{problem.drift_fraction:g} ({drifts} drifts).",
+            f"  Both at lr={runs[0].lr:g} from w = 0; AdagradDecay multiplies its accumulators by "
+            f"{comparison.decay_rate:g} every {comparison.decay_step:,} steps.",
+            "  Loss: mean over each quarter of the run. Step size: lr/√s of the most frequent weight.",
+            "",
+            table(header, rows),
+            "",
+            f"  Last quarter: AdagradDecay's loss is {fmt(ours - decayed)} below Adagrad's, {decayed_gap} above the "
+            f"planted model's (Adagrad: {ours_gap}).",
+            f"  Its step size for the most frequent weight ends {ratio(sizes[1], sizes[0])} times Adagrad's "
+            f"({ratio(low, sizes[0])} to {ratio(high, sizes[0])} times over its",
+            f"  last {comparison.decay_step:,} steps, from one decay to the next).",
+        ]
+    )
+
+
 def digits_section(result: DemoResult) -> str:
     n_train, n_test = result.digits_sizes
     rows = [[run.label, f"{100 * run.test_accuracy:.1f}%", f"{final_loss(run.losses):.3f}"] for run in result.digits]
@@ -152,11 +199,12 @@ def digits_section(result: DemoResult) -> str:
 def throughput_section(result: DemoResult) -> str:
     n_weights = result.problem.n_weights
     check = result.reference
-    lines: list[tuple[str, int, SparseRun | DenseRun | L1Run]] = [
+    lines: list[tuple[str, int, SparseRun | DenseRun | L1Run | DriftRun]] = [
         ("adagrad.Adagrad, sparse problem", n_weights, result.sparse[0]),
         ("adagrad.reference.Adagrad, sparse", n_weights, check.reference),
         ("SGD in NumPy, sparse problem", n_weights, result.sparse[1]),
         *[(f"adagrad.{run.optimizer}, sparse", n_weights, run) for run in result.l1.last_runs()],
+        ("adagrad.AdagradDecay, sparse", n_weights, result.drift.runs[1]),
         ("adagrad.Adagrad, digits MLP", result.digits[0].n_params, result.digits[0]),
         ("SGD in NumPy, digits MLP", result.digits[1].n_params, result.digits[1]),
     ]
