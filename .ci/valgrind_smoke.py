@@ -50,6 +50,37 @@ def sparse(rng: np.random.Generator, rowwise: bool, duplicates: str, **options: 
     check(same(table, t2) and same(state, s2), f"sparse rowwise={rowwise} {duplicates} {options}")
 
 
+def rules(rng: np.random.Generator, n: int, dtype: type) -> None:
+    """Proximal Adagrad, Adagrad-DA and AdagradDecay, dense and sparse, against the reference."""
+    p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    a, s, k = rng.standard_normal(n).astype(dtype), np.full(n, 0.1, dtype), np.zeros(1, np.int64)
+    for name, states, options in (
+        ("proximal_update", [s], {"lr": 0.1, "l1": 0.05, "l2": 0.1}),
+        ("da_update", [a, s], {"step": 3, "lr": 0.1, "l1": 0.05, "l2": 0.1}),
+        ("decay_update", [s, k], {"step": 4, "lr": 0.1, "accumulator_decay_step": 2}),
+    ):
+        p2, states2 = p.copy(), [x.copy() for x in states]
+        getattr(adagrad, name)(p, g, *states, **options)
+        getattr(adagrad.reference, name)(p2, g, *states2, **options)
+        check(same(p, p2) and all(same(x, y) for x, y in zip(states, states2)), f"{name} n={n} {dtype.__name__}")
+    table, ids = rng.standard_normal((40, 19)).astype(dtype), rng.integers(0, 40, size=300)
+    values = rng.standard_normal((300, 19)).astype(dtype)
+    for duplicates in ("sum", "sequential"):
+        for name, states, options in (
+            ("sparse_proximal_update", [np.full((40, 19), 0.1, dtype)], {"lr": 0.1, "l1": 0.05}),
+            ("sparse_da_update", [np.zeros((40, 19), dtype), np.full((40, 19), 0.1, dtype)], {"step": 2, "lr": 0.1}),
+            (
+                "sparse_decay_update",
+                [np.full((40, 19), 0.1, dtype), np.zeros(40, np.int64)],
+                {"step": 5, "lr": 0.1, "accumulator_decay_step": 2},
+            ),
+        ):
+            t2, states2 = table.copy(), [x.copy() for x in states]
+            getattr(adagrad, name)(table, ids, values, *states, duplicates=duplicates, **options)
+            getattr(adagrad.reference, name)(t2, ids, values, *states2, duplicates=duplicates, **options)
+            check(same(table, t2) and all(same(x, y) for x, y in zip(states, states2)), f"{name} {duplicates}")
+
+
 def refused(call: object, what: str) -> None:
     try:
         call()  # type: ignore[operator]
@@ -75,6 +106,9 @@ def main() -> None:
             for rowwise in (False, True):
                 for duplicates in ("sum", "sequential"):
                     sparse(rng, rowwise, duplicates, weight_decay=0.01, grad_scale=2.0)
+            for n in (0, 1, 9, 33):
+                rules(rng, n, np.float32 if n % 2 else np.float64)
+            rules(rng, big, np.float32)
 
     adagrad.set_num_threads(2)
     # The optimizer: mixed groups, the non-finite pre-pass (skip, raise), checkpoints.
@@ -95,6 +129,12 @@ def main() -> None:
         path = os.path.join(folder, "c.npz")
         opt.save(path, params=True)
         opt.load(path)
+    # The other rules' optimizers: one native step over dense and sparse grads each.
+    for cls in (adagrad.ProximalAdagrad, adagrad.AdagradDA, adagrad.AdagradDecay):
+        rule_params = {"w": rng.standard_normal(big).astype(np.float32), "emb": rng.standard_normal((50, 8))}
+        rule_opt = cls(rule_params, lr=0.1)
+        rule_grads = {"w": rng.standard_normal(big).astype(np.float32), "emb": (np.array([1, 4, 1]), np.ones((3, 8)))}
+        check(rule_opt.step(rule_grads) is True, f"{cls.__name__} step")
 
     # Refused input: every validation path, nothing written.
     p = np.zeros(5, np.float32)
@@ -105,10 +145,25 @@ def main() -> None:
     refused(lambda: adagrad.update(p, np.zeros(5, np.float32), np.zeros(5, np.float32), step=1, lr=-1), "lr")
     refused(lambda: adagrad.update(p, np.zeros(5, np.float32), np.zeros(5, np.float32), step=1, grad_scale=0), "scale")
     refused(
-        lambda: adagrad.sparse_update(p.reshape(5, 1), np.array([9]), np.zeros((1, 1), np.float32), p.reshape(5, 1) * 0, step=1),
+        lambda: adagrad.sparse_update(
+            p.reshape(5, 1), np.array([9]), np.zeros((1, 1), np.float32), p.reshape(5, 1) * 0, step=1
+        ),
         "index",
     )
     refused(lambda: adagrad.Adagrad([p, p]), "shared params")
+    refused(lambda: adagrad.da_update(p, np.zeros(5, np.float32), p, np.zeros(5, np.float32), step=1, lr=0.1), "alias")
+    refused(
+        lambda: adagrad.sparse_decay_update(
+            p.reshape(5, 1),
+            np.array([1]),
+            np.zeros((1, 1), np.float32),
+            np.ones((5, 1), np.float32),
+            np.zeros(4, np.int64),
+            step=1,
+            lr=0.1,
+        ),
+        "decay counts",
+    )
     check(not p.any(), "a refused call wrote")
 
     # The concurrent-step guard: two threads on the same arrays.

@@ -198,3 +198,13 @@ def test_bad_decay_counts_write_nothing() -> None:
         with pytest.raises(error, match=message):
             adagrad.sparse_decay_update(table, np.array([1]), np.ones((1, 2)), state, counts, step=1, lr=0.1)  # type: ignore[arg-type]
         assert np.all(table == 1) and np.all(state == 0.1)
+
+
+@pytest.mark.parametrize("shape", [(0,), (0, 4), (3, 0)])
+def test_an_empty_param_counts_its_decays_like_the_reference(shape: tuple[int, ...]) -> None:
+    param = np.zeros(shape)
+    counts = np.zeros(shape[0] if len(shape) == 2 and shape[0] > 0 else 1, np.int64)
+    expected = counts.copy()
+    adagrad.decay_update(param, param.copy(), np.full(shape, 0.1), counts, step=6, lr=0.1, accumulator_decay_step=2)
+    reference.decay_update(param, param.copy(), np.full(shape, 0.1), expected, step=6, lr=0.1, accumulator_decay_step=2)
+    assert np.array_equal(counts, expected) and np.all(counts == 3)

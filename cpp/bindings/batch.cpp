@@ -213,7 +213,6 @@ void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, con
   if (o.rule == Rule::adagrad_decay || (decay_counts && !decay_counts.is_none())) {
     const FloatArray p = float_array(param, name, Role::param);
     decay_count_data = checked_decay_counts(decay_counts, 0, o, name, &p, &decay_rows);
-    if (p.size == 0) decay_rows = 0;  // nothing to decay
   }
   if (clip_.measures_norm()) {
     dense_span_.push_back(checked_.size());
