@@ -81,6 +81,25 @@ def rules(rng: np.random.Generator, n: int, dtype: type) -> None:
             check(same(table, t2) and all(same(x, y) for x, y in zip(states, states2)), f"{name} {duplicates}")
 
 
+def half(rng: np.random.Generator, n: int, state_float32: bool) -> None:
+    """float16 (and, with ml_dtypes, bfloat16) params, their own or float32 sums, against the reference."""
+    dtypes: list[object] = [np.float16]
+    try:
+        import ml_dtypes
+
+        dtypes.append(ml_dtypes.bfloat16)
+    except ImportError:
+        pass
+    for dtype in dtypes:
+        p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+        s = np.abs(rng.standard_normal(n)).astype(np.float32 if state_float32 else dtype)
+        p2, s2 = p.copy(), s.copy()
+        adagrad.update(p, g, s, step=2, lr=0.1, weight_decay=0.1, grad_scale=3.0)
+        adagrad.reference.update(p2, g, s2, step=2, lr=0.1, weight_decay=0.1, grad_scale=3.0)
+        check(same(p, p2) and same(s, s2), f"16-bit update n={n} {np.dtype(dtype).name} float32 state={state_float32}")
+        check(adagrad.update(p, np.full_like(g, np.inf), s, step=3, nonfinite="skip") is False, "16-bit skip")
+
+
 def refused(call: object, what: str) -> None:
     try:
         call()  # type: ignore[operator]
@@ -106,6 +125,8 @@ def main() -> None:
             for rowwise in (False, True):
                 for duplicates in ("sum", "sequential"):
                     sparse(rng, rowwise, duplicates, weight_decay=0.01, grad_scale=2.0)
+            for n in (0, 1, 9, 33, big):
+                half(rng, n, state_float32=n % 2 == 1)
             if threads == 2:  # the other rules once per ISA: their small calls run inline anyway
                 for n in (0, 1, 9, 33):
                     rules(rng, n, np.float32 if n % 2 else np.float64)

@@ -34,7 +34,7 @@ def assert_same_bits(actual: np.ndarray, expected: np.ndarray) -> None:
     """Bitwise equality (nan payloads aside); reports the first differing elements."""
     assert actual.dtype == expected.dtype and actual.shape == expected.shape
     a, e = actual.ravel(), expected.ravel()
-    uint = np.uint32 if a.dtype == np.float32 else np.uint64
+    uint = {2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
     differ = (a.view(uint) != e.view(uint)) & ~(np.isnan(a) & np.isnan(e))
     if differ.any():
         where = np.flatnonzero(differ)[:5]

@@ -33,7 +33,7 @@ def mostly(valid: st.SearchStrategy[Any], hostile: st.SearchStrategy[Any], odds:
 
 FLOATS = [np.float32, np.float64]
 BAD_DTYPES: list[Any] = [
-    np.float16,
+    np.uint16,
     np.int8,
     np.int32,
     np.int64,

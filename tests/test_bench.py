@@ -17,11 +17,13 @@ import adagrad
 from adagrad import _core
 from adagrad.benchmarks import cli, fbgemm, peers, report, targets, tf_raw_ops
 from adagrad.benchmarks.cases import (
+    HalfCase,
     RuleCase,
     SparseCase,
     SparseRuleCase,
     TrainingCase,
     dense_cases,
+    half_cases,
     resnet18_shapes,
     rule_cases,
     sparse_cases,
@@ -166,7 +168,7 @@ def test_stream_ceiling_validates_like_step() -> None:
     p = np.zeros(4, np.float32)
     with pytest.raises(ValueError, match="share memory"):
         _core.stream_ceiling([p], [p], [np.zeros(4, np.float32)])
-    with pytest.raises(TypeError, match="float32 or float64"):
+    with pytest.raises(TypeError, match="float32, float64, float16 or bfloat16"):
         _core.stream_ceiling([p], [np.zeros(4, np.int32)], [np.zeros(4, np.float32)])
 
 
@@ -273,7 +275,9 @@ def test_cli_rejects_bad_options(argv: list[str], message: str, capsys: pytest.C
 
 def test_every_case_is_named_uniquely() -> None:
     names = [c.name for c in cli.all_cases()]
-    assert len(names) == len(dense_cases() + sparse_cases() + rule_cases() + sparse_rule_cases() + training_cases())
+    assert len(names) == len(
+        dense_cases() + half_cases() + sparse_cases() + rule_cases() + sparse_rule_cases() + training_cases()
+    )
     assert len(names) == len(set(names))
     assert not set(names) & set(cli.CASE_SETS)
 
@@ -556,3 +560,28 @@ def test_tensorflow_peers_take_the_same_steps(rule: str) -> None:
             duplicates="sequential",
         )
     np.testing.assert_allclose(var.numpy(), table, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["64K-bf16", "64K-f16", "16M-bf16-f32state"])
+def test_half_peers_step_the_16bit_arrays(name: str) -> None:
+    """Every 16-bit peer runs; the ceiling leaves adagrad's values (its grads are zeros); torch's
+    fused step (state in the param's dtype) updates the same memory as ours, so it moves the param."""
+    pytest.importorskip("ml_dtypes")
+    case = next(c for c in half_cases() if c.name == name)
+    assert case.bytes_moved == case.elements * (14 if case.state else 10)
+    if case.elements > 1 << 16:
+        case = HalfCase(case.name, ((4099,),), case.dtype, case.note, case.state)  # the same peers, small
+    steps = peers.half_peers(case)
+    assert set(steps) == {"adagrad", "ceiling", "adagrad f32"} | (set() if case.state else {"torch fused"})
+    for step in steps.values():
+        step()
+
+
+def test_cli_runs_a_half_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ml_dtypes")
+    assert (
+        cli.main(["--cases", "64K-f16", "--repeats", "3", "--threads", "1", "--out", str(tmp_path), "--no-plot"]) == 0
+    )
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert {r["impl"] for r in rows if r["case"] == "64K-f16"} >= {"adagrad", "ceiling", "adagrad f32"}
+    assert all(r["dtype"] == "float16" for r in rows)

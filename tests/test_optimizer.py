@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "initial_accumulator_value": 0.0,
     "rowwise": False,
     "duplicates": "sum",
+    "state_dtype": None,
 }
 
 

@@ -226,7 +226,10 @@ BAD_INPUTS = [
         {"values": np.ones((3, 4), np.float64)}, TypeError, "values must have the dtype of table", id="values-dtype"
     ),
     pytest.param(
-        {"values": np.ones((3, 4), np.int32)}, TypeError, "values must have dtype float32 or float64", id="values-int"
+        {"values": np.ones((3, 4), np.int32)},
+        TypeError,
+        "values must have dtype float32, float64, float16 or bfloat16",
+        id="values-int",
     ),
     pytest.param(
         {"state": np.zeros((10, 3), np.float32)}, ValueError, r"state must have shape \(rows, dim\)", id="state-shape"

@@ -150,12 +150,25 @@ def test_no_clip_is_no_change() -> None:
 
 
 def test_a_param_torch_steps_itself_cannot_be_clipped() -> None:
-    w = torch.nn.Parameter(torch.zeros(4, dtype=torch.bfloat16))
+    w = torch.nn.Parameter(torch.zeros(4, dtype=torch.complex64))
     opt = adagrad.torch.Adagrad([w], max_grad_norm=1.0)
-    w.grad = torch.ones(4, dtype=torch.bfloat16)
-    with pytest.raises(ValueError, match=r"a clip option is set, and a param of dtype torch\.bfloat16"):
+    w.grad = torch.ones(4, dtype=torch.complex64)
+    with pytest.raises(ValueError, match=r"a clip option is set, and a param of dtype torch\.complex64"):
         opt.step()
     assert (w == 0).all()
+
+
+def test_16bit_params_take_clip_value_but_not_the_norm_clips() -> None:
+    w = torch.nn.Parameter(torch.zeros(4, dtype=torch.bfloat16))
+    w.grad = torch.tensor([3.0, -3.0, 0.25, 1.0], dtype=torch.bfloat16)
+    with pytest.raises(TypeError, match="the norm clips"):
+        adagrad.torch.Adagrad([w], max_grad_norm=1.0).step()
+    assert (w == 0).all()
+    twin = torch.nn.Parameter(torch.zeros(4, dtype=torch.bfloat16))
+    twin.grad = torch.clamp(w.grad, -0.5, 0.5)  # exact in bfloat16: the clip then the same update
+    adagrad.torch.Adagrad([w], lr=0.1, clip_value=0.5).step()
+    torch.optim.Adagrad([twin], lr=0.1, fused=True).step()
+    assert torch.equal(w.detach(), twin.detach())
 
 
 @pytest.mark.parametrize(

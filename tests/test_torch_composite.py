@@ -285,7 +285,7 @@ def test_the_torch_fallback_in_float64_is_the_native_maths(
     native = Model(torch.float64)
     native_opt = torch_cls(groups_of(native, options), **options)
     run_torch(native_opt, native, range(STEPS))
-    monkeypatch.setattr(adagrad.torch, "_native_order", lambda p: False)
+    monkeypatch.setattr(adagrad.torch, "_native_order", lambda p, dtypes: False)
     forced = Model(torch.float64)
     forced_opt = torch_cls(groups_of(forced, options), **options)
     run_torch(forced_opt, forced, range(STEPS))

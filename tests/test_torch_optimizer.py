@@ -254,27 +254,27 @@ def test_sparse_grads_equal_the_reference(rowwise: bool, duplicates: str) -> Non
     assert opt.state[model.emb.weight]["sum"].shape == ((50,) if rowwise else (50, 8))
 
 
-def test_other_dtypes_fall_back_to_torch() -> None:
-    """float16 and bfloat16 params take torch's single-tensor path; float32 stays native (fused bits)."""
+def test_complex_params_fall_back_to_torch_and_16bit_ones_are_native() -> None:
+    """complex params take torch's single-tensor path; float16, bfloat16 and float32 stay native
+    (torch fused's bits: tests/test_torch_half.py holds the 16-bit ones in full)."""
     torch.manual_seed(3)
-    params = [torch.randn(5, dtype=d) for d in (torch.float16, torch.bfloat16, torch.float32)]
+    params = [torch.randn(5, dtype=d) for d in (torch.complex64, torch.float16, torch.bfloat16, torch.float32)]
     ours = [torch.nn.Parameter(p.clone()) for p in params]
-    theirs_half = [torch.nn.Parameter(p.clone()) for p in params[:2]]
-    theirs_f32 = torch.nn.Parameter(params[2].clone())
+    theirs_complex = torch.nn.Parameter(params[0].clone())
+    theirs_fused = [torch.nn.Parameter(p.clone()) for p in params[1:]]
     ours_opt = adagrad.torch.Adagrad(ours, lr=0.1, weight_decay=0.1)
-    half_opt = torch.optim.Adagrad(theirs_half, lr=0.1, weight_decay=0.1, foreach=False)
-    f32_opt = torch.optim.Adagrad([theirs_f32], lr=0.1, weight_decay=0.1, fused=True)
+    complex_opt = torch.optim.Adagrad([theirs_complex], lr=0.1, weight_decay=0.1, foreach=False)
+    fused_opt = torch.optim.Adagrad(theirs_fused, lr=0.1, weight_decay=0.1, fused=True)
     for step in range(STEPS):
         g = torch.Generator().manual_seed(step)
-        grads = [torch.randn(5, generator=g).to(p.dtype) for p in params]
-        for p, grad in zip(ours, grads):
-            p.grad = grad.clone()
-        for p, grad in zip([*theirs_half, theirs_f32], grads):
+        grads = [torch.randn(5, generator=g, dtype=p.dtype if p.is_complex() else None).to(p.dtype) for p in params]
+        for p, grad in zip([*ours, theirs_complex, *theirs_fused], [*grads, *grads]):
             p.grad = grad.clone()
         ours_opt.step()
-        half_opt.step()
-        f32_opt.step()
-    for a, b in zip(ours, [*theirs_half, theirs_f32]):
+        complex_opt.step()
+        fused_opt.step()
+    assert [p for plan in ours_opt._plans for p in plan.fallback] == [ours[0]]
+    for a, b in zip(ours, [theirs_complex, *theirs_fused]):
         assert torch.equal(a.detach(), b.detach()), a.dtype
 
 

@@ -39,16 +39,59 @@ std::string TensorName::operator()(Role role) const {
   return kPrefix[r] + std::string(py::str(label));
 }
 
+namespace {
+
+constexpr int kNpyHalf = 23;     // NPY_HALF
+constexpr int kNpyUserDef = 256;  // NPY_USERDEF: the first type number of a dtype registered at run time
+
+// ml_dtypes.bfloat16's scalar type, looked up once and only when an array of a registered dtype is
+// seen (ml_dtypes stays an optional dependency); null when ml_dtypes is not installed.
+PyObject* bfloat16_type() {
+  static PyObject* const type = []() -> PyObject* {
+    try {
+      return py::object(py::module_::import("ml_dtypes").attr("bfloat16")).release().ptr();
+    } catch (const py::error_already_set&) {
+      return nullptr;
+    }
+  }();
+  return type;
+}
+
+// The array's dtype as the kernels know it, or false.
+bool known_dtype(const py::detail::PyArrayDescr_Proxy* descr, Dtype& out) {
+  if (descr->byteorder == kSwappedByteOrder) return false;
+  switch (descr->type_num) {
+    case npy::NPY_FLOAT_:
+      out = Dtype::f32;
+      return true;
+    case npy::NPY_DOUBLE_:
+      out = Dtype::f64;
+      return true;
+    case kNpyHalf:
+      out = Dtype::f16;
+      return true;
+    default:
+      if (descr->type_num >= kNpyUserDef && descr->typeobj == bfloat16_type() && descr->typeobj != nullptr) {
+        out = Dtype::bf16;
+        return true;
+      }
+      return false;
+  }
+}
+
+}  // namespace
+
 FloatArray float_array(py::handle obj, const TensorName& name, Role role) {
   if (!npy::get().PyArray_Check_(obj.ptr())) {
-    throw py::type_error(name(role) + " must be a numpy.ndarray of float32 or float64, got " + type_name(obj));
+    throw py::type_error(name(role) + " must be a numpy.ndarray of float32, float64, float16 or bfloat16, got " +
+                         type_name(obj));
   }
   const auto* a = py::detail::array_proxy(obj.ptr());
   const auto* descr = py::detail::array_descriptor_proxy(a->descr);
-  const bool f32 = descr->type_num == npy::NPY_FLOAT_, f64 = descr->type_num == npy::NPY_DOUBLE_;
-  if ((!f32 && !f64) || descr->byteorder == kSwappedByteOrder) {
-    throw py::type_error(name(role) + " must have dtype float32 or float64 (native byte order), got " + dtype_name(a) +
-                         "; convert it yourself: a hidden copy would not be updated");
+  Dtype dtype{};
+  if (!known_dtype(descr, dtype)) {
+    throw py::type_error(name(role) + " must have dtype float32, float64, float16 or bfloat16 (native byte order), got " +
+                         dtype_name(a) + "; convert it yourself: a hidden copy would not be updated");
   }
   const int flags = a->flags;
   const bool c_order = (flags & npy::NPY_ARRAY_C_CONTIGUOUS_) != 0;
@@ -64,8 +107,8 @@ FloatArray float_array(py::handle obj, const TensorName& name, Role role) {
   }
   std::size_t size = 1;
   for (int i = 0; i < a->nd; ++i) size *= static_cast<std::size_t>(a->dimensions[i]);
-  return {py::reinterpret_borrow<py::object>(obj), f32 ? Dtype::f32 : Dtype::f64, a->data, size,
-          size * (f32 ? sizeof(float) : sizeof(double)), a->nd, a->dimensions, c_order};
+  return {py::reinterpret_borrow<py::object>(obj), dtype, a->data, size, size * adagrad::dtype_size(dtype), a->nd,
+          a->dimensions, c_order};
 }
 
 bool plain_dense_arrays(py::handle param, py::handle grad, py::handle sum, DenseArrays& out) {
@@ -90,7 +133,8 @@ bool plain_dense_arrays(py::handle param, py::handle grad, py::handle sum, Dense
     if (g->dimensions[i] != extent || s->dimensions[i] != extent) return false;
     size *= static_cast<std::size_t>(extent);
   }
-  out = {f32 ? Dtype::f32 : Dtype::f64, p->data, g->data, s->data, size, size * (f32 ? sizeof(float) : sizeof(double))};
+  const Dtype dtype = f32 ? Dtype::f32 : Dtype::f64;
+  out = {dtype, dtype, p->data, g->data, s->data, size, size * (f32 ? sizeof(float) : sizeof(double))};
   return true;
 }
 
@@ -103,15 +147,18 @@ DenseArrays checked_dense_arrays(py::handle param, py::handle grad, py::handle s
     throw py::value_error(name(Role::param) + " keeps row-wise state (one accumulator per row): "
                           "give its grad as (indices, values)");
   }
-  require_same_layout(p, s, name, Role::sum);
-  return {p.dtype, p.data, g.data, s.data, p.size, p.nbytes};
+  require_same_layout(p, s, name, Role::sum, true);
+  return {p.dtype, s.dtype, p.data, g.data, s.data, p.size, p.nbytes};
 }
 
-void require_same_layout(const FloatArray& ref, const FloatArray& other, const TensorName& name, Role role) {
-  if (other.dtype != ref.dtype) {
+void require_same_layout(const FloatArray& ref, const FloatArray& other, const TensorName& name, Role role,
+                         bool float32_state_allowed) {
+  const bool master_state = float32_state_allowed && is_16bit(ref.dtype) && other.dtype == Dtype::f32;
+  if (other.dtype != ref.dtype && !master_state) {
     throw py::type_error(name(role) + " has dtype " + dtype_name(py::detail::array_proxy(other.owner.ptr())) + " but " +
                          name(Role::param) + " has " + dtype_name(py::detail::array_proxy(ref.owner.ptr())) +
-                         "; they must match");
+                         (float32_state_allowed && is_16bit(ref.dtype) ? "; it must be the param's or float32"
+                                                                       : "; they must match"));
   }
   bool same_shape = other.ndim == ref.ndim;
   for (int i = 0; same_shape && i < ref.ndim; ++i) same_shape = other.shape[i] == ref.shape[i];  // no memcmp call

@@ -43,7 +43,7 @@ struct FloatArray {
   bool c_order;  // C-contiguous (else Fortran-contiguous only)
 };
 
-// A float32/float64 ndarray, aligned, native byte order, C- or Fortran-contiguous; params and
+// A float32/float64/float16/bfloat16 (ml_dtypes.bfloat16) ndarray, aligned, native byte order, C- or Fortran-contiguous; params and
 // state sums must also be writeable, grads are only read.
 FloatArray float_array(py::handle obj, const TensorName& name, Role role);
 
@@ -53,6 +53,7 @@ FloatArray float_array(py::handle obj, const TensorName& name, Role role);
 // checks above run one by one (they raise, or accept a valid but less common layout).
 struct DenseArrays {
   Dtype dtype;
+  Dtype state_dtype;  // dtype, or float32 for a 16-bit param (checked_dense_arrays alone)
   void* param;
   const void* grad;
   void* sum;
@@ -67,8 +68,10 @@ DenseArrays checked_dense_arrays(py::handle param, py::handle grad, py::handle s
 // "(3, 4)", "(5,)": the array's shape as Python prints it, for messages.
 std::string shape_string(const FloatArray& a);
 
-// The grad or state sum must have the param's dtype, shape and memory order.
-void require_same_layout(const FloatArray& param, const FloatArray& other, const TensorName& name, Role role);
+// The grad or state sum must have the param's dtype, shape and memory order; a 16-bit param's
+// state may also be float32 when float32_state_allowed.
+void require_same_layout(const FloatArray& param, const FloatArray& other, const TensorName& name, Role role,
+                         bool float32_state_allowed = false);
 
 // A byte range [begin, end).
 struct Span {

@@ -1,5 +1,7 @@
 #include "batch.hpp"
 
+#include "adagrad/half.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -145,6 +147,17 @@ void StepBatch::check_rule_takes_batch_options(const DenseOptions& o, const Tens
   }
 }
 
+void StepBatch::check_16bit_takes(const DenseOptions& o, const TensorName& name) const {
+  if (o.rule != Rule::adagrad) {
+    throw py::type_error(name(Role::param) + ": float16 and bfloat16 params take Adagrad's rule alone (the composite "
+                         "rules and AdagradDecay take float32 and float64)");
+  }
+  if (clip_.measures_norm()) {
+    throw py::type_error(name(Role::param) + ": the norm clips (max_grad_norm, clip_norm_per_tensor) take float32 "
+                         "and float64 grads; with float16 and bfloat16 params, clip_value alone");
+  }
+}
+
 void* StepBatch::checked_grad_sum(py::handle grad_sum, const FloatArray& param, const DenseOptions& o,
                                   const TensorName& name) {
   const bool needed = o.rule == Rule::dual_averaging;
@@ -201,6 +214,7 @@ void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, con
   DenseArrays a;
   // The one-read check first (~40% of the per-tensor cost of the step-by-step one).
   if (!plain_dense_arrays(param, grad, sum, a)) a = checked_dense_arrays(param, grad, sum, name);
+  if (is_16bit(a.dtype)) check_16bit_takes(o, name);
   overlap_.add(a.param, a.nbytes, name, Role::param);
   overlap_.add(a.grad, a.nbytes, name, Role::grad);
   overlap_.add(a.sum, a.nbytes, name, Role::sum);
@@ -220,6 +234,7 @@ void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, con
   }
   if (nonfinite_ != NonFinite::propagate || clip_.measures_norm()) check_later(a.dtype, a.grad, a.size, grad, name);
   DenseTensor& t = dense_.emplace_back(coefficients(a.dtype, o, step));
+  t.state_dtype = a.state_dtype;
   t.param = a.param;
   t.grad = a.grad;
   t.sum = a.sum;
@@ -236,6 +251,10 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
                            int variant_override, py::handle grad_sum, py::handle decay_counts) {
   check_rule_takes_batch_options(o, name);
   FloatArray tab = float_array(table, name, Role::param);
+  if (is_16bit(tab.dtype)) {
+    throw py::type_error(name(Role::param) + " has dtype " + std::string(adagrad::dtype_name(tab.dtype)) +
+                         ": sparse updates take float32 and float64 tables (16-bit tables are not supported yet)");
+  }
   if (tab.ndim != 2 || !tab.c_order) {
     throw py::value_error(name(Role::param) + " must be a 2-D C-contiguous array (rows, dim) for sparse updates, got shape " +
                           shape_string(tab) + (tab.c_order ? "" : " in Fortran order"));
@@ -318,7 +337,7 @@ void StepBatch::apply_norms(const std::vector<double>& norms) {
     DenseTensor& t = dense_[i];
     DenseOptions& o = dense_options_[i].first;
     o.clip_norm = norm_of(dense_span_[i]);
-    t = make_dense_tensor(t.dtype, t.param, t.grad, t.sum, t.grad_sum, t.n, o, dense_options_[i].second);
+    t = make_dense_tensor(t.dtype, t.state_dtype, t.param, t.grad, t.sum, t.grad_sum, t.n, o, dense_options_[i].second);
   }
   for (std::size_t i = 0; i < sparse_.size(); ++i) sparse_[i].options.clip_norm = norm_of(sparse_span_[i]);
 }
@@ -328,11 +347,12 @@ const DenseTensor& StepBatch::coefficients(Dtype dtype, const DenseOptions& o, s
     return a.rule == b.rule && a.lr == b.lr && a.lr_decay == b.lr_decay && a.weight_decay == b.weight_decay &&
            a.eps == b.eps && a.maximize == b.maximize && a.decoupled_weight_decay == b.decoupled_weight_decay &&
            a.eps_inside_sqrt == b.eps_inside_sqrt && a.l1 == b.l1 && a.l2 == b.l2 && a.decay_step == b.decay_step &&
-           a.decay_rate == b.decay_rate && a.decay_floor == b.decay_floor;
+           a.decay_rate == b.decay_rate && a.decay_floor == b.decay_floor &&
+           a.narrowed_constants_width == b.narrowed_constants_width;
   };
   // grad_scale and clip are the batch's, the same for every tensor: the options compared are the caller's.
   if (!last_.valid || last_.dtype != dtype || last_.step != step || !same(last_.options, o)) {
-    last_ = {true, dtype, step, o, make_dense_tensor(dtype, nullptr, nullptr, nullptr, nullptr, 0, with_batch_options(o), step)};
+    last_ = {true, dtype, step, o, make_dense_tensor(dtype, dtype, nullptr, nullptr, nullptr, nullptr, 0, with_batch_options(o), step)};
   }
   return last_.tensor;
 }
@@ -375,8 +395,20 @@ void StepBatch::report_nonfinite(std::size_t index) const {
   std::size_t at = 0;
   double value = 0.0;
   for (; at < span.n; ++at) {
-    value = span.dtype == Dtype::f32 ? static_cast<double>(static_cast<const float*>(span.data)[at])
-                                     : static_cast<const double*>(span.data)[at];
+    switch (span.dtype) {
+      case Dtype::f32:
+        value = static_cast<const float*>(span.data)[at];
+        break;
+      case Dtype::f64:
+        value = static_cast<const double*>(span.data)[at];
+        break;
+      case Dtype::f16:
+        value = widen(static_cast<const float16*>(span.data)[at]);
+        break;
+      case Dtype::bf16:
+        value = widen(static_cast<const bfloat16*>(span.data)[at]);
+        break;
+    }
     if (!std::isfinite(value)) break;
   }
   if (at == span.n) {  // only if another thread wrote to the grad meanwhile

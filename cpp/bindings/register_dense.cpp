@@ -96,7 +96,8 @@ std::int64_t* step_counts(py::handle obj, std::size_t n) {
 
 // One param group of a step, read from its tuple: Adagrad's 13-tuple (params, grads, sums, steps,
 // labels, lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt,
-// duplicates); another rule's (rule, params, grads, sums, extras, steps, labels, <options>,
+// duplicates), or its 14-tuple from the torch adapter, whose last item is torch's vector width for
+// 16-bit params (DenseOptions::narrowed_constants_width: torch's fused kernel's constants); another rule's (rule, params, grads, sums, extras, steps, labels, <options>,
 // duplicates): "proximal" and "dual_averaging" with options lr, l1, l2 (11 items), "adagrad_decay"
 // with lr, accumulator_decay_step, accumulator_decay_rate, initial_accumulator_value (12 items).
 // extras: None, or per param Adagrad-DA's grad sum, AdagradDecay's decay counts. steps is an int64
@@ -110,12 +111,20 @@ struct GroupTuple {
 };
 
 template <class Where>
+std::size_t narrowed_width(py::handle width, const Where& where) {
+  if (!PyLong_Check(width.ptr())) throw py::type_error(where() + "the vector width must be an int");
+  const long long w = PyLong_AsLongLong(width.ptr());
+  if (w < 0 || w > 1024) throw py::value_error(where() + "the vector width must be from 0 (none) to 1024");
+  return static_cast<std::size_t>(w);
+}
+
+template <class Where>
 GroupTuple group_tuple(py::handle group_obj, const Where& where) {
   const bool tuple = PyTuple_Check(group_obj.ptr());
   const py::ssize_t size = tuple ? PyTuple_GET_SIZE(group_obj.ptr()) : 0;
-  if (size != 13 && size != 12 && size != 11) throw py::type_error(where() + "malformed group tuple");
+  if (size < 11 || size > 14) throw py::type_error(where() + "malformed group tuple");
   const Items g = items_of(group_obj, where, "group");
-  const bool adagrad = size == 13;
+  const bool adagrad = size >= 13;
   const std::size_t at = adagrad ? 0 : 1;  // where params are
   GroupTuple out{items_of(g[at], where, "params"),
                  items_of(g[at + 1], where, "grads"),
@@ -135,6 +144,7 @@ GroupTuple group_tuple(py::handle group_obj, const Where& where) {
   if (adagrad) {
     out.options = checked_options({g[5], g[6], g[7], g[8], g[9], g[10], g[11]}, where);
     out.duplicates = duplicates_mode(g[12]);
+    if (size == 14) out.options.narrowed_constants_width = narrowed_width(g[13], where);
   } else {
     const Rule rule = composite_rule(g[0]);
     if ((rule == Rule::adagrad_decay) != (size == 12)) throw py::type_error(where() + "malformed group tuple");
@@ -169,7 +179,7 @@ py::object step(const py::list& groups, py::handle nonfinite, py::handle grad_sc
   std::size_t tensors = 0;  // an upper bound, for one allocation per vector (malformed groups: checked below)
   for (const py::handle group : groups) {
     if (PyTuple_Check(group.ptr()) && PyTuple_GET_SIZE(group.ptr()) >= 2) {
-      const py::handle params = PyTuple_GET_ITEM(group.ptr(), PyTuple_GET_SIZE(group.ptr()) == 13 ? 0 : 1);
+      const py::handle params = PyTuple_GET_ITEM(group.ptr(), PyTuple_GET_SIZE(group.ptr()) >= 13 ? 0 : 1);
       if (PyList_Check(params.ptr()) || PyTuple_Check(params.ptr())) {
         tensors += static_cast<std::size_t>(PySequence_Fast_GET_SIZE(params.ptr()));
       }

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "adagrad/half.hpp"
 #include "adagrad/thread_pool.hpp"
 
 namespace adagrad {
@@ -16,34 +17,91 @@ constexpr std::size_t kInlineElements = std::size_t{1} << 15;
 // Chunk of one tensor given to one thread: 3 arrays x 128 KiB (f32) stay within L2.
 constexpr std::size_t kChunkElements = std::size_t{1} << 14;
 
+template <class P, class S>
+void run_typed(const DenseVariants<P, S>& fns, const DenseTensor& t, std::size_t begin, std::size_t end,
+               const DenseCoeffs<compute_t<P>>& c) {
+  auto* grad_sum = static_cast<S*>(t.grad_sum);
+  fns.fn[t.variant](static_cast<P*>(t.param) + begin, static_cast<const P*>(t.grad) + begin,
+                    static_cast<S*>(t.sum) + begin, grad_sum ? grad_sum + begin : nullptr, end - begin, c);
+}
+
+// A 16-bit param: its first n - n % narrowed_width elements with the narrowed constants, if any.
+template <class P, class S>
+void run_16bit(const DenseVariants<P, S>& fns, const DenseTensor& t, std::size_t begin, std::size_t end) {
+  const std::size_t body_end = t.narrowed_width == 0 ? 0 : t.n - t.n % t.narrowed_width;
+  if (begin < body_end) run_typed(fns, t, begin, std::min(end, body_end), t.c32_narrowed);
+  if (end > body_end) run_typed(fns, t, std::max(begin, body_end), end, t.c32);
+}
+
 void run_range(const KernelTable& k, const DenseTensor& t, std::size_t begin, std::size_t end) {
-  const std::size_t n = end - begin;
-  if (t.dtype == Dtype::f32) {
-    auto* grad_sum = static_cast<float*>(t.grad_sum);
-    k.dense_f32.fn[t.variant](static_cast<float*>(t.param) + begin, static_cast<const float*>(t.grad) + begin,
-                              static_cast<float*>(t.sum) + begin, grad_sum ? grad_sum + begin : nullptr, n, t.c32);
-  } else {
-    auto* grad_sum = static_cast<double*>(t.grad_sum);
-    k.dense_f64.fn[t.variant](static_cast<double*>(t.param) + begin, static_cast<const double*>(t.grad) + begin,
-                              static_cast<double*>(t.sum) + begin, grad_sum ? grad_sum + begin : nullptr, n, t.c64);
+  const bool master = t.state_dtype == Dtype::f32;
+  switch (t.dtype) {
+    case Dtype::f32:
+      return run_typed(k.dense_f32, t, begin, end, t.c32);
+    case Dtype::f64:
+      return run_typed(k.dense_f64, t, begin, end, t.c64);
+    case Dtype::f16:
+      return master ? run_16bit(k.dense_f16_f32, t, begin, end) : run_16bit(k.dense_f16, t, begin, end);
+    case Dtype::bf16:
+      return master ? run_16bit(k.dense_bf16_f32, t, begin, end) : run_16bit(k.dense_bf16, t, begin, end);
   }
 }
 
+// A 16-bit element is a NaN or an infinity when its exponent bits are all ones.
+bool all_finite_16bit(const std::uint16_t* x, std::size_t n, std::uint16_t exponent) {
+  std::uint16_t seen = 0;
+  for (std::size_t i = 0; i < n; ++i) seen |= static_cast<std::uint16_t>(((x[i] & exponent) == exponent) ? 1 : 0);
+  return seen == 0;
+}
+
 bool span_finite(const KernelTable& k, const GradSpan& s, std::size_t begin, std::size_t end) {
-  if (s.dtype == Dtype::f32) return k.all_finite_f32(static_cast<const float*>(s.data) + begin, end - begin);
-  return k.all_finite_f64(static_cast<const double*>(s.data) + begin, end - begin);
+  const std::size_t n = end - begin;
+  switch (s.dtype) {
+    case Dtype::f32:
+      return k.all_finite_f32(static_cast<const float*>(s.data) + begin, n);
+    case Dtype::f64:
+      return k.all_finite_f64(static_cast<const double*>(s.data) + begin, n);
+    case Dtype::f16:
+      return all_finite_16bit(static_cast<const std::uint16_t*>(s.data) + begin, n, 0x7C00);
+    case Dtype::bf16:
+      return all_finite_16bit(static_cast<const std::uint16_t*>(s.data) + begin, n, 0x7F80);
+  }
+  return false;
+}
+
+template <class P>
+float narrowed(float x) {
+  return widen(narrow(x, P{}));
 }
 
 }  // namespace
 
-DenseTensor make_dense_tensor(Dtype dtype, void* param, const void* grad, void* sum, void* grad_sum, std::size_t n,
-                              const DenseOptions& options, std::int64_t step) {
-  const int variant = dtype == Dtype::f32 ? dense_variant<float>(options) : dense_variant<double>(options);
-  DenseTensor t{dtype, variant, param, grad, sum, grad_sum, n, nullptr, 0, {}, {}};
-  if (dtype == Dtype::f32) {
-    t.c32 = dense_coeffs<float>(options, step);
-  } else {
+std::size_t dtype_size(Dtype dtype) {
+  return dtype == Dtype::f64 ? sizeof(double) : dtype == Dtype::f32 ? sizeof(float) : sizeof(std::uint16_t);
+}
+
+const char* dtype_name(Dtype dtype) {
+  static const char* const kNames[] = {"float32", "float64", "float16", "bfloat16"};
+  return kNames[static_cast<int>(dtype)];
+}
+
+DenseTensor make_dense_tensor(Dtype dtype, Dtype state_dtype, void* param, const void* grad, void* sum, void* grad_sum,
+                              std::size_t n, const DenseOptions& options, std::int64_t step) {
+  const int variant = dtype == Dtype::f64 ? dense_variant<double>(options) : dense_variant<float>(options);
+  DenseTensor t{dtype, state_dtype, variant, param, grad, sum, grad_sum, n, nullptr, 0, {}, {}, 0, {}};
+  if (dtype == Dtype::f64) {
     t.c64 = dense_coeffs<double>(options, step);
+    return t;
+  }
+  t.c32 = dense_coeffs<float>(options, step);
+  if (is_16bit(dtype) && options.narrowed_constants_width != 0) {
+    t.narrowed_width = options.narrowed_constants_width;
+    t.c32_narrowed = t.c32;
+    auto& c = t.c32_narrowed;
+    const auto narrow_16 = dtype == Dtype::f16 ? &narrowed<float16> : &narrowed<bfloat16>;
+    c.clr = narrow_16(c.clr);
+    c.eps = narrow_16(c.eps);
+    c.weight_decay = narrow_16(c.weight_decay);
   }
   return t;
 }
@@ -96,10 +154,10 @@ void catch_up_rows(const DenseTensor& t, const DenseCoeffs<T>& c) {
 void run_dense(const KernelTable& k, const std::vector<DenseTensor>& tensors) {
   for (const auto& t : tensors) {
     if (t.decay_counts == nullptr) continue;
-    if (t.dtype == Dtype::f32) {
-      catch_up_rows(t, t.c32);
-    } else {
+    if (t.dtype == Dtype::f64) {
       catch_up_rows(t, t.c64);
+    } else {
+      catch_up_rows(t, t.c32);  // float32 alone: the other rules refuse 16-bit params
     }
   }
   std::size_t total = 0;

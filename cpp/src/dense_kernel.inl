@@ -31,6 +31,7 @@
 #include <utility>
 
 #include "adagrad/kernels.hpp"
+#include "adagrad/half.hpp"
 #include "simd/scalar.hpp"
 
 namespace adagrad {
@@ -133,29 +134,48 @@ inline __attribute__((always_inline)) void rule_apply(typename O::R& p, typename
 // this every AVX-512 load and store of a streaming pass straddles two lines (measured here, one
 // thread, 16M float32: 9.1-9.8 ms a step at +16 bytes, 7.7-8.2 ms aligned). Short calls are
 // cache-resident, where straddling costs nothing measurable and a scalar head would: none there.
-template <class V>
-std::size_t head_to_cache_line(const typename V::T* p, std::size_t n) {
-  using T = typename V::T;
+template <class V, class T>
+std::size_t head_to_cache_line(const T* p, std::size_t n) {
   constexpr std::size_t kLine = 64, kMinElements = 4096;
   const auto misalignment = reinterpret_cast<std::uintptr_t>(p) % kLine;
   if (V::W == 1 || n < kMinElements || misalignment % sizeof(T) != 0) return 0;
   return ((kLine - misalignment) % kLine) / sizeof(T);
 }
 
+// O's registers loaded from and stored to storage of type P: O's own type as it is, a 16-bit
+// format (half.hpp) widened to float and narrowed back.
+template <class O, class P>
+inline __attribute__((always_inline)) typename O::R load_as(const P* p) {
+  if constexpr (is_16bit_storage<P>) {
+    return O::load16(p);
+  } else {
+    return O::load(p);
+  }
+}
+
+template <class O, class P>
+inline __attribute__((always_inline)) void store_as(P* p, typename O::R v) {
+  if constexpr (is_16bit_storage<P>) {
+    O::store16(p, v);
+  } else {
+    O::store(p, v);
+  }
+}
+
 // Elements [i, i + O::W) of one update: loads, the rule, stores (the grad sum only where the rule
-// has one).
-template <class O, int kVariant>
-inline __attribute__((always_inline)) void update_lanes(typename O::T* __restrict p, typename O::R g,
-                                                        typename O::T* __restrict s, typename O::T* __restrict a,
-                                                        const DenseConsts<O>& k) {
-  typename O::R pv = O::load(p);
-  typename O::R sv = O::load(s);
+// has one). P: the param's storage, S: the state's; O computes in compute_t<P>. A 16-bit sum is
+// rounded on store, but the update goes on with the unrounded one (torch's fused kernel does so).
+template <class O, int kVariant, class P, class S>
+inline __attribute__((always_inline)) void update_lanes(P* __restrict p, typename O::R g, S* __restrict s,
+                                                        S* __restrict a, const DenseConsts<O>& k) {
+  typename O::R pv = load_as<O>(p);
+  typename O::R sv = load_as<O>(s);
   typename O::R av = sv;  // read by Adagrad-DA alone, which loads its own
-  if constexpr (variant_has_grad_sum(kVariant)) av = O::load(a);
+  if constexpr (variant_has_grad_sum(kVariant)) av = load_as<O>(a);
   rule_apply<O, kVariant>(pv, g, sv, av, k);
-  if constexpr (variant_has_grad_sum(kVariant)) O::store(a, av);
-  O::store(s, sv);
-  O::store(p, pv);
+  if constexpr (variant_has_grad_sum(kVariant)) store_as<O>(a, av);
+  store_as<O>(s, sv);
+  store_as<O>(p, pv);
 }
 
 // grad_sum + offset where the rule has a grad sum; null (no arithmetic on a null pointer) otherwise.
@@ -168,45 +188,44 @@ inline __attribute__((always_inline)) T* grad_sum_row(T* grad_sum, std::size_t o
   }
 }
 
-template <class V, int kVariant>
-void dense_loop(typename V::T* __restrict param, const typename V::T* __restrict grad,
-                typename V::T* __restrict sum, typename V::T* __restrict grad_sum, std::size_t n,
-                const DenseCoeffs<typename V::T>& c) {
-  using S = ScalarVec<typename V::T>;
-  const DenseConsts<S> ks(c);
+template <class V, class P, class S, int kVariant>
+void dense_loop(P* __restrict param, const P* __restrict grad, S* __restrict sum, S* __restrict grad_sum,
+                std::size_t n, const DenseCoeffs<typename V::T>& c) {
+  using Sc = ScalarVec<typename V::T>;
+  const DenseConsts<Sc> ks(c);
   const auto grad_sum_at = [&](std::size_t i) { return grad_sum_row<kVariant>(grad_sum, i); };
-  auto scalar = [&](std::size_t i) { update_lanes<S, kVariant>(param + i, grad[i], sum + i, grad_sum_at(i), ks); };
+  auto scalar = [&](std::size_t i) {
+    update_lanes<Sc, kVariant>(param + i, load_as<Sc>(grad + i), sum + i, grad_sum_at(i), ks);
+  };
   std::size_t i = 0;
   if constexpr (V::W > 1) {
     for (const std::size_t head = head_to_cache_line<V>(param, n); i < head; ++i) scalar(i);
     const DenseConsts<V> kv(c);
     for (; i + V::W <= n; i += V::W) {
-      update_lanes<V, kVariant>(param + i, V::load(grad + i), sum + i, grad_sum_at(i), kv);
+      update_lanes<V, kVariant>(param + i, load_as<V>(grad + i), sum + i, grad_sum_at(i), kv);
     }
   }
   for (; i < n; ++i) scalar(i);
 }
 
-// The memory ceiling: sum += grad, param += grad. Same bytes moved as the update, one add each.
-template <class V>
-void stream_loop(typename V::T* __restrict param, const typename V::T* __restrict grad,
-                 typename V::T* __restrict sum, typename V::T*, std::size_t n, const DenseCoeffs<typename V::T>&) {
+// The memory ceiling: sum += grad, param += grad. Same bytes moved as the update, one add each
+// (and the conversions of a 16-bit storage, which the update has too).
+template <class V, class P, class S>
+void stream_loop(P* __restrict param, const P* __restrict grad, S* __restrict sum, S*, std::size_t n,
+                 const DenseCoeffs<typename V::T>&) {
+  auto lanes = [&](auto ops, std::size_t i) {
+    using O = decltype(ops);
+    const typename O::R g = load_as<O>(grad + i);
+    store_as<O>(sum + i, O::add(load_as<O>(sum + i), g));
+    store_as<O>(param + i, O::add(load_as<O>(param + i), g));
+  };
+  using Sc = ScalarVec<typename V::T>;
   std::size_t i = 0;
   if constexpr (V::W > 1) {
-    for (const std::size_t head = head_to_cache_line<V>(param, n); i < head; ++i) {
-      sum[i] += grad[i];
-      param[i] += grad[i];
-    }
-    for (; i + V::W <= n; i += V::W) {
-      const typename V::R g = V::load(grad + i);
-      V::store(sum + i, V::add(V::load(sum + i), g));
-      V::store(param + i, V::add(V::load(param + i), g));
-    }
+    for (const std::size_t head = head_to_cache_line<V>(param, n); i < head; ++i) lanes(Sc{}, i);
+    for (; i + V::W <= n; i += V::W) lanes(V{}, i);
   }
-  for (; i < n; ++i) {
-    sum[i] += grad[i];
-    param[i] += grad[i];
-  }
+  for (; i < n; ++i) lanes(Sc{}, i);
 }
 
 // True when no element is a NaN or an infinity: x * 0 is +-0 for a finite x and NaN otherwise,
@@ -303,18 +322,22 @@ void rowwise_row(typename V::T* __restrict param, typename V::T* __restrict grad
   for (; i < d; ++i) apply(S{}, i);
 }
 
-template <class V, int kVariant>
-constexpr DenseFn<typename V::T> dense_kernel() {
+// The 16-bit storages have Adagrad's variants and the ceiling; the composite rules' entries are
+// null there (refused before a kernel is looked up).
+template <class V, class P, class S, int kVariant>
+constexpr DenseFn<P, S> dense_kernel() {
   if constexpr (kVariant == kStreamVariant) {
-    return &stream_loop<V>;
+    return &stream_loop<V, P, S>;
+  } else if constexpr (is_16bit_storage<P> && variant_rule(kVariant) != Rule::adagrad) {
+    return nullptr;
   } else {
-    return &dense_loop<V, kVariant>;
+    return &dense_loop<V, P, S, kVariant>;
   }
 }
 
-template <class V, std::size_t... I>
-constexpr DenseVariants<typename V::T> dense_variants(std::index_sequence<I...>) {
-  return {{dense_kernel<V, static_cast<int>(I)>()...}};
+template <class V, class P, class S, std::size_t... I>
+constexpr DenseVariants<P, S> dense_variants(std::index_sequence<I...>) {
+  return {{dense_kernel<V, P, S, static_cast<int>(I)>()...}};
 }
 
 }  // namespace

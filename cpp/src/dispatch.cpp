@@ -33,14 +33,15 @@ X86Features read_x86_features() {
   X86Features f;
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (__get_cpuid_max(0, nullptr) < 7 || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return f;
-  const bool fma = (ecx >> 12) & 1, osxsave = (ecx >> 27) & 1, avx = (ecx >> 28) & 1;
+  const bool fma = (ecx >> 12) & 1, osxsave = (ecx >> 27) & 1, avx = (ecx >> 28) & 1, f16c = (ecx >> 29) & 1;
   if (!osxsave || !avx) return f;
   unsigned xcr0_lo = 0, xcr0_hi = 0;
   __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
   const bool ymm_saved = (xcr0_lo & 0x6) == 0x6;           // SSE and AVX state
   const bool zmm_saved = (xcr0_lo & 0xe6) == 0xe6;         // and opmask, ZMM0-15 high, ZMM16-31
   __cpuid_count(7, 0, eax, ebx, ecx, edx);
-  f.avx2_fma = ymm_saved && fma && ((ebx >> 5) & 1);
+  // F16C (float16 conversions) too: every AVX2 CPU made has it; the avx2 kernels use it.
+  f.avx2_fma = ymm_saved && fma && f16c && ((ebx >> 5) & 1);
   f.avx512f = f.avx2_fma && zmm_saved && ((ebx >> 16) & 1);
   return f;
 }

@@ -13,8 +13,12 @@ template <class VF32, class VF64>
 constexpr KernelTable make_kernel_table(const char* name) {
   constexpr auto variants = std::make_index_sequence<kKernelVariants>{};
   return {name,
-          dense_variants<VF32>(variants),
-          dense_variants<VF64>(variants),
+          dense_variants<VF32, float, float>(variants),
+          dense_variants<VF64, double, double>(variants),
+          dense_variants<VF32, float16, float16>(variants),
+          dense_variants<VF32, float16, float>(variants),
+          dense_variants<VF32, bfloat16, bfloat16>(variants),
+          dense_variants<VF32, bfloat16, float>(variants),
           sparse_variants<VF32>(variants),
           sparse_variants<VF64>(variants),
           &all_finite_loop<VF32>,

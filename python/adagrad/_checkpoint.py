@@ -201,6 +201,8 @@ def _meta_of(members: dict[str, np.ndarray], path: str, format_name: str) -> dic
 def _check_array(what: str, saved: np.ndarray | None, current: np.ndarray, path: str) -> np.ndarray:
     if saved is None:
         raise ValueError(f"{path}: checkpoint has no {what}")
+    if current.dtype.name == "bfloat16" and saved.dtype == np.dtype("V2"):
+        saved = saved.view(current.dtype)  # NumPy's .npy header has no name for ml_dtypes' dtype: raw bits
     if saved.dtype != current.dtype or saved.shape != current.shape:
         raise ValueError(
             f"{path}: checkpoint {what} is {saved.dtype}{list(saved.shape)}, "

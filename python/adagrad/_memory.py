@@ -16,8 +16,9 @@ def _empty_at_line_offset(size: int, dtype: np.dtype[Any], offset: int) -> np.nd
     return buffer[start : start + size]
 
 
-def full_like_at_same_line_offset(param: np.ndarray, value: Any) -> np.ndarray:
-    """``np.full_like(param, value)`` (same shape, dtype and memory order) whose data starts at the
+def full_like_at_same_line_offset(param: np.ndarray, value: Any, dtype: Any = None) -> np.ndarray:
+    """``np.full_like(param, value, dtype)`` (same shape and memory order; dtype: the param's by
+    default) whose data starts at the
     same offset from a 64-byte cache line as the param's.
 
     The kernel runs a few scalar elements until the param reaches a cache line, then whole vectors;
@@ -30,11 +31,12 @@ def full_like_at_same_line_offset(param: np.ndarray, value: Any) -> np.ndarray:
     >>> (s.ctypes.data - p.ctypes.data) % 64, s.shape, float(s[0])
     (0, (997,), 0.5)
     """
+    dtype = param.dtype if dtype is None else np.dtype(dtype)
     offset = param.ctypes.data % _LINE
-    if param.size == 0 or offset % param.itemsize != 0:
-        return np.full_like(param, value)
+    if param.size == 0 or offset % dtype.itemsize != 0:
+        return np.full_like(param, value, dtype=dtype)
     order: Literal["C", "F"] = "F" if param.flags.f_contiguous and not param.flags.c_contiguous else "C"
-    out = _empty_at_line_offset(param.size, param.dtype, offset).reshape(param.shape, order=order)
+    out = _empty_at_line_offset(param.size, dtype, offset).reshape(param.shape, order=order)
     out.fill(value)
     return out
 

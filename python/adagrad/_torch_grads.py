@@ -17,6 +17,35 @@ import numpy as np
 import torch
 
 NATIVE_DTYPES = (torch.float32, torch.float64)
+# Dense Adagrad also takes these natively (bfloat16 needs ml_dtypes for its NumPy view).
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+class TorchFallback:
+    """The grad of a param the native step cannot take this time (a 16-bit param's sparse grad):
+    torch's own update runs for it instead."""
+
+
+TORCH_FALLBACK = TorchFallback()
+
+
+def bfloat16_dtype() -> Any:
+    """ml_dtypes' NumPy bfloat16, or None when ml_dtypes is not installed."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    return ml_dtypes.bfloat16
+
+
+_BFLOAT16 = bfloat16_dtype()
+
+
+def numpy_view(t: torch.Tensor) -> np.ndarray:
+    """The tensor's memory as a NumPy array, no copy (bfloat16: through its int16 bits)."""
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(_BFLOAT16)
+    return t.numpy()
 
 
 @dataclass(frozen=True)
@@ -33,7 +62,7 @@ class SparseRows:
 
 
 def as_array(t: torch.Tensor, order: tuple[int, ...] | None) -> np.ndarray:
-    return (t if order is None else t.permute(order)).numpy()
+    return numpy_view(t if order is None else t.permute(order))
 
 
 def native_grads(
@@ -44,7 +73,10 @@ def native_grads(
     costs ~10 us, so callers stop asking once they have seen a sparse grad)."""
     if try_dense_first:
         try:
-            return [None if (g := p.grad) is None else g.numpy() for p in params]
+            return [
+                None if (g := p.grad) is None else g.numpy() if g.dtype != torch.bfloat16 else numpy_view(g)
+                for p in params
+            ]
         except (TypeError, RuntimeError):  # sparse, requires grad, another device or dtype
             pass
     grads: list[Any] = []
@@ -56,18 +88,20 @@ def native_grads(
             grads.append(sparse_rows(g, order, name))
         else:
             try:
-                grads.append(g.numpy() if order is None else g.permute(order).numpy())
+                grads.append(as_array(g, order))
             except (TypeError, RuntimeError):
                 grads.append(unusual_dense_grad(g, order, name))
     return grads
 
 
-def sparse_rows(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> SparseRows | np.ndarray:
+def sparse_rows(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> SparseRows | np.ndarray | TorchFallback:
     """A sparse COO grad (torch has checked its shape is its param's) as rows of the param's 2-D
     view; for a param not in C order (channels_last), the dense-equivalent grad instead (its dense
     update is the sum mode's)."""
     g = _on_cpu(g, name)
     values = g._values()
+    if values.dtype in HALF_DTYPES:
+        return TORCH_FALLBACK  # the native sparse step takes float32 / float64 tables
     if values.dtype not in NATIVE_DTYPES:
         raise TypeError(f"grad of {name} has dtype {values.dtype}; it must match its param's")
     if order is not None or g.sparse_dim() == 0:
@@ -87,7 +121,7 @@ def unusual_dense_grad(g: torch.Tensor, order: tuple[int, ...] | None, name: str
     g = _on_cpu(g, name)
     if g.layout != torch.strided:
         raise ValueError(f"grad of {name} has layout {g.layout}; only dense and sparse COO grads are supported")
-    if g.dtype not in NATIVE_DTYPES:
+    if g.dtype not in NATIVE_DTYPES + HALF_DTYPES:
         raise TypeError(f"grad of {name} has dtype {g.dtype}; it must match its param's")
     return as_array(g, order)
 

@@ -31,7 +31,8 @@ def update(
 ) -> bool:
     r"""One Adagrad update of one array, in place (``param`` and ``state_sum`` are written).
 
-    Element-wise, in the arrays' dtype (float32 or float64), each operation rounded once::
+    Element-wise, in the arrays' dtype (float32 or float64; float16 and bfloat16 arrays are widened
+    to float32, updated there and rounded back once, to nearest even), each operation rounded once::
 
         g     <- grad / grad_scale                           if grad_scale is not None
         g     <- clip(g)                                     if a clip option is set
@@ -44,7 +45,7 @@ def update(
 
     ``step`` is the 1-based number of this update (it only matters with ``lr_decay``). Defaults are
     torch.optim.Adagrad's: lr=1e-2, lr_decay=0, weight_decay=0, eps=1e-10. The three arrays must
-    share dtype, shape and memory order, be contiguous and not overlap; ``param`` and ``state_sum``
+    share dtype (a float16 / bfloat16 param's state_sum may be float32), shape and memory order, be contiguous and not overlap; ``param`` and ``state_sum``
     must be writeable. Nothing is cast or copied: a mismatch raises TypeError or ValueError before
     anything is written.
 

@@ -17,7 +17,7 @@ __all__ = ["Adagrad", "NonFiniteGradError", "SparseGrad"]
 
 # The order the native step takes them in.
 OPTION_NAMES = ("lr", "lr_decay", "weight_decay", "eps", "maximize", "decoupled_weight_decay", "eps_inside_sqrt")
-GROUP_DEFAULT_NAMES = OPTION_NAMES + ("initial_accumulator_value", "rowwise", "duplicates")
+GROUP_DEFAULT_NAMES = OPTION_NAMES + ("initial_accumulator_value", "rowwise", "duplicates", "state_dtype")
 # Options of the whole step (not per group), read at every step; in the native step's order.
 STEP_OPTION_NAMES = ("nonfinite", "grad_scale", "max_grad_norm", "norm_type", "clip_norm_per_tensor", "clip_value")
 
@@ -43,6 +43,19 @@ def check_group_options(group: Mapping[str, Any], where: str) -> None:
     if not isinstance(group["rowwise"], (bool, np.bool_)):
         raise TypeError(f"{where}rowwise must be a bool, got {type(group['rowwise']).__name__}")
     check_duplicates(group, where)
+    if group["state_dtype"] not in (None, "float32"):
+        raise ValueError(
+            f"{where}state_dtype must be None (the param's dtype) or 'float32', got {group['state_dtype']!r}"
+        )
+
+
+def state_dtype_of(group: Mapping[str, Any], param: np.ndarray, name: str) -> np.dtype[Any]:
+    """The dtype of a param's state: its own, or float32 (``state_dtype="float32"``, 16-bit params)."""
+    if group["state_dtype"] is None or param.dtype == np.float32:
+        return param.dtype
+    if param.dtype.itemsize != 2:
+        raise ValueError(f"param {name} is {param.dtype}: state_dtype='float32' is for float16 and bfloat16 params")
+    return np.dtype(np.float32)
 
 
 class Adagrad(Optimizer):
@@ -62,7 +75,8 @@ class Adagrad(Optimizer):
         theta <- theta - clr * g / (sqrt(s) + eps)      [eps_inside_sqrt: / sqrt(s + eps)]
 
     Args:
-        params: a list of float32/float64 arrays; a dict name -> array; or a list of param-group
+        params: a list of float32/float64/float16/bfloat16 arrays (bfloat16: ``ml_dtypes.bfloat16``;
+            16-bit arrays are computed in float32, see ``state_dtype``); a dict name -> array; or a list of param-group
             dicts ``{"params": <list or dict>, "lr": ..., ...}`` whose options override the defaults.
         lr: learning rate (default 1e-2).
         lr_decay: learning-rate decay per step (default 0).
@@ -77,6 +91,11 @@ class Adagrad(Optimizer):
             grads must then be sparse) (default False).
         duplicates: for sparse grads, ``"sum"`` repeated indices then update once (default) or
             ``"sequential"``: one update per occurrence (see :func:`adagrad.sparse_update`).
+        state_dtype: None (default: the sums have the param's dtype) or ``"float32"``: float32
+            sums for float16 / bfloat16 params ("master state": a 16-bit sum stops growing once
+            ``s + g*g`` rounds back to ``s``). A 16-bit param is widened to float32, updated there
+            exactly as a float32 one, and rounded back once to nearest even; a 16-bit sum is
+            rounded on store, the update using its unrounded value (torch's fused kernel's rule).
         nonfinite: what a step does when a grad (dense, or a sparse grad's values) holds a NaN or an
             infinity: ``"propagate"`` computes with it, as torch does (default; nothing is checked,
             no cost); ``"skip"`` leaves every param and state untouched, does not count the step,
@@ -165,6 +184,7 @@ class Adagrad(Optimizer):
         eps_inside_sqrt: bool = False,
         rowwise: bool = False,
         duplicates: str = "sum",
+        state_dtype: str | None = None,
         nonfinite: str = "propagate",
         grad_scale: float | None = None,
         max_grad_norm: float | None = None,
@@ -185,6 +205,7 @@ class Adagrad(Optimizer):
                 "initial_accumulator_value": initial_accumulator_value,
                 "rowwise": rowwise,
                 "duplicates": duplicates,
+                "state_dtype": state_dtype,
             },
             {
                 "nonfinite": nonfinite,
@@ -207,7 +228,7 @@ class Adagrad(Optimizer):
 
     GROUP_OPTION_NAMES = GROUP_DEFAULT_NAMES
     STEP_OPTION_NAMES = STEP_OPTION_NAMES
-    SHAPE_OPTION_NAMES = ("rowwise",)
+    SHAPE_OPTION_NAMES = ("rowwise", "state_dtype")
     CHECKPOINT_FORMAT = "adagrad.Adagrad checkpoint"
 
     @classmethod
@@ -226,11 +247,12 @@ class Adagrad(Optimizer):
 
     def _initial_states(self, group: Mapping[str, Any], param: np.ndarray, name: str) -> list[np.ndarray]:
         initial = group["initial_accumulator_value"]
+        dtype = state_dtype_of(group, param, name)
         if not group["rowwise"]:
-            return [full_like_at_same_line_offset(param, initial)]
+            return [full_like_at_same_line_offset(param, initial, dtype)]
         if param.ndim != 2:
             raise ValueError(f"param {name} has shape {param.shape}: rowwise=True needs 2-D params (rows, dim)")
-        return [np.full(param.shape[0], initial, param.dtype)]
+        return [np.full(param.shape[0], initial, dtype)]
 
     def _native_group(self, group: Mapping[str, Any], layout: GroupLayout, grads: Any) -> tuple[Any, ...]:
         return (

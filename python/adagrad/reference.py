@@ -160,7 +160,7 @@ def _single_clip(
     """The clip of a call with one grad: its own norm is the norm of all grads."""
     if rule is None:
         return None
-    dtype = grad.dtype.type
+    dtype = _compute_type(grad.dtype)
     norm = 0.0
     if rule[0] != "value":
         _each, norm = grad_norms([_unscaled(grad, _divisor(grad_scale, dtype))], norm_type)
@@ -194,12 +194,19 @@ def update(
     clip_norm_per_tensor: float | None = None,
     clip_value: float | None = None,
 ) -> bool:
-    """Reference for :func:`adagrad.update`: same signature, same bits, in plain NumPy."""
+    """Reference for :func:`adagrad.update`: same signature, same bits, in plain NumPy.
+
+    A float16 / bfloat16 param is widened to float32 (exact), updated there exactly as a float32
+    param, and each array the update writes is rounded back once to its own dtype: the state sum
+    after the update has used its unrounded value (SEMANTICS.md section 6)."""
     rule = _clip_rule(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value)
-    if grad.dtype != param.dtype or state_sum.dtype != param.dtype:
-        raise TypeError("param, grad and state_sum must share one dtype")
+    master = is_16bit(param.dtype) and state_sum.dtype == np.float32
+    if grad.dtype != param.dtype or (state_sum.dtype != param.dtype and not master):
+        raise TypeError("param, grad and state_sum must share one dtype (a 16-bit param's state: or float32)")
     if grad.shape != param.shape or state_sum.shape != param.shape:
         raise ValueError("param, grad and state_sum must share one shape")
+    if is_16bit(param.dtype) and rule is not None and rule[0] != "value":
+        raise TypeError("the norm clips take float32 and float64 grads; with 16-bit params, clip_value alone")
     _divisor(grad_scale, param.dtype.type)
     if not _all_finite([("grad", grad)], nonfinite):
         return False
@@ -222,6 +229,16 @@ def update(
     return True
 
 
+def is_16bit(dtype: Any) -> bool:
+    """float16, or ml_dtypes' bfloat16 (recognised by name: ml_dtypes need not be installed)."""
+    return np.dtype(dtype) == np.float16 or np.dtype(dtype).name == "bfloat16"
+
+
+def _compute_type(dtype: Any) -> Any:
+    """The type an array of `dtype` is computed in: float32 for the 16-bit ones, else its own."""
+    return np.float32 if is_16bit(dtype) else np.dtype(dtype).type
+
+
 def _update(
     param: np.ndarray,
     grad: np.ndarray,
@@ -239,6 +256,26 @@ def _update(
     clip: Clip | None,
 ) -> None:
     """The element-wise update with every option decided (clip: the transform, or None)."""
+    if is_16bit(param.dtype):
+        # Widened to float32 (exact) and updated there; each written array rounded back once.
+        wide = [x.astype(np.float32) for x in (param, grad, state_sum)]
+        _update(
+            *wide,
+            step=step,
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            eps=eps,
+            maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
+            eps_inside_sqrt=eps_inside_sqrt,
+            grad_scale=grad_scale,
+            clip=clip,
+        )
+        with np.errstate(all="ignore"):  # a float32 beyond the 16-bit range rounds to inf, as in the kernel
+            param[...] = wide[0].astype(param.dtype)  # round to nearest, ties to even
+            state_sum[...] = wide[2].astype(state_sum.dtype)
+        return
     dtype = param.dtype.type
     divisor = _divisor(grad_scale, dtype)
     lr, lr_decay, weight_decay, eps = float(lr), float(lr_decay), float(weight_decay), float(eps)
@@ -671,6 +708,8 @@ class Adagrad(optimizer.Adagrad):
             if grad is not None
         ]
         measured = rule is not None and rule[0] != "value"
+        if measured and any(is_16bit(g.dtype) for _name, g in named):
+            raise TypeError("the norm clips take float32 and float64 grads; with 16-bit params, clip_value alone")
         each: list[float] = []
         total = 0.0
         if measured:
@@ -688,7 +727,7 @@ class Adagrad(optimizer.Adagrad):
                 clip = None
                 if rule is not None:
                     norm = each[position] if rule[0] == "tensor_norm" else total
-                    clip = _clip_of(rule[0], rule[1], norm, param.dtype.type)
+                    clip = _clip_of(rule[0], rule[1], norm, _compute_type(param.dtype))
                 position += 1
                 step = int(steps[i]) + 1
                 options_i = {**hyper, "step": step, "grad_scale": self.grad_scale, "clip": clip}

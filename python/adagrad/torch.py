@@ -25,6 +25,7 @@ group tuple and its fallback.
 from __future__ import annotations
 
 import math
+import platform
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,8 +36,7 @@ import torch
 from torch.optim.adagrad import adagrad as _torch_adagrad
 
 from . import _core
-from ._torch_grads import NATIVE_DTYPES as _NATIVE_DTYPES
-from ._torch_grads import SparseRows, as_array, native_grads
+from ._torch_grads import _BFLOAT16, HALF_DTYPES, NATIVE_DTYPES, SparseRows, TorchFallback, as_array, native_grads
 from .composite_optimizers import AdagradDecay as _NumpyAdagradDecay
 from .composite_optimizers import _check_rule_group
 from .optimizer import check_group_options
@@ -117,6 +117,8 @@ class _NativeOptimizer(torch.optim.Optimizer):
 
     # The param's state tensors besides "step", in the order the native group tuple takes them.
     STATE_NAMES: ClassVar[tuple[str, ...]] = ("sum",)
+    # The dtypes of the params the native kernel takes (dense CPU tensors); the rest take the fallback.
+    NATIVE_DTYPES: ClassVar[tuple[torch.dtype, ...]] = NATIVE_DTYPES
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         self._check_group(defaults, "")
@@ -235,11 +237,17 @@ class _NativeOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if self._amp_found_inf():
+            return loss  # torch.amp.GradScaler saw an inf or a NaN: no update, no step counted (as fused)
         plans = self._current_plans()
         batches, grad_lists, stepped = [], [], []
+        late: list[tuple[Mapping[str, Any], list[torch.Tensor]]] = []
         for group, plan in zip(self.param_groups, plans):
             grads = native_grads(plan.params, plan.orders, plan.labels, not plan.sparse_seen and not any(plan.orders))
             params, states = plan.param_arrays, plan.states
+            if any(isinstance(g, TorchFallback) for g in grads):  # a 16-bit param's sparse grad
+                late.append((group, [p for p, g in zip(plan.params, grads) if isinstance(g, TorchFallback)]))
+                grads = [None if isinstance(g, TorchFallback) else g for g in grads]
             if any(isinstance(g, SparseRows) for g in grads):
                 plan.sparse_seen = True
                 grads, params, states = self._as_rows(group, plan, grads)
@@ -259,12 +267,29 @@ class _NativeOptimizer(torch.optim.Optimizer):
                 raise
             result = _core.step(batches, "propagate", *args)
         self._took_result(result)
+        scale = self._amp_grad_scale()
+        if scale is not None:
+            _unscale_grads(stepped, scale, exact=True)  # torch's fused kernel writes the unscaled grads back
         if stepped:
             torch.autograd.graph.increment_version(stepped)  # as an in-place torch op would
-        for group, plan in zip(self.param_groups, plans):
-            if plan.fallback:
-                self._fallback_step(group, plan.fallback)
+        torch_steps = [(g, plan.fallback) for g, plan in zip(self.param_groups, plans) if plan.fallback] + late
+        for torch_group, torch_params in torch_steps:
+            if scale is not None:
+                _unscale_grads(torch_params, scale, exact=False)  # as GradScaler.unscale_ would have
+            self._fallback_step(torch_group, torch_params)
         return loss
+
+    def _amp_found_inf(self) -> bool:
+        """torch.amp.GradScaler's verdict, set as an attribute when the optimizer says it handles
+        the loss scale itself (``_step_supports_amp_scaling``, as torch's fused optimizers do)."""
+        found_inf = getattr(self, "found_inf", None) if getattr(self, "_step_supports_amp_scaling", False) else None
+        return found_inf is not None and bool(found_inf.item())
+
+    def _amp_grad_scale(self) -> torch.Tensor | None:
+        """GradScaler's scale (a float32 0-d tensor) the grads still carry, or None."""
+        if not getattr(self, "_step_supports_amp_scaling", False):
+            return None
+        return getattr(self, "grad_scale", None)
 
     def _as_rows(
         self, group: Mapping[str, Any], plan: _GroupPlan, grads: list[Any]
@@ -316,7 +341,7 @@ class _NativeOptimizer(torch.optim.Optimizer):
             for p, label in zip(group["params"], labels):
                 state = self.state[p]
                 self._init_state(state, p, group, label)
-                order = _native_order(p)
+                order = _native_order(p, self.NATIVE_DTYPES)
                 if order is False:
                     self._check_fallback(p, group, label)
                     plan.fallback.append(p)
@@ -410,6 +435,19 @@ class _NativeOptimizer(torch.optim.Optimizer):
 _CLIP_DEFAULTS = {"max_grad_norm": None, "norm_type": 2.0, "clip_norm_per_tensor": None, "clip_value": None}
 
 
+def torch_vector_width() -> int:
+    """How many 16-bit elements one vector of torch's fused CPU Adagrad holds: its kernel rounds
+    clr, eps and weight_decay to a 16-bit param's dtype in all but the last ``numel % width``
+    elements. x86: 16, whatever ``torch.backends.cpu.get_cpu_capability()`` says, since the kernel
+    is registered for AVX2 and not for AVX-512 (an AVX-512 CPU runs the AVX2 kernel: measured with
+    torch 2.13, the constants change at multiples of 16), and DEFAULT's vectors are 32 bytes too.
+    AArch64: 8, its 128-bit vectors (not measured here)."""
+    return 16 if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686") else 8
+
+
+_TORCH_VECTOR_WIDTH = torch_vector_width()
+
+
 class Adagrad(_NativeOptimizer):
     r"""``torch.optim.Adagrad`` with the native kernel: same constructor, same maths, same state.
 
@@ -500,6 +538,7 @@ class Adagrad(_NativeOptimizer):
         eps_inside_sqrt: bool = False,
         rowwise: bool = False,
         duplicates: str = "sum",
+        state_dtype: str | None = None,
         max_grad_norm: float | None = None,
         norm_type: float | str = 2.0,
         clip_norm_per_tensor: float | None = None,
@@ -539,6 +578,7 @@ class Adagrad(_NativeOptimizer):
             "eps_inside_sqrt": eps_inside_sqrt,
             "rowwise": rowwise,
             "duplicates": duplicates,
+            "state_dtype": state_dtype,
         }
         super().__init__(params, defaults)
 
@@ -566,6 +606,12 @@ class Adagrad(_NativeOptimizer):
                 group["fused"] = None
         return saved
 
+    NATIVE_DTYPES = NATIVE_DTYPES + HALF_DTYPES if _BFLOAT16 is not None else NATIVE_DTYPES + (torch.float16,)
+    # torch.amp.GradScaler then hands the step its scale and its inf check (attributes grad_scale
+    # and found_inf) instead of unscaling the grads itself: the division happens inside the update
+    # (torch's fused Adagrad does the same).
+    _step_supports_amp_scaling = True
+
     # -- the rule's part ------------------------------------------------------------------------
 
     @classmethod
@@ -577,14 +623,22 @@ class Adagrad(_NativeOptimizer):
         if group["rowwise"] and p.dim() != 2:
             raise ValueError(f"rowwise=True needs 2-D params (rows, dim); {label} has shape {tuple(p.shape)}")
         initial = group["initial_accumulator_value"]
+        _shape, dtype = self._state_layout(p, group, "sum")
         if group["rowwise"]:
-            return {"sum": torch.full((p.shape[0],), initial, dtype=p.dtype, device=p.device)}
+            return {"sum": torch.full((p.shape[0],), initial, dtype=dtype, device=p.device)}
         if torch.is_complex(p):
             initial = complex(initial, initial)
-        return {"sum": torch.full_like(p, initial, memory_format=torch.preserve_format)}
+        return {"sum": torch.full_like(p, initial, dtype=dtype, memory_format=torch.preserve_format)}
 
     def _state_shape(self, p: torch.Tensor, group: Mapping[str, Any]) -> tuple[int, ...]:
         return (p.shape[0],) if group["rowwise"] and p.dim() == 2 else tuple(p.shape)
+
+    def _state_layout(
+        self, p: torch.Tensor, group: Mapping[str, Any], name: str
+    ) -> tuple[tuple[int, ...], torch.dtype]:
+        """The sum of a float16 / bfloat16 param is float32 with ``state_dtype="float32"``."""
+        master = group.get("state_dtype") == "float32" and p.dtype in HALF_DTYPES
+        return self._state_shape(p, group), torch.float32 if master else p.dtype
 
     def _native_group(
         self, group: Mapping[str, Any], plan: _GroupPlan, lr: float, params: list[Any], grads: list[Any],
@@ -593,7 +647,7 @@ class Adagrad(_NativeOptimizer):
         return (
             params, grads, states["sum"], plan.steps, plan.labels, lr, group["lr_decay"], group["weight_decay"],
             group["eps"], group["maximize"], group["decoupled_weight_decay"], group["eps_inside_sqrt"],
-            group["duplicates"],
+            group["duplicates"], _TORCH_VECTOR_WIDTH if group["state_dtype"] is None else 0,
         )  # fmt: skip
 
     def _check_sparse_view(self, group: Mapping[str, Any], label: str, shape: tuple[int, int]) -> None:
@@ -604,6 +658,7 @@ class Adagrad(_NativeOptimizer):
             )
 
     def _native_step_args(self, plans: list[_GroupPlan]) -> tuple[Any, ...]:
+        scale = self._amp_grad_scale()
         clip = (self.max_grad_norm, self.norm_type, self.clip_norm_per_tensor, self.clip_value)
         clipping = clip[0] is not None or clip[2] is not None or clip[3] is not None
         if clipping and any(plan.fallback for plan in plans):
@@ -613,13 +668,18 @@ class Adagrad(_NativeOptimizer):
                 "Adagrad, outside the native call that measures and clips; use float32/float64 CPU params, or "
                 "torch.nn.utils.clip_grad_norm_ before step()"
             )
-        return (None, *clip)
+        return (None if scale is None else float(scale.item()), *clip)
 
     def _took_result(self, result: Any) -> None:
         if type(result) is tuple:  # a norm clip: (applied, norm)
             self.last_grad_norm = result[1]
 
     def _check_fallback(self, p: torch.Tensor, group: Mapping[str, Any], label: str) -> None:
+        if group["state_dtype"] is not None and p.dtype in HALF_DTYPES:
+            raise ValueError(
+                f"{label} ({p.dtype} on {p.device}) is updated by torch's own Adagrad, which keeps the state in the "
+                "param's dtype: state_dtype='float32' takes CPU params"
+            )
         if group["decoupled_weight_decay"] or group["eps_inside_sqrt"] or group["rowwise"]:
             raise ValueError(
                 f"{label} ({p.dtype} on {p.device}) is updated by torch's own Adagrad, which has no "
@@ -1077,10 +1137,10 @@ def _check_like_torch(lr: Any, *checks: tuple[Any, ...]) -> None:
             raise ValueError(text.format(value))
 
 
-def _native_order(p: torch.Tensor) -> Any:
+def _native_order(p: torch.Tensor, dtypes: tuple[torch.dtype, ...]) -> Any:
     """None if the native kernel takes p as it is; a dim order that makes it C-contiguous (e.g.
-    channels_last); False if p is not a dense CPU float32/float64 tensor."""
-    if p.device.type != "cpu" or p.dtype not in _NATIVE_DTYPES or p.layout != torch.strided:
+    channels_last); False if p is not a dense CPU tensor of one of `dtypes`."""
+    if p.device.type != "cpu" or p.dtype not in dtypes or p.layout != torch.strided:
         return False
     if p.is_contiguous():
         return None
@@ -1119,6 +1179,21 @@ def _step_count(step: Any, label: str) -> int:
 def _quoted(names: tuple[str, ...]) -> str:
     quoted = [f"'{name}'" for name in names]
     return ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _unscale_grads(params: list[torch.Tensor], scale: torch.Tensor, *, exact: bool) -> None:
+    """Each grad divided by the loss scale in place: by an IEEE division in its dtype (``exact``,
+    torch's fused kernel's write-back) or times the float32 reciprocal (GradScaler.unscale_'s)."""
+    factor = scale if exact else scale.double().reciprocal().float()
+    for p in params:
+        g = p.grad
+        if g is None:
+            continue
+        values = g._values() if g.is_sparse else g
+        if exact:
+            values.div_(factor.to(values.device))
+        else:
+            values.mul_(factor.to(values.device))
 
 
 def _make_grads_contiguous(grad_lists: list[list[Any]]) -> bool:

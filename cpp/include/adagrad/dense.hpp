@@ -9,10 +9,15 @@
 
 namespace adagrad {
 
-enum class Dtype { f32, f64 };
+// float16 and bfloat16 are computed in float32 (half.hpp).
+enum class Dtype { f32, f64, f16, bf16 };
+std::size_t dtype_size(Dtype dtype);
+const char* dtype_name(Dtype dtype);
+inline bool is_16bit(Dtype dtype) { return dtype == Dtype::f16 || dtype == Dtype::bf16; }
 
 struct DenseTensor {
-  Dtype dtype;
+  Dtype dtype;        // the param's and the grad's
+  Dtype state_dtype;  // the sum's: dtype, or f32 for a 16-bit param (float32 master state)
   int variant;
   void* param;
   const void* grad;
@@ -23,11 +28,15 @@ struct DenseTensor {
   // null. run_dense first gives every row the decays due by this step.
   std::int64_t* decay_counts;
   std::size_t decay_rows;
-  DenseCoeffs<float> c32;   // used when dtype == f32
+  DenseCoeffs<float> c32;   // used when dtype is f32, f16 or bf16
   DenseCoeffs<double> c64;  // used when dtype == f64
+  // DenseOptions::narrowed_constants_width: elements [0, n - n % width) take c32_narrowed, whose
+  // clr, eps and weight_decay are rounded to the 16-bit dtype (and back); 0: none do.
+  std::size_t narrowed_width;
+  DenseCoeffs<float> c32_narrowed;
 };
 
-DenseTensor make_dense_tensor(Dtype dtype, void* param, const void* grad, void* sum, void* grad_sum, std::size_t n,
+DenseTensor make_dense_tensor(Dtype dtype, Dtype state_dtype, void* param, const void* grad, void* sum, void* grad_sum, std::size_t n,
                               const DenseOptions& options, std::int64_t step);
 
 // Calls with fewer elements in all run on the calling thread alone.

@@ -53,6 +53,11 @@ struct DenseOptions {
   std::int64_t decay_step = 1;
   double decay_rate = 1.0;
   double decay_floor = 0.0;
+  // torch's fused CPU kernel with a 16-bit param (SEMANTICS.md section 6), for the torch adapter:
+  // its vector body rounds clr, eps and weight_decay to the param's dtype, its scalar tail (the last
+  // n % width elements, width = torch's vector length for that dtype) does not. 0: no element does
+  // (the contract of the NumPy API: the constants rounded once, to float32).
+  std::size_t narrowed_constants_width = 0;
 };
 
 // Throws std::invalid_argument naming the offending option (non-finite or negative; a grad_scale

@@ -5,21 +5,24 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "adagrad/half.hpp"
 #include "adagrad/hyper.hpp"
 
 namespace adagrad {
 
 // In place over contiguous buffers of n elements; param, grad, sum and grad_sum never overlap.
 // grad_sum: Adagrad-DA's sum of gradients (variant_has_grad_sum), otherwise unused (null).
-template <class T>
-using DenseFn = void (*)(T* param, const T* grad, T* sum, T* grad_sum, std::size_t n, const DenseCoeffs<T>& c);
+// P: the param's (and grad's) storage, S: the state's (half.hpp); computed in compute_t<P>.
+template <class P, class S = P>
+using DenseFn = void (*)(P* param, const P* grad, S* sum, S* grad_sum, std::size_t n,
+                         const DenseCoeffs<compute_t<P>>& c);
 
 // fn[v] for every variant v of hyper.hpp: Adagrad's, then fn[kStreamVariant], the memory ceiling for
 // benchmarks (the same traffic with no arithmetic to speak of: read param, grad and sum; write param
 // and sum), then the composite rules'.
-template <class T>
+template <class P, class S = P>
 struct DenseVariants {
-  DenseFn<T> fn[kKernelVariants];
+  DenseFn<P, S> fn[kKernelVariants];
 };
 
 // Sparse rows (sparse.hpp). One call of a sparse kernel updates the rows of one part of a table:
@@ -110,6 +113,11 @@ struct KernelTable {
   const char* name;
   DenseVariants<float> dense_f32;
   DenseVariants<double> dense_f64;
+  // 16-bit params and grads, with state of their own dtype or float32 (Adagrad's variants only).
+  DenseVariants<float16> dense_f16;
+  DenseVariants<float16, float> dense_f16_f32;
+  DenseVariants<bfloat16> dense_bf16;
+  DenseVariants<bfloat16, float> dense_bf16_f32;
   SparseVariants<float> sparse_f32;
   SparseVariants<double> sparse_f64;
   AllFiniteFn<float> all_finite_f32;

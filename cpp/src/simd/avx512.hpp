@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "adagrad/half.hpp"
+
 namespace adagrad {
 namespace {
 
@@ -33,6 +35,24 @@ struct Avx512F32 {
   static R copysign(R a, R b) {
     return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_set1_epi32(INT32_MIN), _mm512_castps_si512(b),
                                                          _mm512_castps_si512(a), 0xCA));
+  }  // 16-bit storage (half.hpp): float16 by AVX512F's conversions, bfloat16 by integer ops (not
+  // AVX512-BF16's VCVTNEPS2BF16, which treats subnormals as zero), the same bits as the scalar path.
+  static R load16(const float16* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static void store16(float16* p, R v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  static R load16(const bfloat16* p) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+  static void store16(bfloat16* p, R v) {
+    const __m512i x = _mm512_castps_si512(v);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(x, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF))), 16);
+    const __m512i nan = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(0x8000)),
+                                        _mm512_set1_epi32(0x7FC0));
+    r = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), r, nan);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(r));
   }
 };
 

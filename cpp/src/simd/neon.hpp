@@ -4,6 +4,9 @@
 #include <arm_neon.h>
 
 #include <cstddef>
+#include <cstdint>
+
+#include "adagrad/half.hpp"
 
 namespace adagrad {
 namespace {
@@ -26,7 +29,19 @@ struct NeonF32 {
   static R max(R a, R b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
   static R min(R a, R b) { return vbslq_f32(vcltq_f32(a, b), a, b); }
   static R abs(R a) { return vabsq_f32(a); }
-  static R copysign(R a, R b) { return vbslq_f32(vdupq_n_u32(0x80000000u), b, a); }
+  static R copysign(R a, R b) { return vbslq_f32(vdupq_n_u32(0x80000000u), b, a); }  // 16-bit storage (half.hpp): float16 by FCVT (round to nearest even under the default FPCR),
+  // bfloat16 by integer ops, the same bits as the scalar path.
+  static R load16(const float16* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(&p->bits))); }
+  static void store16(float16* p, R v) { vst1_u16(&p->bits, vreinterpret_u16_f16(vcvt_f16_f32(v))); }
+  static R load16(const bfloat16* p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(&p->bits), 16)); }
+  static void store16(bfloat16* p, R v) {
+    const uint32x4_t x = vreinterpretq_u32_f32(v);
+    const uint32x4_t odd = vandq_u32(vshrq_n_u32(x, 16), vdupq_n_u32(1));
+    uint32x4_t r = vshrq_n_u32(vaddq_u32(x, vaddq_u32(odd, vdupq_n_u32(0x7FFF))), 16);
+    const uint32x4_t nan = vorrq_u32(vandq_u32(vshrq_n_u32(x, 16), vdupq_n_u32(0x8000)), vdupq_n_u32(0x7FC0));
+    r = vbslq_u32(vmvnq_u32(vceqq_f32(v, v)), nan, r);
+    vst1_u16(&p->bits, vmovn_u32(r));
+  }
 };
 
 struct NeonF64 {

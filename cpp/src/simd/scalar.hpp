@@ -5,6 +5,8 @@
 
 #include <cstddef>
 
+#include "adagrad/half.hpp"
+
 namespace adagrad {
 namespace {
 
@@ -58,6 +60,11 @@ struct ScalarVec {
   // double lanes only: W floats widened (exact), and a double rounded to float and back.
   static R load_f32(const float* p) { return static_cast<R>(*p); }
   static R round_to_f32(R a) { return static_cast<R>(static_cast<float>(a)); }
+  // float lanes only: a 16-bit element widened (exact), a float narrowed (half.hpp).
+  static R load16(const float16* p) { return widen(*p); }
+  static R load16(const bfloat16* p) { return widen(*p); }
+  static void store16(float16* p, R v) { *p = narrow_f16(v); }
+  static void store16(bfloat16* p, R v) { *p = narrow_bf16(v); }
 };
 
 }  // namespace

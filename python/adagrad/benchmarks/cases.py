@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +13,7 @@ import numpy as np
 class Case:
     name: str
     shapes: tuple[tuple[int, ...], ...]
-    dtype: type
+    dtype: Any  # a NumPy type, or a dtype's name ("bfloat16": ml_dtypes', HalfCase)
     note: str = ""
 
     @property
@@ -52,6 +53,30 @@ def dense_cases() -> list[Case]:
     cases.append(Case("1000x1K-f32", ((1024,),) * 1000, np.float32, "per-tensor overhead"))
     cases.append(Case("1K-f32", ((1024,),), np.float32, "call overhead"))
     return cases
+
+
+# 16-bit params (issue 15): float16 / bfloat16 params and grads, with state of their dtype or
+# float32 ("-f32state"). bfloat16 needs ml_dtypes (its NumPy dtype): its cases are skipped without it.
+@dataclass(frozen=True)
+class HalfCase(Case):
+    """A dense step over one 16-bit param: `dtype` is "float16" or "bfloat16"; `state` the sums'."""
+
+    state: str = ""
+
+    @property
+    def bytes_moved(self) -> int:
+        """Read param, grad, sum; write param, sum: 10 bytes per element, 14 with float32 sums."""
+        return self.elements * (3 * 2 + 2 * np.dtype(self.state or "float16").itemsize)
+
+
+def half_cases() -> list[HalfCase]:
+    out = []
+    for dtype, label in (("bfloat16", "bf16"), ("float16", "f16")):
+        for n in (1 << 16, 1 << 24):
+            size = f"{n >> 20}M" if n >= 1 << 20 else f"{n >> 10}K"
+            out.append(HalfCase(f"{size}-{label}", ((n,),), dtype, "one tensor", state=""))
+        out.append(HalfCase(f"16M-{label}-f32state", ((1 << 24,),), dtype, "float32 state", state="float32"))
+    return out
 
 
 # Cases small enough for the pure-NumPy reference to be timed without dominating the run.

@@ -11,11 +11,13 @@ from typing import Any
 
 from . import peers, report, targets
 from .cases import (
+    HalfCase,
     RuleCase,
     SparseCase,
     SparseRuleCase,
     TrainingCase,
     dense_cases,
+    half_cases,
     rule_cases,
     sparse_cases,
     sparse_rule_cases,
@@ -27,11 +29,12 @@ from .timing import interleaved_medians, interleaved_split_medians
 CASE_SETS = {
     "training": [c.name for c in training_cases()],
     "composite": [c.name for c in rule_cases() + sparse_rule_cases()],
+    "half": [c.name for c in half_cases()],
 }
 
 
 def all_cases() -> list[Any]:
-    return [*dense_cases(), *sparse_cases(), *rule_cases(), *sparse_rule_cases(), *training_cases()]
+    return [*dense_cases(), *half_cases(), *sparse_cases(), *rule_cases(), *sparse_rule_cases(), *training_cases()]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -111,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 del loops  # a training peer can hold hundreds of MB
                 case_rows, kind = report.training_rows_for(case, threads, split), report.format_training_table
+            elif isinstance(case, HalfCase):
+                try:
+                    half = peers.half_peers(case)
+                except ImportError as error:
+                    print(f"{case.name} skipped: {error}", flush=True)
+                    continue
+                medians = interleaved_medians(half, args.repeats)
+                case_rows, kind = report.rows_for(case, threads, medians), report.format_table
             elif isinstance(case, SparseRuleCase):
                 medians = interleaved_medians(peers.sparse_rule_peers(case), args.repeats)
                 case_rows, kind = report.sparse_rows_for(case, threads, medians), report.format_sparse_table

@@ -17,7 +17,7 @@ import adagrad
 from adagrad import _core
 
 from . import fbgemm, tf_raw_ops
-from .cases import REFERENCE_MAX_ELEMENTS, Case, RuleCase, SparseCase, SparseRuleCase
+from .cases import REFERENCE_MAX_ELEMENTS, Case, HalfCase, RuleCase, SparseCase, SparseRuleCase, single
 
 LR = 1e-2
 EPS = 1e-10
@@ -176,6 +176,52 @@ def all_peers(case: Case) -> dict[str, Step]:
     }
     peers.update(torch_steps(case, shared))
     return {name: step for name, step in peers.items() if step is not None}
+
+
+def half_dtype(name: str) -> np.dtype[Any]:
+    """float16, or ml_dtypes' bfloat16 (ImportError without ml_dtypes)."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def half_peers(case: HalfCase) -> dict[str, Step]:
+    """A 16-bit param's step ("adagrad"); the stream ceiling on its own param and sums (the same
+    bytes: 10 per element, 14 with float32 sums); our float32 step of the same size on arrays of
+    its own ("adagrad f32"); torch's fused step on the same memory when the sums are the param's
+    dtype (torch's layout)."""
+    dtype = half_dtype(case.dtype)
+    rng = np.random.default_rng(0)
+    params = [line_aligned(rng.standard_normal(s).astype(dtype)) for s in case.shapes]
+    grads = [line_aligned(rng.standard_normal(s).astype(dtype)) for s in case.shapes]
+    opt = adagrad.Adagrad(params, lr=LR, eps=EPS, state_dtype=case.state or None)
+    sums = [opt.state[i]["sum"] for i in range(len(params))]
+    zeros = [np.full_like(g, 0) for g in grads]
+    steps: dict[str, Step] = {
+        "adagrad": lambda: opt.step(grads),
+        "ceiling": lambda: _core.stream_ceiling(params, zeros, sums),
+        "adagrad f32": adagrad_step(single(case.elements, np.float32)),
+    }
+    if not case.state:
+        try:
+            import torch
+        except ImportError:
+            return steps
+        torch_dtype = torch.bfloat16 if case.dtype == "bfloat16" else torch.float16
+
+        def shared(a: np.ndarray) -> Any:
+            return torch.from_numpy(a.view(np.int16)).view(torch_dtype)
+
+        tensors = [shared(p).requires_grad_() for p in params]
+        for t, g in zip(tensors, grads):
+            t.grad = shared(g)
+        torch_opt = torch.optim.Adagrad(tensors, lr=LR, eps=EPS, fused=True)
+        for t, sum_ in zip(tensors, sums):
+            torch_opt.state[t]["sum"] = shared(sum_)
+        steps["torch fused"] = torch_opt.step
+    return steps
 
 
 def set_threads(n: int) -> None:

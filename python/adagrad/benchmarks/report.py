@@ -15,7 +15,7 @@ import adagrad
 from adagrad._info import processor
 
 from . import fbgemm, tf_raw_ops
-from .cases import RULE_PASSES, Case, RuleCase, SparseCase, SparseRuleCase, TrainingCase
+from .cases import RULE_PASSES, Case, HalfCase, RuleCase, SparseCase, SparseRuleCase, TrainingCase
 
 
 def _rows(
@@ -41,7 +41,8 @@ def rows_for(case: Case, threads: int, medians: dict[str, float]) -> list[dict[s
     common = {
         "case": case.name,
         "note": case.note,
-        "dtype": np.dtype(case.dtype).name,
+        "dtype": case.dtype if isinstance(case.dtype, str) else np.dtype(case.dtype).name,
+        **({"state_dtype": case.state or case.dtype} if isinstance(case, HalfCase) else {}),
         "tensors": len(case.shapes),
         "elements": case.elements,
         "threads": threads,

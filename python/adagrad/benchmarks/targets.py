@@ -52,6 +52,21 @@ def evaluate(rows: Rows) -> list[dict[str, Any]]:
                     ">=",
                 )
             )
+    # Issue 15: 16-bit params. The float32 16M step on one thread against torch fused too.
+    checks.append(
+        ("16M-f32: vs torch fused (1 thr)", partial(_ratio, rows, "16M-f32", "torch fused", "adagrad", 1), 1.0, ">=")
+    )
+    for case in ("16M-bf16", "16M-bf16-f32state"):
+        checks.append(
+            (f"{case}: adagrad vs ceiling", partial(_ratio, rows, case, "ceiling", "adagrad", most), 0.9, ">=")
+        )
+    checks.append(
+        ("16M-bf16: vs our float32 step", partial(_ratio, rows, "16M-bf16", "adagrad f32", "adagrad", most), 1.7, ">=")
+    )
+    for case, goal in (("16M-bf16", 1.0), ("64K-bf16", 3.0)):
+        checks.append(
+            (f"{case}: vs torch fused", partial(_ratio, rows, case, "torch fused", "adagrad", most), goal, ">=")
+        )
     for case, goal in (("1M-f32", 1.3), ("64K-f32", 3.0), ("1000x1K-f32", 25.0)):
         checks.append(
             (f"{case}: vs torch fused", partial(_ratio, rows, case, "torch fused", "adagrad", most), goal, ">=")

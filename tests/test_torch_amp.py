@@ -1,0 +1,113 @@
+"""torch.amp.GradScaler with adagrad.torch.Adagrad as with torch's fused Adagrad: the optimizer
+takes the scale and the inf check itself (``_step_supports_amp_scaling``), divides inside the
+update and writes the unscaled grads back; bit for bit torch fused in float32, float16 and
+bfloat16, with and without ``scaler.unscale_`` first, through steps GradScaler skips."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import adagrad.torch  # noqa: E402
+
+DTYPES = [
+    pytest.param(torch.float32, id="float32"),
+    pytest.param(torch.float16, id="float16"),
+    pytest.param(torch.bfloat16, id="bfloat16"),
+]
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> None:
+    assert a.dtype == b.dtype and a.shape == b.shape
+    x, y = a.detach().reshape(-1), b.detach().reshape(-1)
+    ints = {2: torch.int16, 4: torch.int32, 8: torch.int64}[x.element_size()]
+    differ = (x.view(ints) != y.view(ints)) & ~(x.isnan() & y.isnan())
+    assert not differ.any(), f"{int(differ.sum())} of {x.numel()} differ"
+
+
+class Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = torch.nn.Linear(13, 37)
+        self.fc2 = torch.nn.Linear(37, 3)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc2(torch.tanh(self.fc1(x))).square().mean()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("unscale_first", [False, True], ids=["fused-unscale", "unscale_-first"])
+@pytest.mark.parametrize("options", [{"lr": 0.05}, {"lr": 0.05, "weight_decay": 0.01, "maximize": True}])
+def test_grad_scaler_steps_are_torch_fused_bit_for_bit(
+    dtype: Any, unscale_first: bool, options: dict[str, Any]
+) -> None:
+    if unscale_first and dtype == torch.float16:
+        pytest.skip("GradScaler.unscale_ refuses float16 grads, whatever the optimizer (torch's rule)")
+    torch.manual_seed(0)
+    ours_model = Net().to(dtype)
+    theirs_model = copy.deepcopy(ours_model)
+    ours = adagrad.torch.Adagrad(ours_model.parameters(), **options)
+    theirs = torch.optim.Adagrad(theirs_model.parameters(), fused=True, **options)
+    scalers = [torch.amp.GradScaler("cpu", init_scale=2.0**12, growth_interval=2) for _ in range(2)]
+    gen = torch.Generator().manual_seed(1)
+    for step in range(8):
+        x = torch.randn(16, 13, generator=gen).to(dtype)
+        if step == 3:
+            x[0, 0] = float("inf")  # an inf loss: GradScaler skips this step and halves its scale
+        for model, opt, scaler in ((ours_model, ours, scalers[0]), (theirs_model, theirs, scalers[1])):
+            opt.zero_grad()
+            scaler.scale(model(x)).backward()
+            if unscale_first:
+                scaler.unscale_(opt)
+            scaler.step(opt)
+            scaler.update()
+        assert scalers[0].get_scale() == scalers[1].get_scale()
+        for p, q in zip(ours_model.parameters(), theirs_model.parameters()):
+            same_bits(p, q)
+            same_bits(p.grad, q.grad)  # unscaled, written back
+            same_bits(ours.state[p]["sum"], theirs.state[q]["sum"])
+            assert ours.state[p]["step"].item() == theirs.state[q]["step"].item()
+    assert ours.state[next(ours_model.parameters())]["step"].item() == 7  # one step skipped
+    assert scalers[0].get_scale() < 2.0**12 * 2**3  # the skip halved the scale once
+
+
+@pytest.mark.parametrize("dtype", DTYPES[2:])  # float16: GradScaler.unscale_ refuses its grads for torch's optimizer
+def test_16bit_sparse_grads_on_torch_s_path_are_unscaled_first(dtype: Any) -> None:
+    """A 16-bit embedding's sparse grads take torch's own sparse Adagrad (no native sparse 16-bit
+    step yet): under GradScaler they are unscaled first, as GradScaler.unscale_ would, so the run
+    equals torch's sparse Adagrad (GradScaler unscaling for it) and fused Adagrad (for the dense
+    param) bit for bit."""
+    checks = torch.sparse.check_sparse_tensor_invariants
+    was_enabled = checks.is_enabled()
+    checks.disable()  # explicit, as torch asks; every index is valid
+    try:
+        torch.manual_seed(5)
+        emb = torch.nn.Embedding(20, 6, sparse=True).to(dtype)
+        dense = torch.nn.Parameter(torch.randn(6).to(dtype))
+        twin_emb, twin_dense = copy.deepcopy(emb), torch.nn.Parameter(dense.detach().clone())
+        ours = adagrad.torch.Adagrad([*emb.parameters(), dense], lr=0.1)
+        theirs_sparse = torch.optim.Adagrad(twin_emb.parameters(), lr=0.1)
+        theirs_dense = torch.optim.Adagrad([twin_dense], lr=0.1, fused=True)
+        scalers = [torch.amp.GradScaler("cpu", init_scale=2.0**6) for _ in range(3)]
+        for step in range(3):
+            ids = torch.tensor([1, 5, 5, 19, step])
+            ours.zero_grad()
+            scalers[0].scale((emb(ids).float() @ dense.float()).square().sum()).backward()
+            scalers[0].step(ours)
+            scalers[0].update()
+            theirs_sparse.zero_grad()
+            theirs_dense.zero_grad()
+            loss = (twin_emb(ids).float() @ twin_dense.float()).square().sum()
+            scalers[1].scale(loss).backward()  # the same scale: both scalers see the same grads
+            scalers[1].step(theirs_sparse)
+            scalers[1].step(theirs_dense)
+            scalers[1].update()
+        assert torch.equal(emb.weight.detach(), twin_emb.weight.detach())
+        assert torch.equal(dense.detach(), twin_dense.detach())
+    finally:
+        if was_enabled:
+            checks.enable()
