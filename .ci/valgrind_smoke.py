@@ -97,7 +97,18 @@ def half(rng: np.random.Generator, n: int, state_float32: bool) -> None:
         adagrad.update(p, g, s, step=2, lr=0.1, weight_decay=0.1, grad_scale=3.0)
         adagrad.reference.update(p2, g, s2, step=2, lr=0.1, weight_decay=0.1, grad_scale=3.0)
         check(same(p, p2) and same(s, s2), f"16-bit update n={n} {np.dtype(dtype).name} float32 state={state_float32}")
-        check(adagrad.update(p, np.full_like(g, np.inf), s, step=3, nonfinite="skip") is False, "16-bit skip")
+        if n:
+            check(adagrad.update(p, np.full_like(g, np.inf), s, step=3, nonfinite="skip") is False, "16-bit skip")
+        for rowwise in (False, True):
+            table = rng.standard_normal((40, 19)).astype(dtype)
+            state = np.zeros(40 if rowwise else (40, 19), np.float32 if state_float32 else dtype)
+            ids = rng.integers(0, 40, size=max(n, 1) % 300 + 1)
+            values = rng.standard_normal((ids.size, 19)).astype(dtype)
+            for duplicates in ("sum", "sequential"):
+                t2, s2 = table.copy(), state.copy()
+                adagrad.sparse_update(table, ids, values, state, step=1, duplicates=duplicates, weight_decay=0.01)
+                adagrad.reference.sparse_update(t2, ids, values, s2, step=1, duplicates=duplicates, weight_decay=0.01)
+                check(same(table, t2) and same(state, s2), f"16-bit sparse rowwise={rowwise} {duplicates}")
 
 
 def refused(call: object, what: str) -> None:

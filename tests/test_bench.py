@@ -20,6 +20,7 @@ from adagrad.benchmarks.cases import (
     HalfCase,
     RuleCase,
     SparseCase,
+    SparseHalfCase,
     SparseRuleCase,
     TrainingCase,
     dense_cases,
@@ -27,6 +28,7 @@ from adagrad.benchmarks.cases import (
     resnet18_shapes,
     rule_cases,
     sparse_cases,
+    sparse_half_cases,
     sparse_rule_cases,
     training_cases,
 )
@@ -276,7 +278,13 @@ def test_cli_rejects_bad_options(argv: list[str], message: str, capsys: pytest.C
 def test_every_case_is_named_uniquely() -> None:
     names = [c.name for c in cli.all_cases()]
     assert len(names) == len(
-        dense_cases() + half_cases() + sparse_cases() + rule_cases() + sparse_rule_cases() + training_cases()
+        dense_cases()
+        + half_cases()
+        + sparse_cases()
+        + sparse_half_cases()
+        + rule_cases()
+        + sparse_rule_cases()
+        + training_cases()
     )
     assert len(names) == len(set(names))
     assert not set(names) & set(cli.CASE_SETS)
@@ -585,3 +593,13 @@ def test_cli_runs_a_half_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert {r["impl"] for r in rows if r["case"] == "64K-f16"} >= {"adagrad", "ceiling", "adagrad f32"}
     assert all(r["dtype"] == "float16" for r in rows)
+
+
+def test_sparse_half_peers_run_on_a_small_table() -> None:
+    case = SparseHalfCase("sparse-small-f16", 300, 16, 200, batches=2, dtype="float16")
+    steps = peers.sparse_half_peers(case)
+    assert set(steps) == {"adagrad", "adagrad f32 state", "adagrad 16-bit state", "float32 rowwise", "float32"}
+    for step in steps.values():
+        step()
+    rows = report.sparse_rows_for(case, 1, {name: 1e-3 for name in steps})
+    assert {r["dtype"] for r in rows} == {"float16"}

@@ -77,10 +77,9 @@ def test_grad_scaler_steps_are_torch_fused_bit_for_bit(
 
 @pytest.mark.parametrize("dtype", DTYPES[2:])  # float16: GradScaler.unscale_ refuses its grads for torch's optimizer
 def test_16bit_sparse_grads_on_torch_s_path_are_unscaled_first(dtype: Any) -> None:
-    """A 16-bit embedding's sparse grads take torch's own sparse Adagrad (no native sparse 16-bit
-    step yet): under GradScaler they are unscaled first, as GradScaler.unscale_ would, so the run
-    equals torch's sparse Adagrad (GradScaler unscaling for it) and fused Adagrad (for the dense
-    param) bit for bit."""
+    """A 16-bit embedding with maximize takes torch's own sparse Adagrad: under GradScaler its
+    grads are unscaled first, as GradScaler.unscale_ would, so the run equals torch's sparse
+    Adagrad (GradScaler unscaling for it) and fused Adagrad (for the dense param) bit for bit."""
     checks = torch.sparse.check_sparse_tensor_invariants
     was_enabled = checks.is_enabled()
     checks.disable()  # explicit, as torch asks; every index is valid
@@ -89,10 +88,10 @@ def test_16bit_sparse_grads_on_torch_s_path_are_unscaled_first(dtype: Any) -> No
         emb = torch.nn.Embedding(20, 6, sparse=True).to(dtype)
         dense = torch.nn.Parameter(torch.randn(6).to(dtype))
         twin_emb, twin_dense = copy.deepcopy(emb), torch.nn.Parameter(dense.detach().clone())
-        ours = adagrad.torch.Adagrad([*emb.parameters(), dense], lr=0.1)
-        theirs_sparse = torch.optim.Adagrad(twin_emb.parameters(), lr=0.1)
-        theirs_dense = torch.optim.Adagrad([twin_dense], lr=0.1, fused=True)
-        scalers = [torch.amp.GradScaler("cpu", init_scale=2.0**6) for _ in range(3)]
+        ours = adagrad.torch.Adagrad([*emb.parameters(), dense], lr=0.1, maximize=True)
+        theirs_sparse = torch.optim.Adagrad(twin_emb.parameters(), lr=0.1, maximize=True)
+        theirs_dense = torch.optim.Adagrad([twin_dense], lr=0.1, fused=True, maximize=True)
+        scalers = [torch.amp.GradScaler("cpu", init_scale=2.0**6) for _ in range(2)]
         for step in range(3):
             ids = torch.tensor([1, 5, 5, 19, step])
             ours.zero_grad()
@@ -108,6 +107,38 @@ def test_16bit_sparse_grads_on_torch_s_path_are_unscaled_first(dtype: Any) -> No
             scalers[1].update()
         assert torch.equal(emb.weight.detach(), twin_emb.weight.detach())
         assert torch.equal(dense.detach(), twin_dense.detach())
+    finally:
+        if was_enabled:
+            checks.enable()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_native_sparse_grads_under_grad_scaler_are_the_unscaled_step(dtype: Any) -> None:
+    """A native sparse step under GradScaler (a power-of-two scale: exact) equals the same step
+    given the unscaled grads, and leaves the unscaled grads in p.grad."""
+    checks = torch.sparse.check_sparse_tensor_invariants
+    was_enabled = checks.is_enabled()
+    checks.disable()
+    try:
+        torch.manual_seed(6)
+        emb = torch.nn.Embedding(30, 8, sparse=True).to(dtype)
+        twin = copy.deepcopy(emb)
+        ours = adagrad.torch.Adagrad(emb.parameters(), lr=0.1)
+        plain = adagrad.torch.Adagrad(twin.parameters(), lr=0.1)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**5)
+        for step in range(3):
+            ids = torch.tensor([2, 7, 7, 29, step])
+            ours.zero_grad()
+            scaler.scale(emb(ids).float().square().sum()).backward()
+            scaler.step(ours)
+            scaler.update()
+            plain.zero_grad()
+            twin(ids).float().square().sum().backward()
+            if dtype == torch.float16:  # GradScaler coalesces float16 sparse grads (its inf check does)
+                twin.weight.grad = twin.weight.grad.coalesce()
+            plain.step()
+            assert torch.equal(emb.weight.grad._values(), twin.weight.grad._values())
+        assert torch.equal(emb.weight.detach(), twin.weight.detach())
     finally:
         if was_enabled:
             checks.enable()

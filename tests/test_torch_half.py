@@ -135,17 +135,37 @@ def test_float32_state_is_the_numpy_optimizer_bit_for_bit(dtype: Any) -> None:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sparse_grads_of_16bit_params_take_torch_s_own_path(dtype: Any) -> None:
-    """The native sparse step takes float32 / float64 tables: a 16-bit embedding's sparse grads
-    are updated by torch's own sparse Adagrad (the same bits as torch.optim.Adagrad)."""
+@pytest.mark.parametrize("rowwise", [False, True], ids=["elementwise", "rowwise"])
+def test_sparse_grads_of_16bit_params_are_native(dtype: Any, rowwise: bool) -> None:
+    """A 16-bit nn.Embedding(sparse=True) in the native sparse step: adagrad.Adagrad over the same
+    rows (repeats summed in float32, in input order) is the oracle, bit for bit."""
+    torch.manual_seed(5)
+    emb = torch.nn.Embedding(20, 6, sparse=True).to(dtype)
+    twin = numpy_view(emb.weight.detach().clone())
+    ours = adagrad.torch.Adagrad(emb.parameters(), lr=0.1, rowwise=rowwise)
+    numpy_opt = adagrad.Adagrad([twin], lr=0.1, rowwise=rowwise)
+    for step in range(3):
+        ours.zero_grad()
+        emb(torch.tensor([1, 5, 5, 19, step])).float().square().sum().backward()
+        g = emb.weight.grad
+        numpy_opt.step([adagrad.SparseGrad(g._indices()[0].numpy(), numpy_view(g._values()).copy())])
+        ours.step()
+    np.testing.assert_array_equal(numpy_view(emb.weight.detach()).view(np.uint16), twin.view(np.uint16))
+    assert not ours._plans[0].fallback
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sparse_grads_with_maximize_take_torch_s_own_path(dtype: Any) -> None:
+    """maximize is not among the 16-bit sparse kernels' options: torch's own sparse Adagrad
+    updates those params (the same bits as torch.optim.Adagrad); the dense ones stay native."""
     torch.manual_seed(5)
     ours_e = torch.nn.Embedding(20, 6, sparse=True).to(dtype)
     theirs_e = copy.deepcopy(ours_e)
     dense = torch.nn.Parameter(torch.randn(40).to(dtype))
     dense_twin = torch.nn.Parameter(dense.detach().clone())
-    ours = adagrad.torch.Adagrad([*ours_e.parameters(), dense], lr=0.1)
-    theirs_sparse = torch.optim.Adagrad(theirs_e.parameters(), lr=0.1)
-    theirs_dense = torch.optim.Adagrad([dense_twin], lr=0.1, fused=True)
+    ours = adagrad.torch.Adagrad([*ours_e.parameters(), dense], lr=0.1, maximize=True)
+    theirs_sparse = torch.optim.Adagrad(theirs_e.parameters(), lr=0.1, maximize=True)
+    theirs_dense = torch.optim.Adagrad([dense_twin], lr=0.1, fused=True, maximize=True)
     for step in range(3):
         ids = torch.tensor([1, 5, 5, 19, step])
         for e, opt in ((ours_e, ours), (theirs_e, theirs_sparse)):

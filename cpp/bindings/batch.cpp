@@ -251,10 +251,7 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
                            int variant_override, py::handle grad_sum, py::handle decay_counts) {
   check_rule_takes_batch_options(o, name);
   FloatArray tab = float_array(table, name, Role::param);
-  if (is_16bit(tab.dtype)) {
-    throw py::type_error(name(Role::param) + " has dtype " + std::string(adagrad::dtype_name(tab.dtype)) +
-                         ": sparse updates take float32 and float64 tables (16-bit tables are not supported yet)");
-  }
+  if (is_16bit(tab.dtype)) check_16bit_takes(o, name);
   if (tab.ndim != 2 || !tab.c_order) {
     throw py::value_error(name(Role::param) + " must be a 2-D C-contiguous array (rows, dim) for sparse updates, got shape " +
                           shape_string(tab) + (tab.c_order ? "" : " in Fortran order"));
@@ -263,8 +260,10 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
   Indices idx = index_array(indices, name);
   FloatArray val = float_array(values, name, Role::grad);
   FloatArray st = float_array(state, name, Role::sum);
-  for (const auto& [arr, role] : {std::pair{&val, Role::grad}, std::pair{&st, Role::sum}}) {
-    if (arr->dtype != tab.dtype) throw py::type_error(name(role) + " must have the dtype of " + name(Role::param));
+  if (val.dtype != tab.dtype) throw py::type_error(name(Role::grad) + " must have the dtype of " + name(Role::param));
+  if (st.dtype != tab.dtype && !(is_16bit(tab.dtype) && st.dtype == Dtype::f32)) {
+    throw py::type_error(name(Role::sum) + " must have the dtype of " + name(Role::param) +
+                         (is_16bit(tab.dtype) ? " or float32" : ""));
   }
   // The benchmark's floor with values reads a whole batch's values for its distinct rows.
   const bool any_value_rows = variant_override == kFloorWithValuesVariant;
@@ -294,12 +293,17 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
   overlap_.add(val, name, Role::grad);
   overlap_.add_read(idx.data, idx.size * (idx.int64 ? 8 : 4), name, Role::indices);
   if (variant_override >= 0 && rowwise) throw py::value_error("the sparse ceiling and floors take element-wise state only");
-  const SparseProblem problem{tab.dtype,     tab.data,   rows,
+  const SparseProblem problem{tab.dtype,     st.dtype,   tab.data,   rows,
                               dim,           idx.data,   idx.int64,
                               idx.size,      val.data,   st.data,
                               grad_sum_data, decay_count_data, rowwise,    duplicates,
                               with_batch_options(o), step, variant_override,
                               val.ndim == 2 ? static_cast<std::size_t>(val.shape[0]) : 0};
+  if (!sparse_kernel_exists(kBaselineKernels, problem)) {  // every ISA's table has the same entries
+    throw py::type_error(name(Role::param) + " is a " + std::string(adagrad::dtype_name(tab.dtype)) +
+                         " table: its sparse updates take Adagrad without maximize, decoupled_weight_decay or a clip, "
+                         "and no benchmark floor (float32 and float64 tables take them all)");
+  }
   if (const std::size_t bad = first_bad_index(problem); bad != idx.size) {
     throw py::value_error(name(Role::indices) + "[" + std::to_string(bad) + "] = " +
                           std::to_string(index_at(problem, bad)) +

@@ -276,9 +276,31 @@ typename V::T sum_of_squares8(const typename V::T* __restrict g, std::size_t d) 
   return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
-template <class V, int kVariant>
-void rowwise_row(typename V::T* __restrict param, typename V::T* __restrict grad, typename V::T* __restrict state,
-                 std::size_t d, const DenseCoeffs<typename V::T>& c) {
+// One scalar of storage type S in the compute type T, and back (half.hpp for 16-bit storage).
+template <class T, class S>
+inline T scalar_in(S x) {
+  if constexpr (is_16bit_storage<S>) {
+    return widen(x);
+  } else {
+    return x;
+  }
+}
+
+template <class S, class T>
+inline S scalar_out(T x) {
+  if constexpr (is_16bit_storage<S>) {
+    return narrow(x, S{});
+  } else {
+    return x;
+  }
+}
+
+// A row of a (16-bit or not) table with its one accumulator; grad: the row's gradient in the
+// compute type, rewritten here. A 16-bit accumulator is rounded on store, the update using its
+// unrounded value, as element-wise.
+template <class V, int kVariant, class P, class St>
+void rowwise_row(P* __restrict param, typename V::T* __restrict grad, St* __restrict state, std::size_t d,
+                 const DenseCoeffs<typename V::T>& c) {
   using T = typename V::T;
   using S = ScalarVec<T>;
   constexpr WeightDecayMode kWd = variant_weight_decay(kVariant);
@@ -289,11 +311,11 @@ void rowwise_row(typename V::T* __restrict param, typename V::T* __restrict grad
   auto prepare = [&](auto ops, const auto& k, std::size_t i) {
     using O = decltype(ops);
     typename O::R g = O::load(grad + i);
-    typename O::R p = O::load(param + i);
+    typename O::R p = load_as<O>(param + i);
     g = unscaled<O, kVariant>(g, k);
     if constexpr (variant_maximize(kVariant)) g = O::neg(g);
     if constexpr (kWd == WeightDecayMode::coupled) g = O::fmadd(p, k.wd, g);
-    if constexpr (kWd == WeightDecayMode::decoupled) O::store(param + i, O::mul(p, k.decay));
+    if constexpr (kWd == WeightDecayMode::decoupled) store_as<O>(param + i, O::mul(p, k.decay));
     O::store(grad + i, g);
   };
   std::size_t i = 0;
@@ -302,8 +324,8 @@ void rowwise_row(typename V::T* __restrict param, typename V::T* __restrict grad
   }
   for (; i < d; ++i) prepare(S{}, ks, i);
   // 2. One accumulator for the row.
-  const T s = *state + sum_of_squares8<V>(grad, d) / static_cast<T>(d);
-  *state = s;
+  const T s = scalar_in<T>(*state) + sum_of_squares8<V>(grad, d) / static_cast<T>(d);
+  *state = scalar_out<St>(s);
   T denom;
   if constexpr (variant_eps_inside_sqrt(kVariant)) {
     denom = S::sqrt(s + c.eps);
@@ -313,7 +335,7 @@ void rowwise_row(typename V::T* __restrict param, typename V::T* __restrict grad
   // 3. theta_j <- theta_j - (clr * g_j) / denom
   auto apply = [&](auto ops, std::size_t k) {
     using O = decltype(ops);
-    O::store(param + k, O::sub(O::load(param + k), O::div(O::mul(O::set1(c.clr), O::load(grad + k)), O::set1(denom))));
+    store_as<O>(param + k, O::sub(load_as<O>(param + k), O::div(O::mul(O::set1(c.clr), O::load(grad + k)), O::set1(denom))));
   };
   i = 0;
   if constexpr (V::W > 1) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "adagrad/half.hpp"
 #include "adagrad/thread_pool.hpp"
 
 namespace adagrad {
@@ -92,11 +93,17 @@ void group_rows(const Index* indices, std::size_t k, std::uint32_t parts, std::u
   w.unique = unique;
 }
 
-const SparseVariants<float>& sparse_kernels(const KernelTable& k, float) { return k.sparse_f32; }
-const SparseVariants<double>& sparse_kernels(const KernelTable& k, double) { return k.sparse_f64; }
+const SparseVariants<float>& sparse_kernels(const KernelTable& k, float, float) { return k.sparse_f32; }
+const SparseVariants<double>& sparse_kernels(const KernelTable& k, double, double) { return k.sparse_f64; }
+const SparseVariants<float16>& sparse_kernels(const KernelTable& k, float16, float16) { return k.sparse_f16; }
+const SparseVariants<float16, float>& sparse_kernels(const KernelTable& k, float16, float) { return k.sparse_f16_f32; }
+const SparseVariants<bfloat16>& sparse_kernels(const KernelTable& k, bfloat16, bfloat16) { return k.sparse_bf16; }
+const SparseVariants<bfloat16, float>& sparse_kernels(const KernelTable& k, bfloat16, float) {
+  return k.sparse_bf16_f32;
+}
 
-template <class T>
-SparseFn<T> pick_kernel(const SparseVariants<T>& kernels, SparseMode mode, int variant, std::size_t dim) {
+template <class P, class S>
+SparseFn<P, S> pick_kernel(const SparseVariants<P, S>& kernels, SparseMode mode, int variant, std::size_t dim) {
   if (mode == SparseMode::sum) {
     for (int i = 0; i < kFixedDimCount; ++i) {
       if (dim == kFixedDims[i]) return kernels.fixed_sum[i][variant];
@@ -128,18 +135,19 @@ std::uint32_t part_count(const SparseProblem& p) {
 }
 
 // A part's task over the whole problem; the grouping (or the floor's rows) is the caller's to add.
-template <class T>
-SparseTask<T> task_for(const SparseProblem& p, const DenseCoeffs<T>& coeffs, PartSpace& w, std::uint32_t parts,
-                       std::uint32_t part) {
-  w.scratch.resize(std::max<std::size_t>(p.dim, 16) * sizeof(T));  // at least one register (floor_rows)
-  return {static_cast<T*>(p.table),
-          static_cast<T*>(p.state),
-          static_cast<T*>(p.grad_sum),
+template <class P, class S>
+SparseTask<P, S> task_for(const SparseProblem& p, const DenseCoeffs<compute_t<P>>& coeffs, PartSpace& w,
+                          std::uint32_t parts, std::uint32_t part) {
+  using C = compute_t<P>;
+  w.scratch.resize(std::max<std::size_t>(p.dim, 16) * sizeof(C));  // at least one register (floor_rows)
+  return {static_cast<P*>(p.table),
+          static_cast<S*>(p.state),
+          static_cast<S*>(p.grad_sum),
           p.decay_counts,
-          static_cast<const T*>(p.values),
+          static_cast<const P*>(p.values),
           p.dim,
           &coeffs,
-          reinterpret_cast<T*>(w.scratch.data()),
+          reinterpret_cast<C*>(w.scratch.data()),
           nullptr,
           nullptr,
           nullptr,
@@ -151,18 +159,24 @@ SparseTask<T> task_for(const SparseProblem& p, const DenseCoeffs<T>& coeffs, Par
           part};
 }
 
-template <class T>
+template <class P, class S>
+SparseFn<P, S> kernel_of(const KernelTable& table, const SparseProblem& p) {
+  const int variant = p.variant >= 0 ? p.variant : dense_variant<compute_t<P>>(p.options);
+  return pick_kernel(sparse_kernels(table, P{}, S{}), mode_of(p), variant, p.dim);
+}
+
+template <class P, class S>
 void run_typed(const KernelTable& table, const SparseProblem& p) {
   if (p.k == 0) return;
-  const int variant = p.variant >= 0 ? p.variant : dense_variant<T>(p.options);
-  const SparseFn<T> kernel = pick_kernel(sparse_kernels(table, T{}), mode_of(p), variant, p.dim);
-  const DenseCoeffs<T> coeffs = dense_coeffs<T>(p.options, p.step);
+  using C = compute_t<P>;
+  const SparseFn<P, S> kernel = kernel_of<P, S>(table, p);
+  const DenseCoeffs<C> coeffs = dense_coeffs<C>(p.options, p.step);
   const std::uint32_t parts = part_count(p);
   std::vector<PartSpace>& spaces = calling_threads_parts(parts);
   parallel_for(parts, [&](std::size_t part_index) {
     const auto part = static_cast<std::uint32_t>(part_index);
     PartSpace& w = spaces[part];
-    SparseTask<T> t = task_for(p, coeffs, w, parts, part);
+    SparseTask<P, S> t = task_for<P, S>(p, coeffs, w, parts, part);
     if (p.duplicates == Duplicates::sum) {
       if (p.indices_int64) {
         group_rows(static_cast<const std::int64_t*>(p.indices), p.k, parts, part, w);
@@ -189,7 +203,7 @@ void run_floor_typed(const KernelTable& table, const SparseProblem& p) {
   parallel_for(parts, [&](std::size_t part_index) {
     const auto part = static_cast<std::uint32_t>(part_index);
     PartSpace& w = spaces[part];
-    SparseTask<T> t = task_for(p, coeffs, w, parts, part);
+    SparseTask<T> t = task_for<T, T>(p, coeffs, w, parts, part);
     w.floor_rows.clear();
     for (std::size_t i = 0; i < p.k; ++i) {
       const auto row = static_cast<std::uint64_t>(index_at(p, i));
@@ -200,7 +214,7 @@ void run_floor_typed(const KernelTable& table, const SparseProblem& p) {
     const std::size_t begin = p.value_rows * part / parts, end = p.value_rows * (part + 1) / parts;
     t.values = p.variant == kFloorWithValuesVariant ? t.values + begin * p.dim : nullptr;
     t.k = end - begin;  // the value rows to read
-    sparse_kernels(table, T{}).floor(t);
+    sparse_kernels(table, T{}, T{}).floor(t);
   });
 }
 
@@ -220,20 +234,40 @@ std::size_t first_bad_index(const SparseProblem& p) {
   return p.k;
 }
 
+// The table's and state's storage types as a call of f<P, S>.
+template <class F>
+decltype(auto) with_types(const SparseProblem& p, F&& f) {
+  const bool master = p.state_dtype == Dtype::f32;
+  switch (p.dtype) {
+    case Dtype::f16:
+      return master ? f(float16{}, float{}) : f(float16{}, float16{});
+    case Dtype::bf16:
+      return master ? f(bfloat16{}, float{}) : f(bfloat16{}, bfloat16{});
+    case Dtype::f64:
+      return f(double{}, double{});
+    case Dtype::f32:
+      break;
+  }
+  return f(float{}, float{});
+}
+
 void run_sparse(const KernelTable& kernels, const SparseProblem& p) {
   if (p.variant == kFloorVariant || p.variant == kFloorWithValuesVariant) {
     if (p.dtype == Dtype::f32) {
       run_floor_typed<float>(kernels, p);
     } else {
-      run_floor_typed<double>(kernels, p);
+      run_floor_typed<double>(kernels, p);  // float64 alone otherwise: the bindings refuse 16-bit floors
     }
     return;
   }
-  if (p.dtype == Dtype::f32) {
-    run_typed<float>(kernels, p);
-  } else {
-    run_typed<double>(kernels, p);
-  }
+  with_types(p, [&](auto table, auto state) { run_typed<decltype(table), decltype(state)>(kernels, p); });
+}
+
+bool sparse_kernel_exists(const KernelTable& kernels, const SparseProblem& p) {
+  if (p.variant == kFloorVariant || p.variant == kFloorWithValuesVariant) return !is_16bit(p.dtype);
+  return with_types(p, [&](auto table, auto state) {
+    return kernel_of<decltype(table), decltype(state)>(kernels, p) != nullptr;
+  });
 }
 
 }  // namespace adagrad

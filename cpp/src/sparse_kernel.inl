@@ -31,42 +31,41 @@ inline __attribute__((always_inline)) void prefetch_lines(const T* p, std::size_
   for (std::uintptr_t a = first; a <= last; a += kLine) __builtin_prefetch(reinterpret_cast<const void*>(a), kWrite, 3);
 }
 
-template <class T>
-inline __attribute__((always_inline)) std::uint64_t index_of(const SparseTask<T>& t, std::size_t i) {
+template <class Task>
+inline __attribute__((always_inline)) std::uint64_t index_of(const Task& t, std::size_t i) {
   return t.indices_int64 ? static_cast<std::uint64_t>(static_cast<const std::int64_t*>(t.indices)[i])
                          : static_cast<std::uint64_t>(static_cast<const std::int32_t*>(t.indices)[i]);
 }
 
-template <class T>
-inline __attribute__((always_inline)) bool owns(const SparseTask<T>& t, std::uint64_t row) {
+template <class Task>
+inline __attribute__((always_inline)) bool owns(const Task& t, std::uint64_t row) {
   return t.parts == 1 || row_part(row, t.parts) == t.part;
 }
 
 // One group of lanes of the update (or, for kStreamVariant, the ceiling's state += g, row += g).
 // a: the grad sum's lanes (Adagrad-DA), else null.
-template <class O, int kVariant>
-inline __attribute__((always_inline)) void apply_lanes(typename O::T* __restrict p, typename O::R g,
-                                                       typename O::T* __restrict s, typename O::T* __restrict a,
-                                                       const DenseConsts<O>& k) {
+template <class O, int kVariant, class P, class S>
+inline __attribute__((always_inline)) void apply_lanes(P* __restrict p, typename O::R g, S* __restrict s,
+                                                       S* __restrict a, const DenseConsts<O>& k) {
   if constexpr (kVariant == kStreamVariant) {
-    O::store(s, O::add(O::load(s), g));
-    O::store(p, O::add(O::load(p), g));
+    store_as<O>(s, O::add(load_as<O>(s), g));
+    store_as<O>(p, O::add(load_as<O>(p), g));
   } else {
     update_lanes<O, kVariant>(p, g, s, a, k);
   }
 }
 
-// The dense update of one row of d elements with gradient g. kFromZero: the gradient is +0 + g,
-// a sum of one occurrence from +0 (it differs from g only for g = -0, and then so may the result).
-template <class V, int kVariant, bool kFromZero>
-inline __attribute__((always_inline)) void update_row(typename V::T* __restrict p, const typename V::T* __restrict g,
-                                                      typename V::T* __restrict s, typename V::T* __restrict a,
-                                                      std::size_t d, const DenseConsts<V>& kv,
+// The dense update of one row of d elements with gradient g (a value row, or a summed row in the
+// compute type). kFromZero: the gradient is +0 + g, a sum of one occurrence from +0 (it differs
+// from g only for g = -0, and then so may the result).
+template <class V, int kVariant, bool kFromZero, class P, class S, class G>
+inline __attribute__((always_inline)) void update_row(P* __restrict p, const G* __restrict g, S* __restrict s,
+                                                      S* __restrict a, std::size_t d, const DenseConsts<V>& kv,
                                                       const DenseConsts<ScalarVec<typename V::T>>& ks) {
   using T = typename V::T;
   auto one = [&](auto ops, const auto& k, std::size_t j) {
     using O = decltype(ops);
-    typename O::R gv = O::load(g + j);
+    typename O::R gv = load_as<O>(g + j);
     if constexpr (kFromZero) gv = O::add(O::set1(T(0)), gv);
     apply_lanes<O, kVariant>(p + j, gv, s + j, grad_sum_row<kVariant>(a, j), k);
   };
@@ -79,8 +78,8 @@ inline __attribute__((always_inline)) void update_row(typename V::T* __restrict 
 
 // AdagradDecay: row r's sums take the decays due since it was last touched (decay_sums), once per
 // update of the row, before it; its count of decays done becomes the step's.
-template <int kVariant, class T>
-inline __attribute__((always_inline)) void catch_up_decays(const SparseTask<T>& t, std::size_t r) {
+template <int kVariant, class Task>
+inline __attribute__((always_inline)) void catch_up_decays(const Task& t, std::size_t r) {
   if constexpr (variant_rule(kVariant) == Rule::adagrad_decay) {
     const std::int64_t due = t.coeffs->decay_periods - t.decay_counts[r];
     if (due > 0) {
@@ -90,20 +89,21 @@ inline __attribute__((always_inline)) void catch_up_decays(const SparseTask<T>& 
   }
 }
 
-// out = ((+0 + v[o0]) + v[o1]) + ... over the chain of occurrences from o0, in input order.
-template <class V>
-void sum_chain(typename V::T* __restrict out, const typename V::T* __restrict values, const std::uint32_t* next,
-               std::uint32_t o0, std::size_t d) {
+// out = ((+0 + v[o0]) + v[o1]) + ... over the chain of occurrences from o0, in input order, in the
+// compute type (16-bit values widened).
+template <class V, class P>
+void sum_chain(typename V::T* __restrict out, const P* __restrict values, const std::uint32_t* next, std::uint32_t o0,
+               std::size_t d) {
   using T = typename V::T;
-  auto start = [&](auto ops, const T* a, std::size_t j) {
+  auto start = [&](auto ops, const P* a, std::size_t j) {
     using O = decltype(ops);
-    O::store(out + j, O::add(O::set1(T(0)), O::load(a + j)));
+    O::store(out + j, O::add(O::set1(T(0)), load_as<O>(a + j)));
   };
-  auto add = [&](auto ops, const T* a, std::size_t j) {
+  auto add = [&](auto ops, const P* a, std::size_t j) {
     using O = decltype(ops);
-    O::store(out + j, O::add(O::load(out + j), O::load(a + j)));
+    O::store(out + j, O::add(O::load(out + j), load_as<O>(a + j)));
   };
-  auto over_row = [&](auto op, const T* a) {
+  auto over_row = [&](auto op, const P* a) {
     std::size_t j = 0;
     if constexpr (V::W > 1) {
       for (; j + V::W <= d; j += V::W) op(V{}, a, j);
@@ -115,8 +115,8 @@ void sum_chain(typename V::T* __restrict out, const typename V::T* __restrict va
 }
 
 // Unique row u's table and state lines, and the value rows of all its occurrences (sum modes).
-template <bool kRowwise, class T>
-inline __attribute__((always_inline)) void prefetch_unique(const SparseTask<T>& t, std::size_t u, std::size_t d) {
+template <bool kRowwise, class Task>
+inline __attribute__((always_inline)) void prefetch_unique(const Task& t, std::size_t u, std::size_t d) {
   const std::size_t r = t.rows[u];
   prefetch_lines<1>(t.table + r * d, d);
   prefetch_lines<1>(kRowwise ? t.state + r : t.state + r * d, kRowwise ? 1 : d);
@@ -128,8 +128,8 @@ inline __attribute__((always_inline)) void prefetch_unique(const SparseTask<T>& 
 
 // duplicates = sum, element-wise state, any row length: each unique row updated once with its
 // summed gradient (a row seen once straight from its value row, others summed into scratch).
-template <class V, int kVariant>
-void sum_rows(const SparseTask<typename V::T>& t) {
+template <class V, int kVariant, class P, class S>
+void sum_rows(const SparseTask<P, S>& t) {
   using T = typename V::T;
   const std::size_t d = t.dim;
   const DenseConsts<V> kv(*t.coeffs);
@@ -138,7 +138,7 @@ void sum_rows(const SparseTask<typename V::T>& t) {
     if (u + kRowsAhead < t.unique) prefetch_unique<false>(t, u + kRowsAhead, d);
     const std::size_t r = t.rows[u];
     const std::uint32_t o = t.first[u];
-    T* const a = grad_sum_row<kVariant>(t.grad_sum, r * d);
+    S* const a = grad_sum_row<kVariant>(t.grad_sum, r * d);
     catch_up_decays<kVariant>(t, r);
     if (t.next[o] == kEndOfChain) {
       update_row<V, kVariant, true>(t.table + r * d, t.values + static_cast<std::size_t>(o) * d, t.state + r * d, a,
@@ -152,8 +152,8 @@ void sum_rows(const SparseTask<typename V::T>& t) {
 
 // duplicates = sum, element-wise state, rows of exactly kD elements: the summed gradient of a row
 // stays in kD / W registers from its first value row to its update.
-template <class V, int kVariant, std::size_t kD>
-void sum_rows_fixed(const SparseTask<typename V::T>& t) {
+template <class V, int kVariant, std::size_t kD, class P, class S>
+void sum_rows_fixed(const SparseTask<P, S>& t) {
   using T = typename V::T;
   using R = typename V::R;
   constexpr std::size_t kRegs = kD / V::W;
@@ -162,12 +162,12 @@ void sum_rows_fixed(const SparseTask<typename V::T>& t) {
   for (std::size_t u = 0; u < t.unique; ++u) {
     if (u + kRowsAhead < t.unique) prefetch_unique<false>(t, u + kRowsAhead, kD);
     std::uint32_t o = t.first[u];
-    const T* v = t.values + static_cast<std::size_t>(o) * kD;
+    const P* v = t.values + static_cast<std::size_t>(o) * kD;
     R g[kRegs];
-    for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(zero, V::load(v + q * V::W));
+    for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(zero, load_as<V>(v + q * V::W));
     for (o = t.next[o]; o != kEndOfChain; o = t.next[o]) {
       v = t.values + static_cast<std::size_t>(o) * kD;
-      for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(g[q], V::load(v + q * V::W));
+      for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(g[q], load_as<V>(v + q * V::W));
     }
     const std::size_t r = t.rows[u];
     catch_up_decays<kVariant>(t, r);
@@ -181,8 +181,8 @@ void sum_rows_fixed(const SparseTask<typename V::T>& t) {
 // Every occurrence i of a row this part owns, in input order: update(i, row). Prefetches the
 // table, state and value lines of the occurrence kRowsAhead * parts positions on (about kRowsAhead
 // owned ones); no grouping pass.
-template <bool kRowwise, class T, class Update>
-inline __attribute__((always_inline)) void for_each_owned_occurrence(const SparseTask<T>& t, Update update) {
+template <bool kRowwise, class Task, class Update>
+inline __attribute__((always_inline)) void for_each_owned_occurrence(const Task& t, Update update) {
   const std::size_t d = t.dim, ahead = kRowsAhead * t.parts;
   for (std::size_t i = 0; i < t.k; ++i) {
     if (i + ahead < t.k) {
@@ -200,8 +200,8 @@ inline __attribute__((always_inline)) void for_each_owned_occurrence(const Spars
 }
 
 // duplicates = sequential, element-wise state: each occurrence the dense update of its row.
-template <class V, int kVariant>
-void sequential_rows(const SparseTask<typename V::T>& t) {
+template <class V, int kVariant, class P, class S>
+void sequential_rows(const SparseTask<P, S>& t) {
   using T = typename V::T;
   const std::size_t d = t.dim;
   const DenseConsts<V> kv(*t.coeffs);
@@ -214,8 +214,8 @@ void sequential_rows(const SparseTask<typename V::T>& t) {
 }
 
 // duplicates = sum, row-wise state: the summed row in scratch, then the row-wise update.
-template <class V, int kVariant>
-void rowwise_sum_rows(const SparseTask<typename V::T>& t) {
+template <class V, int kVariant, class P, class S>
+void rowwise_sum_rows(const SparseTask<P, S>& t) {
   const std::size_t d = t.dim;
   for (std::size_t u = 0; u < t.unique; ++u) {
     if (u + kRowsAhead < t.unique) prefetch_unique<true>(t, u + kRowsAhead, d);
@@ -226,12 +226,17 @@ void rowwise_sum_rows(const SparseTask<typename V::T>& t) {
 }
 
 // duplicates = sequential, row-wise state.
-template <class V, int kVariant>
-void rowwise_sequential_rows(const SparseTask<typename V::T>& t) {
+template <class V, int kVariant, class P, class S>
+void rowwise_sequential_rows(const SparseTask<P, S>& t) {
   using T = typename V::T;
   const std::size_t d = t.dim;
   for_each_owned_occurrence<true>(t, [&](std::size_t i, std::size_t r) {
-    std::memcpy(t.scratch, t.values + i * d, d * sizeof(T));  // the row-wise kernel rewrites its gradient
+    // The row-wise kernel rewrites its gradient: a copy, in the compute type.
+    if constexpr (is_16bit_storage<P>) {
+      for (std::size_t j = 0; j < d; ++j) t.scratch[j] = widen(t.values[i * d + j]);
+    } else {
+      std::memcpy(t.scratch, t.values + i * d, d * sizeof(T));
+    }
     rowwise_row<V, kVariant>(t.table + r * d, t.scratch, t.state + r, d, *t.coeffs);
   });
 }
@@ -240,7 +245,7 @@ void rowwise_sequential_rows(const SparseTask<typename V::T>& t) {
 // rows read and written once, prefetched as above, with no grouping and no arithmetic to speak of
 // (x + 0, which keeps every value but -0); with values, first every value row read once.
 template <class V>
-void floor_rows(const SparseTask<typename V::T>& t) {
+void floor_rows(const SparseTask<typename V::T, typename V::T>& t) {
   using T = typename V::T;
   using S = ScalarVec<T>;
   const std::size_t d = t.dim;
@@ -280,50 +285,63 @@ void floor_rows(const SparseTask<typename V::T>& t) {
 
 // A fixed row length keeps its registers only if the row fits in 16 of them; longer rows take the
 // any-length kernel (its bits are the same).
-template <class V, int kVariant, std::size_t kD>
-constexpr SparseFn<typename V::T> fixed_sum_kernel() {
-  if constexpr (kD % V::W == 0 && kD / V::W <= 16) {
-    return &sum_rows_fixed<V, kVariant, kD>;
+template <class V, int kVariant, std::size_t kD, class P, class S>
+constexpr SparseFn<P, S> fixed_sum_kernel() {
+  if constexpr (is_16bit_storage<P> && !half_sparse_variant(kVariant)) {
+    return nullptr;
+  } else if constexpr (kD % V::W == 0 && kD / V::W <= 16) {
+    return &sum_rows_fixed<V, kVariant, kD, P, S>;
   } else {
-    return &sum_rows<V, kVariant>;
+    return &sum_rows<V, kVariant, P, S>;
   }
 }
 
-template <class V, std::size_t kD, std::size_t... I>
-constexpr void fill_fixed(SparseFn<typename V::T> (&out)[kKernelVariants], std::index_sequence<I...>) {
-  ((out[I] = fixed_sum_kernel<V, static_cast<int>(I), kD>()), ...);
+template <class V, std::size_t kD, class P, class S, std::size_t... I>
+constexpr void fill_fixed(SparseFn<P, S> (&out)[kKernelVariants], std::index_sequence<I...>) {
+  ((out[I] = fixed_sum_kernel<V, static_cast<int>(I), kD, P, S>()), ...);
 }
 
 // The kernel of one mode and variant: the ceiling has a sum schedule only, the row-wise modes are
-// Adagrad's only (null otherwise).
-template <class V, SparseMode kMode, int kVariant>
-constexpr SparseFn<typename V::T> sparse_kernel() {
+// Adagrad's only, 16-bit tables half_sparse_variant()'s only (null otherwise).
+template <class V, SparseMode kMode, int kVariant, class P, class S>
+constexpr SparseFn<P, S> sparse_kernel() {
   constexpr bool kAdagrad = variant_rule(kVariant) == Rule::adagrad && kVariant != kStreamVariant;
-  if constexpr (kMode == SparseMode::sum) {
-    return &sum_rows<V, kVariant>;
+  if constexpr (is_16bit_storage<P> && !half_sparse_variant(kVariant)) {
+    return nullptr;
+  } else if constexpr (kMode == SparseMode::sum) {
+    return &sum_rows<V, kVariant, P, S>;
   } else if constexpr (kMode == SparseMode::sequential && kVariant != kStreamVariant) {
-    return &sequential_rows<V, kVariant>;
+    return &sequential_rows<V, kVariant, P, S>;
   } else if constexpr (kMode == SparseMode::rowwise_sum && kAdagrad) {
-    return &rowwise_sum_rows<V, kVariant>;
+    return &rowwise_sum_rows<V, kVariant, P, S>;
   } else if constexpr (kMode == SparseMode::rowwise_sequential && kAdagrad) {
-    return &rowwise_sequential_rows<V, kVariant>;
+    return &rowwise_sequential_rows<V, kVariant, P, S>;
   } else {
     return nullptr;
   }
 }
 
-template <class V, std::size_t... I>
-constexpr SparseVariants<typename V::T> sparse_variants(std::index_sequence<I...> variants) {
-  SparseVariants<typename V::T> table{{{sparse_kernel<V, SparseMode::sum, static_cast<int>(I)>()...},
-                                       {sparse_kernel<V, SparseMode::sequential, static_cast<int>(I)>()...},
-                                       {sparse_kernel<V, SparseMode::rowwise_sum, static_cast<int>(I)>()...},
-                                       {sparse_kernel<V, SparseMode::rowwise_sequential, static_cast<int>(I)>()...}},
-                                      {},
-                                      &floor_rows<V>};
-  fill_fixed<V, kFixedDims[0]>(table.fixed_sum[0], variants);
-  fill_fixed<V, kFixedDims[1]>(table.fixed_sum[1], variants);
-  fill_fixed<V, kFixedDims[2]>(table.fixed_sum[2], variants);
-  fill_fixed<V, kFixedDims[3]>(table.fixed_sum[3], variants);
+template <class V, class P, class S>
+constexpr SparseFn<P, S> floor_kernel() {
+  if constexpr (is_16bit_storage<P>) {
+    return nullptr;  // the benchmark's floors are float32's
+  } else {
+    return &floor_rows<V>;
+  }
+}
+
+template <class V, class P, class S, std::size_t... I>
+constexpr SparseVariants<P, S> sparse_variants(std::index_sequence<I...> variants) {
+  SparseVariants<P, S> table{{{sparse_kernel<V, SparseMode::sum, static_cast<int>(I), P, S>()...},
+                              {sparse_kernel<V, SparseMode::sequential, static_cast<int>(I), P, S>()...},
+                              {sparse_kernel<V, SparseMode::rowwise_sum, static_cast<int>(I), P, S>()...},
+                              {sparse_kernel<V, SparseMode::rowwise_sequential, static_cast<int>(I), P, S>()...}},
+                             {},
+                             floor_kernel<V, P, S>()};
+  fill_fixed<V, kFixedDims[0], P, S>(table.fixed_sum[0], variants);
+  fill_fixed<V, kFixedDims[1], P, S>(table.fixed_sum[1], variants);
+  fill_fixed<V, kFixedDims[2], P, S>(table.fixed_sum[2], variants);
+  fill_fixed<V, kFixedDims[3], P, S>(table.fixed_sum[3], variants);
   return table;
 }
 

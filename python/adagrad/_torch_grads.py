@@ -21,14 +21,6 @@ NATIVE_DTYPES = (torch.float32, torch.float64)
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
-class TorchFallback:
-    """The grad of a param the native step cannot take this time (a 16-bit param's sparse grad):
-    torch's own update runs for it instead."""
-
-
-TORCH_FALLBACK = TorchFallback()
-
-
 def bfloat16_dtype() -> Any:
     """ml_dtypes' NumPy bfloat16, or None when ml_dtypes is not installed."""
     try:
@@ -94,15 +86,13 @@ def native_grads(
     return grads
 
 
-def sparse_rows(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> SparseRows | np.ndarray | TorchFallback:
+def sparse_rows(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> SparseRows | np.ndarray:
     """A sparse COO grad (torch has checked its shape is its param's) as rows of the param's 2-D
     view; for a param not in C order (channels_last), the dense-equivalent grad instead (its dense
     update is the sum mode's)."""
     g = _on_cpu(g, name)
     values = g._values()
-    if values.dtype in HALF_DTYPES:
-        return TORCH_FALLBACK  # the native sparse step takes float32 / float64 tables
-    if values.dtype not in NATIVE_DTYPES:
+    if values.dtype not in NATIVE_DTYPES + HALF_DTYPES:
         raise TypeError(f"grad of {name} has dtype {values.dtype}; it must match its param's")
     if order is not None or g.sparse_dim() == 0:
         return as_array(g.to_dense(), order)
@@ -113,7 +103,7 @@ def sparse_rows(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> Sp
         rows = rows * g.shape[d] + indices[d]
     row_length = prod(g.shape[sparse_dims:])
     shape = (prod(g.shape[:sparse_dims]), row_length)
-    return SparseRows(rows.numpy(), values.contiguous().view(values.shape[0], row_length).numpy(), shape)
+    return SparseRows(rows.numpy(), numpy_view(values.contiguous().view(values.shape[0], row_length)), shape)
 
 
 def unusual_dense_grad(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> np.ndarray:

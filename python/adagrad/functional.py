@@ -45,9 +45,9 @@ def update(
 
     ``step`` is the 1-based number of this update (it only matters with ``lr_decay``). Defaults are
     torch.optim.Adagrad's: lr=1e-2, lr_decay=0, weight_decay=0, eps=1e-10. The three arrays must
-    share dtype (a float16 / bfloat16 param's state_sum may be float32), shape and memory order, be contiguous and not overlap; ``param`` and ``state_sum``
-    must be writeable. Nothing is cast or copied: a mismatch raises TypeError or ValueError before
-    anything is written.
+    share dtype (a float16 / bfloat16 param's state_sum may be float32), shape and memory order,
+    be contiguous and not overlap; ``param`` and ``state_sum`` must be writeable. Nothing is cast or
+    copied: a mismatch raises TypeError or ValueError before anything is written.
 
     ``grad_scale`` (loss scaling, as torch's fused kernel's ``grad_scale``): the divisor is the value
     rounded to float32, then converted to the arrays' dtype; ``grad`` itself is not modified.
@@ -115,9 +115,12 @@ def sparse_update(
 ) -> bool:
     r"""Adagrad on the indexed rows of a 2-D table, in place; rows not indexed are never touched.
 
-    ``table`` is (R, D), C-contiguous float32/float64; ``indices`` is 1-D int32/int64 of length k,
-    every index in [0, R); ``values`` is (k, D) of the table's dtype: row ``indices[i]`` receives
-    gradient ``values[i]``. The shape of ``state`` picks the variant:
+    ``table`` is (R, D), C-contiguous float32/float64/float16/bfloat16; ``indices`` is 1-D
+    int32/int64 of length k, every index in [0, R); ``values`` is (k, D) of the table's dtype: row
+    ``indices[i]`` receives gradient ``values[i]``. A 16-bit table's state is of its dtype or
+    float32; its rows are computed in float32 (a repeated index's values summed in float32) and
+    rounded back once; it takes Adagrad without ``maximize``, ``decoupled_weight_decay`` or a clip
+    (TypeError). The shape of ``state`` picks the variant:
 
     - (R, D): element-wise Adagrad, each touched row updated exactly as :func:`update` would.
     - (R,): row-wise Adagrad (FBGEMM / TorchRec EXACT_ROWWISE_ADAGRAD), one accumulator per row::

@@ -329,6 +329,7 @@ def sparse_update(
     if duplicates not in ("sum", "sequential"):
         raise ValueError("duplicates must be 'sum' or 'sequential'")
     _divisor(grad_scale, table.dtype.type)
+    _check_16bit_table(table, values, state, maximize, decoupled_weight_decay, weight_decay, rule)
     if not _all_finite([("values", values)], nonfinite):
         return False
     options = {
@@ -347,6 +348,24 @@ def sparse_update(
     return True
 
 
+def _check_16bit_table(
+    table: np.ndarray,
+    values: np.ndarray,
+    state: np.ndarray,
+    maximize: bool,
+    decoupled_weight_decay: bool,
+    weight_decay: float,
+    clip: Any,
+) -> None:
+    """What a 16-bit table's sparse update takes (hyper.hpp, half_sparse_variant): TypeError otherwise."""
+    if not is_16bit(table.dtype):
+        return
+    if values.dtype != table.dtype or state.dtype not in (table.dtype, np.float32):
+        raise TypeError("a 16-bit table's values must have its dtype, its state its dtype or float32")
+    if maximize or (decoupled_weight_decay and weight_decay != 0) or clip is not None:
+        raise TypeError("16-bit tables' sparse updates take Adagrad without maximize, decoupled_weight_decay or a clip")
+
+
 def _sparse_update(
     table: np.ndarray,
     rows: list[int],
@@ -362,17 +381,24 @@ def _sparse_update(
         occurrences: dict[int, list[int]] = {}
         for i, row in enumerate(rows):
             occurrences.setdefault(row, []).append(i)
+        compute = _compute_type(table.dtype)  # a 16-bit table's rows are summed in float32
         for row, where in occurrences.items():  # rows are independent: any order
-            g = np.zeros(table.shape[1], table.dtype)
+            g = np.zeros(table.shape[1], compute)
             with np.errstate(all="ignore"):  # inf + -inf is nan, as in the kernel
                 for i in where:
-                    g = g + values[i]  # from +0, in input order: the dense-equivalent gradient
+                    g = g + values[i].astype(compute)  # from +0, in input order: the dense-equivalent gradient
             _update_row(table, state, row, g, **options)
 
 
 def _update_row(table: np.ndarray, state: np.ndarray, row: int, g: np.ndarray, **options: Any) -> None:
     if state.ndim == 2:
         _update(table[row], g, state[row], **options)
+    elif is_16bit(table.dtype):  # widened to float32, updated there, each written value rounded once
+        p, s = table[row].astype(np.float32), state[row : row + 1].astype(np.float32)
+        _rowwise_update(p, g.astype(np.float32), s, 0, **options)
+        with np.errstate(all="ignore"):
+            table[row] = p.astype(table.dtype)
+            state[row] = s[0].astype(state.dtype)
     else:
         _rowwise_update(table[row], g, state, row, **options)
 
@@ -733,6 +759,10 @@ class Adagrad(optimizer.Adagrad):
                 options_i = {**hyper, "step": step, "grad_scale": self.grad_scale, "clip": clip}
                 if isinstance(grad, tuple):
                     indices, values = grad
+                    _check_16bit_table(
+                        param, values, sums[i], hyper["maximize"], hyper["decoupled_weight_decay"],
+                        hyper["weight_decay"], rule,
+                    )  # fmt: skip
                     rows = [int(r) for r in indices]
                     if not all(0 <= r < param.shape[0] for r in rows):
                         raise ValueError("index out of range")

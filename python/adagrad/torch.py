@@ -36,7 +36,7 @@ import torch
 from torch.optim.adagrad import adagrad as _torch_adagrad
 
 from . import _core
-from ._torch_grads import _BFLOAT16, HALF_DTYPES, NATIVE_DTYPES, SparseRows, TorchFallback, as_array, native_grads
+from ._torch_grads import _BFLOAT16, HALF_DTYPES, NATIVE_DTYPES, SparseRows, as_array, native_grads
 from .composite_optimizers import AdagradDecay as _NumpyAdagradDecay
 from .composite_optimizers import _check_rule_group
 from .optimizer import check_group_options
@@ -245,9 +245,10 @@ class _NativeOptimizer(torch.optim.Optimizer):
         for group, plan in zip(self.param_groups, plans):
             grads = native_grads(plan.params, plan.orders, plan.labels, not plan.sparse_seen and not any(plan.orders))
             params, states = plan.param_arrays, plan.states
-            if any(isinstance(g, TorchFallback) for g in grads):  # a 16-bit param's sparse grad
-                late.append((group, [p for p, g in zip(plan.params, grads) if isinstance(g, TorchFallback)]))
-                grads = [None if isinstance(g, TorchFallback) else g for g in grads]
+            torch_side = [isinstance(g, SparseRows) and g.values.itemsize == 2 for g in grads]
+            if any(torch_side) and not self._native_16bit_sparse(group):
+                late.append((group, [p for p, t in zip(plan.params, torch_side) if t]))
+                grads = [None if t else g for g, t in zip(grads, torch_side)]
             if any(isinstance(g, SparseRows) for g in grads):
                 plan.sparse_seen = True
                 grads, params, states = self._as_rows(group, plan, grads)
@@ -278,6 +279,10 @@ class _NativeOptimizer(torch.optim.Optimizer):
                 _unscale_grads(torch_params, scale, exact=False)  # as GradScaler.unscale_ would have
             self._fallback_step(torch_group, torch_params)
         return loss
+
+    def _native_16bit_sparse(self, group: Mapping[str, Any]) -> bool:
+        """Whether the native sparse step takes the group's 16-bit tables (else torch's own step does)."""
+        return True
 
     def _amp_found_inf(self) -> bool:
         """torch.amp.GradScaler's verdict, set as an attribute when the optimizer says it handles
@@ -649,6 +654,10 @@ class Adagrad(_NativeOptimizer):
             group["eps"], group["maximize"], group["decoupled_weight_decay"], group["eps_inside_sqrt"],
             group["duplicates"], _TORCH_VECTOR_WIDTH if group["state_dtype"] is None else 0,
         )  # fmt: skip
+
+    def _native_16bit_sparse(self, group: Mapping[str, Any]) -> bool:
+        """The native 16-bit sparse step has no maximize: torch's own sparse step has."""
+        return not group["maximize"]
 
     def _check_sparse_view(self, group: Mapping[str, Any], label: str, shape: tuple[int, int]) -> None:
         if group["rowwise"]:

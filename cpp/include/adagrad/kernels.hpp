@@ -38,16 +38,18 @@ inline std::uint32_t row_part(std::uint64_t row, std::uint32_t parts) {
   return static_cast<std::uint32_t>((mixed * parts) >> 32);
 }
 
-template <class T>
+// P: the table's (and values') storage, S: the state's (half.hpp); computed in compute_t<P>, in which
+// a row's occurrences are summed too.
+template <class P, class S = P>
 struct SparseTask {
-  T* table;          // rows x dim, C order
-  T* state;          // rows x dim (element-wise) or rows (row-wise)
-  T* grad_sum;       // rows x dim: Adagrad-DA's sum of gradients (else null)
+  P* table;          // rows x dim, C order
+  S* state;          // rows x dim (element-wise) or rows (row-wise)
+  S* grad_sum;       // rows x dim: Adagrad-DA's sum of gradients (else null)
   std::int64_t* decay_counts;  // rows: AdagradDecay's decays done per row (else null)
-  const T* values;   // k x dim: occurrence o's gradient row is values + o * dim
+  const P* values;   // k x dim: occurrence o's gradient row is values + o * dim
   std::size_t dim;
-  const DenseCoeffs<T>* coeffs;
-  T* scratch;        // dim elements of the task's own (a summed row, a row-wise gradient)
+  const DenseCoeffs<compute_t<P>>* coeffs;
+  compute_t<P>* scratch;  // dim elements of the task's own (a summed row, a row-wise gradient)
   // duplicates = sum: the part's unique rows in order of first occurrence; rows[u] is the table
   // row of unique row u, first[u] its first occurrence, next[o] the occurrence after o of the same
   // row (input order), kEndOfChain after the last.
@@ -62,8 +64,8 @@ struct SparseTask {
   std::uint32_t parts, part;
 };
 
-template <class T>
-using SparseFn = void (*)(const SparseTask<T>& task);
+template <class P, class S = P>
+using SparseFn = void (*)(const SparseTask<P, S>& task);
 
 // How the rows are updated. Element-wise state: each touched row as the dense update would;
 // row-wise state (one accumulator per row, SEMANTICS.md section 3):
@@ -84,11 +86,12 @@ constexpr int kFixedDimCount = 4;
 // state += g, row += g for the update). The row-wise modes are Adagrad's alone (null for the
 // composite rules). floor reads and writes each of the `unique` rows once (no grouping, no
 // arithmetic to speak of) and, when values is set, first reads k value rows.
-template <class T>
+// 16-bit tables have the variants of half_sparse_variant() (hyper.hpp; null otherwise) and no floor.
+template <class P, class S = P>
 struct SparseVariants {
-  SparseFn<T> fn[kSparseModes][kKernelVariants];
-  SparseFn<T> fixed_sum[kFixedDimCount][kKernelVariants];
-  SparseFn<T> floor;
+  SparseFn<P, S> fn[kSparseModes][kKernelVariants];
+  SparseFn<P, S> fixed_sum[kFixedDimCount][kKernelVariants];
+  SparseFn<P, S> floor;
 };
 
 template <class T>
@@ -120,6 +123,10 @@ struct KernelTable {
   DenseVariants<bfloat16, float> dense_bf16_f32;
   SparseVariants<float> sparse_f32;
   SparseVariants<double> sparse_f64;
+  SparseVariants<float16> sparse_f16;
+  SparseVariants<float16, float> sparse_f16_f32;
+  SparseVariants<bfloat16> sparse_bf16;
+  SparseVariants<bfloat16, float> sparse_bf16_f32;
   AllFiniteFn<float> all_finite_f32;
   AllFiniteFn<double> all_finite_f64;
   NormKernels<float> norm_f32;

@@ -16,7 +16,8 @@ enum class Duplicates {
 };
 
 struct SparseProblem {
-  Dtype dtype;
+  Dtype dtype;        // the table's and the values'
+  Dtype state_dtype;  // dtype, or f32 for a 16-bit table (float32 state)
   void* table;  // rows x dim, C order
   std::size_t rows, dim;
   const void* indices;  // k of int32 or int64, all in [0, rows): checked by the caller
@@ -50,5 +51,9 @@ std::size_t first_bad_index(const SparseProblem& p);
 // Updates only the indexed rows. Each unique row is owned by one thread: no races, no atomics,
 // and the same bits for every thread count.
 void run_sparse(const KernelTable& kernels, const SparseProblem& p);
+
+// False where the kernel table has no kernel for the problem (a 16-bit table with options beyond
+// half_sparse_variant(), or a benchmark floor): the bindings refuse it before anything runs.
+bool sparse_kernel_exists(const KernelTable& kernels, const SparseProblem& p);
 
 }  // namespace adagrad

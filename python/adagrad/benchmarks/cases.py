@@ -108,6 +108,17 @@ def zipf_row_batches(rows: int, k: int, batches: int, seed: int) -> list[np.ndar
     return [scatter[(rng.zipf(1.2, size=k) - 1) % rows] for _ in range(batches)]
 
 
+@dataclass(frozen=True)
+class SparseHalfCase(SparseCase):
+    """A sparse step on a (rows, dim) 16-bit table (`dtype`), against the float32 table."""
+
+    dtype: str = "float16"
+
+
+def sparse_half_cases() -> list[SparseHalfCase]:
+    return [SparseHalfCase("sparse-1Mx64-f16", 1 << 20, 64, 8192, dtype="float16")]
+
+
 def sparse_cases() -> list[SparseCase]:
     return [SparseCase("sparse-1Mx64", 1 << 20, 64, 8192), SparseCase("sparse-1Mx128", 1 << 20, 128, 16384)]
 

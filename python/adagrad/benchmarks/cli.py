@@ -14,12 +14,14 @@ from .cases import (
     HalfCase,
     RuleCase,
     SparseCase,
+    SparseHalfCase,
     SparseRuleCase,
     TrainingCase,
     dense_cases,
     half_cases,
     rule_cases,
     sparse_cases,
+    sparse_half_cases,
     sparse_rule_cases,
     training_cases,
 )
@@ -29,12 +31,20 @@ from .timing import interleaved_medians, interleaved_split_medians
 CASE_SETS = {
     "training": [c.name for c in training_cases()],
     "composite": [c.name for c in rule_cases() + sparse_rule_cases()],
-    "half": [c.name for c in half_cases()],
+    "half": [c.name for c in half_cases() + sparse_half_cases()],
 }
 
 
 def all_cases() -> list[Any]:
-    return [*dense_cases(), *half_cases(), *sparse_cases(), *rule_cases(), *sparse_rule_cases(), *training_cases()]
+    return [
+        *dense_cases(),
+        *half_cases(),
+        *sparse_cases(),
+        *sparse_half_cases(),
+        *rule_cases(),
+        *sparse_rule_cases(),
+        *training_cases(),
+    ]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -122,6 +132,14 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 medians = interleaved_medians(half, args.repeats)
                 case_rows, kind = report.rows_for(case, threads, medians), report.format_table
+            elif isinstance(case, SparseHalfCase):
+                try:
+                    half = peers.sparse_half_peers(case)
+                except ImportError as error:
+                    print(f"{case.name} skipped: {error}", flush=True)
+                    continue
+                medians = interleaved_medians(half, args.repeats)
+                case_rows, kind = report.sparse_rows_for(case, threads, medians), report.format_sparse_table
             elif isinstance(case, SparseRuleCase):
                 medians = interleaved_medians(peers.sparse_rule_peers(case), args.repeats)
                 case_rows, kind = report.sparse_rows_for(case, threads, medians), report.format_sparse_table

@@ -17,7 +17,16 @@ import adagrad
 from adagrad import _core
 
 from . import fbgemm, tf_raw_ops
-from .cases import REFERENCE_MAX_ELEMENTS, Case, HalfCase, RuleCase, SparseCase, SparseRuleCase, single
+from .cases import (
+    REFERENCE_MAX_ELEMENTS,
+    Case,
+    HalfCase,
+    RuleCase,
+    SparseCase,
+    SparseHalfCase,
+    SparseRuleCase,
+    single,
+)
 
 LR = 1e-2
 EPS = 1e-10
@@ -222,6 +231,32 @@ def half_peers(case: HalfCase) -> dict[str, Step]:
             torch_opt.state[t]["sum"] = shared(sum_)
         steps["torch fused"] = torch_opt.step
     return steps
+
+
+def sparse_half_peers(case: SparseHalfCase) -> dict[str, Step]:
+    """A 16-bit table's sparse steps (sum mode) with float32 row-wise state ("adagrad": FBGEMM's
+    and TorchRec's usual set-up), float32 element-wise state and 16-bit element-wise state; then a
+    float32 table of the same shape with the same batches and values ("float32 rowwise",
+    "float32"): the same steps on twice the table bytes."""
+    dtype = half_dtype(case.dtype)
+    rng = np.random.default_rng(1)
+    wide = line_aligned(rng.standard_normal((case.rows, case.dim), dtype=np.float32))
+    table = line_aligned(wide.astype(dtype))
+    batches = case.index_batches()
+    wide_values = [line_aligned(rng.standard_normal((case.k, case.dim), dtype=np.float32)) for _ in batches]
+    values = [line_aligned(v.astype(dtype)) for v in wide_values]
+    n = len(batches)
+
+    def stepper(t: np.ndarray, v: list[np.ndarray], state: np.ndarray) -> Step:
+        return _rotating(lambda i: adagrad.sparse_update(t, batches[i], v[i], state, step=1, lr=LR, eps=EPS), n)
+
+    return {
+        "adagrad": stepper(table, values, adagrad.aligned_zeros(case.rows)),
+        "adagrad f32 state": stepper(table, values, adagrad.aligned_zeros(table.shape)),
+        "adagrad 16-bit state": stepper(table, values, line_aligned(np.zeros(table.shape, dtype))),
+        "float32 rowwise": stepper(wide, wide_values, adagrad.aligned_zeros(case.rows)),
+        "float32": stepper(wide, wide_values, adagrad.aligned_zeros(table.shape)),
+    }
 
 
 def set_threads(n: int) -> None:

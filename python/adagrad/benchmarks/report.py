@@ -15,7 +15,7 @@ import adagrad
 from adagrad._info import processor
 
 from . import fbgemm, tf_raw_ops
-from .cases import RULE_PASSES, Case, HalfCase, RuleCase, SparseCase, SparseRuleCase, TrainingCase
+from .cases import RULE_PASSES, Case, HalfCase, RuleCase, SparseCase, SparseHalfCase, SparseRuleCase, TrainingCase
 
 
 def _rows(
@@ -77,7 +77,7 @@ def sparse_rows_for(case: SparseCase, threads: int, medians: dict[str, float]) -
         "note": f"{case.k} Zipf(1.2) indices, {unique:.0f} unique rows",
         "rows": case.rows,
         "dim": case.dim,
-        "dtype": "float32",
+        "dtype": case.dtype if isinstance(case, SparseHalfCase) else "float32",
         "tensors": 1,
         "elements": int(elements),
         "unique_rows": unique,

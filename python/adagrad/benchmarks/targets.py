@@ -63,6 +63,14 @@ def evaluate(rows: Rows) -> list[dict[str, Any]]:
     checks.append(
         ("16M-bf16: vs our float32 step", partial(_ratio, rows, "16M-bf16", "adagrad f32", "adagrad", most), 1.7, ">=")
     )
+    checks.append(
+        (
+            "sparse-1Mx64-f16: f32 row-wise state vs the float32 table (1 thr)",
+            partial(_ratio, rows, "sparse-1Mx64-f16", "float32 rowwise", "adagrad", 1),
+            1.3,
+            ">=",
+        )
+    )
     for case, goal in (("16M-bf16", 1.0), ("64K-bf16", 3.0)):
         checks.append(
             (f"{case}: vs torch fused", partial(_ratio, rows, case, "torch fused", "adagrad", most), goal, ">=")
