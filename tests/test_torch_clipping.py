@@ -158,17 +158,13 @@ def test_a_param_torch_steps_itself_cannot_be_clipped() -> None:
     assert (w == 0).all()
 
 
-def test_16bit_params_take_clip_value_but_not_the_norm_clips() -> None:
+@pytest.mark.parametrize("clip", [{"max_grad_norm": 1.0}, {"clip_value": 0.5}], ids=["norm", "value"])
+def test_16bit_params_take_no_clip_yet(clip: dict[str, float]) -> None:
     w = torch.nn.Parameter(torch.zeros(4, dtype=torch.bfloat16))
     w.grad = torch.tensor([3.0, -3.0, 0.25, 1.0], dtype=torch.bfloat16)
-    with pytest.raises(TypeError, match="the norm clips"):
-        adagrad.torch.Adagrad([w], max_grad_norm=1.0).step()
+    with pytest.raises(TypeError, match="take no clip yet"):
+        adagrad.torch.Adagrad([w], **clip).step()
     assert (w == 0).all()
-    twin = torch.nn.Parameter(torch.zeros(4, dtype=torch.bfloat16))
-    twin.grad = torch.clamp(w.grad, -0.5, 0.5)  # exact in bfloat16: the clip then the same update
-    adagrad.torch.Adagrad([w], lr=0.1, clip_value=0.5).step()
-    torch.optim.Adagrad([twin], lr=0.1, fused=True).step()
-    assert torch.equal(w.detach(), twin.detach())
 
 
 @pytest.mark.parametrize(

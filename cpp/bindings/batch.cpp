@@ -152,9 +152,9 @@ void StepBatch::check_16bit_takes(const DenseOptions& o, const TensorName& name)
     throw py::type_error(name(Role::param) + ": float16 and bfloat16 params take Adagrad's rule alone (the composite "
                          "rules and AdagradDecay take float32 and float64)");
   }
-  if (clip_.measures_norm()) {
-    throw py::type_error(name(Role::param) + ": the norm clips (max_grad_norm, clip_norm_per_tensor) take float32 "
-                         "and float64 grads; with float16 and bfloat16 params, clip_value alone");
+  if (clip_.rule != ClipRule::none) {  // the 16-bit kernels have no clip variants (half_dense_variant)
+    throw py::type_error(name(Role::param) + ": float16 and bfloat16 params take no clip yet (clip_value, "
+                         "max_grad_norm, clip_norm_per_tensor take float32 and float64 params)");
   }
 }
 
@@ -301,8 +301,8 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
                               val.ndim == 2 ? static_cast<std::size_t>(val.shape[0]) : 0};
   if (!sparse_kernel_exists(kBaselineKernels, problem)) {  // every ISA's table has the same entries
     throw py::type_error(name(Role::param) + " is a " + std::string(adagrad::dtype_name(tab.dtype)) +
-                         " table: its sparse updates take Adagrad without maximize, decoupled_weight_decay or a clip, "
-                         "and no benchmark floor (float32 and float64 tables take them all)");
+                         " table: its sparse updates take Adagrad without maximize, decoupled_weight_decay, "
+                         "eps_inside_sqrt or a clip, and no benchmark floor (float32 and float64 tables take them all)");
   }
   if (const std::size_t bad = first_bad_index(problem); bad != idx.size) {
     throw py::value_error(name(Role::indices) + "[" + std::to_string(bad) + "] = " +

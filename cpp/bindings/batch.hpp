@@ -69,7 +69,7 @@ class StepBatch {
   // rule's tensor in a batch with either is refused).
   DenseOptions with_batch_options(const DenseOptions& o) const;
   void check_rule_takes_batch_options(const DenseOptions& o, const TensorName& name) const;
-  // A float16 / bfloat16 param: Adagrad's rule, no norm clip (TypeError otherwise).
+  // A float16 / bfloat16 param: Adagrad's rule, no clip (TypeError otherwise).
   void check_16bit_takes(const DenseOptions& o, const TensorName& name) const;
   // Adagrad-DA's grad sum: an array of the param's layout (checked), or null when the rule has none.
   void* checked_grad_sum(py::handle grad_sum, const FloatArray& param, const DenseOptions& o, const TensorName& name);

@@ -344,13 +344,13 @@ void rowwise_row(P* __restrict param, typename V::T* __restrict grad, St* __rest
   for (; i < d; ++i) apply(S{}, i);
 }
 
-// The 16-bit storages have Adagrad's variants and the ceiling; the composite rules' entries are
-// null there (refused before a kernel is looked up).
+// The 16-bit storages have half_dense_variant()'s variants (hyper.hpp); their other entries are
+// null (refused before a kernel is looked up).
 template <class V, class P, class S, int kVariant>
 constexpr DenseFn<P, S> dense_kernel() {
   if constexpr (kVariant == kStreamVariant) {
     return &stream_loop<V, P, S>;
-  } else if constexpr (is_16bit_storage<P> && variant_rule(kVariant) != Rule::adagrad) {
+  } else if constexpr (is_16bit_storage<P> && !half_dense_variant(kVariant)) {
     return nullptr;
   } else {
     return &dense_loop<V, P, S, kVariant>;

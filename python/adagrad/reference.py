@@ -205,8 +205,8 @@ def update(
         raise TypeError("param, grad and state_sum must share one dtype (a 16-bit param's state: or float32)")
     if grad.shape != param.shape or state_sum.shape != param.shape:
         raise ValueError("param, grad and state_sum must share one shape")
-    if is_16bit(param.dtype) and rule is not None and rule[0] != "value":
-        raise TypeError("the norm clips take float32 and float64 grads; with 16-bit params, clip_value alone")
+    if is_16bit(param.dtype) and rule is not None:
+        raise TypeError("float16 and bfloat16 params take no clip yet")
     _divisor(grad_scale, param.dtype.type)
     if not _all_finite([("grad", grad)], nonfinite):
         return False
@@ -329,7 +329,7 @@ def sparse_update(
     if duplicates not in ("sum", "sequential"):
         raise ValueError("duplicates must be 'sum' or 'sequential'")
     _divisor(grad_scale, table.dtype.type)
-    _check_16bit_table(table, values, state, maximize, decoupled_weight_decay, weight_decay, rule)
+    _check_16bit_table(table, values, state, maximize, decoupled_weight_decay, weight_decay, eps_inside_sqrt, rule)
     if not _all_finite([("values", values)], nonfinite):
         return False
     options = {
@@ -355,6 +355,7 @@ def _check_16bit_table(
     maximize: bool,
     decoupled_weight_decay: bool,
     weight_decay: float,
+    eps_inside_sqrt: bool,
     clip: Any,
 ) -> None:
     """What a 16-bit table's sparse update takes (hyper.hpp, half_sparse_variant): TypeError otherwise."""
@@ -362,8 +363,11 @@ def _check_16bit_table(
         return
     if values.dtype != table.dtype or state.dtype not in (table.dtype, np.float32):
         raise TypeError("a 16-bit table's values must have its dtype, its state its dtype or float32")
-    if maximize or (decoupled_weight_decay and weight_decay != 0) or clip is not None:
-        raise TypeError("16-bit tables' sparse updates take Adagrad without maximize, decoupled_weight_decay or a clip")
+    if maximize or (decoupled_weight_decay and weight_decay != 0) or eps_inside_sqrt or clip is not None:
+        raise TypeError(
+            "16-bit tables' sparse updates take Adagrad without maximize, decoupled_weight_decay, "
+            "eps_inside_sqrt or a clip"
+        )
 
 
 def _sparse_update(
@@ -734,8 +738,8 @@ class Adagrad(optimizer.Adagrad):
             if grad is not None
         ]
         measured = rule is not None and rule[0] != "value"
-        if measured and any(is_16bit(g.dtype) for _name, g in named):
-            raise TypeError("the norm clips take float32 and float64 grads; with 16-bit params, clip_value alone")
+        if rule is not None and any(is_16bit(g.dtype) for _name, g in named):
+            raise TypeError("float16 and bfloat16 params take no clip yet")
         each: list[float] = []
         total = 0.0
         if measured:
@@ -761,7 +765,7 @@ class Adagrad(optimizer.Adagrad):
                     indices, values = grad
                     _check_16bit_table(
                         param, values, sums[i], hyper["maximize"], hyper["decoupled_weight_decay"],
-                        hyper["weight_decay"], rule,
+                        hyper["weight_decay"], hyper["eps_inside_sqrt"], rule,
                     )  # fmt: skip
                     rows = [int(r) for r in indices]
                     if not all(0 <= r < param.shape[0] for r in rows):

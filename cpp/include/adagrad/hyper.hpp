@@ -107,12 +107,14 @@ constexpr Rule variant_rule(int v) {
 constexpr bool variant_l1(int v) { return v == kProximalVariant + 1; }
 // Rules with a second state array: Adagrad-DA's sum of gradients.
 constexpr bool variant_has_grad_sum(int v) { return variant_rule(v) == Rule::dual_averaging; }
-// The sparse kernels of 16-bit tables: Adagrad's variants without maximize, decoupled weight decay
-// or a clip, and the ceiling (a quarter of the float32 table's count, for compile time).
+// The 16-bit kernels, fewer than float32's for compile time (each 16-bit pair's kernels cost about
+// what float32's do): dense, Adagrad's variants without a clip; sparse, also without maximize,
+// decoupled weight decay or eps inside the root. And the ceiling. Other entries are null.
+constexpr bool half_dense_variant(int v) { return v == kStreamVariant || (v < kDenseVariants && !variant_clip(v)); }
 constexpr bool half_sparse_variant(int v) {
   if (v == kStreamVariant) return true;
-  return v < kDenseVariants && !variant_maximize(v) && variant_weight_decay(v) != WeightDecayMode::decoupled &&
-         !variant_clip(v);
+  return half_dense_variant(v) && !variant_maximize(v) && variant_weight_decay(v) != WeightDecayMode::decoupled &&
+         !variant_eps_inside_sqrt(v);
 }
 GradScaleMode grad_scale_mode(const DenseOptions& options);
 // The variant for a tensor of dtype T: the clip switch is on only where the clip, computed in T,
