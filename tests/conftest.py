@@ -12,6 +12,22 @@ import adagrad
 AVAILABLE_ISAS = adagrad.cpu_info()["available"]
 THREAD_COUNTS = [1, 2]
 
+# The 16-bit dtypes; bfloat16's cases skip without ml_dtypes (float16 needs nothing).
+try:
+    import ml_dtypes
+except ImportError:
+    ml_dtypes = None
+F16, F32 = np.dtype(np.float16), np.dtype(np.float32)
+BF16 = np.dtype(ml_dtypes.bfloat16) if ml_dtypes is not None else F16  # a placeholder where its cases skip
+NEEDS_ML_DTYPES = pytest.mark.skipif(ml_dtypes is None, reason="bfloat16 arrays need ml_dtypes")
+# (param dtype, state dtype): the param's own, or float32 state.
+HALF_PAIRS = [
+    pytest.param(F16, F16, id="f16"),
+    pytest.param(F16, F32, id="f16-f32state"),
+    pytest.param(BF16, BF16, id="bf16", marks=NEEDS_ML_DTYPES),
+    pytest.param(BF16, F32, id="bf16-f32state", marks=NEEDS_ML_DTYPES),
+]
+
 
 @pytest.fixture(params=AVAILABLE_ISAS)
 def isa(request: pytest.FixtureRequest) -> Iterator[str]:

@@ -13,24 +13,9 @@ import pytest
 import adagrad
 from adagrad import _core
 from adagrad import reference as ref
-from conftest import assert_same_bits
+from conftest import BF16, F16, HALF_PAIRS, NEEDS_ML_DTYPES, assert_same_bits, ml_dtypes
 
-try:
-    import ml_dtypes
-except ImportError:  # float16 needs nothing: its cases run without it
-    ml_dtypes = None
-F16 = np.dtype(np.float16)
-F32 = np.dtype(np.float32)
-BF16 = np.dtype(ml_dtypes.bfloat16) if ml_dtypes is not None else F16  # placeholder: its cases skip
-NEEDS_ML_DTYPES = pytest.mark.skipif(ml_dtypes is None, reason="bfloat16 arrays need ml_dtypes")
-
-# (param dtype, state dtype): the param's own, or float32 master state.
-PAIRS = [
-    pytest.param(F16, F16, id="f16"),
-    pytest.param(F16, F32, id="f16-f32state"),
-    pytest.param(BF16, BF16, id="bf16", marks=NEEDS_ML_DTYPES),
-    pytest.param(BF16, F32, id="bf16-f32state", marks=NEEDS_ML_DTYPES),
-]
+PAIRS = HALF_PAIRS
 DTYPES = [pytest.param(F16, id="f16"), pytest.param(BF16, id="bf16", marks=NEEDS_ML_DTYPES)]
 SIZES = [0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 1000]
 

@@ -12,21 +12,9 @@ import pytest
 
 import adagrad
 from adagrad import reference as ref
-from conftest import assert_same_bits
+from conftest import F16, HALF_PAIRS, assert_same_bits
 
-try:
-    import ml_dtypes
-except ImportError:
-    ml_dtypes = None
-F16, F32 = np.dtype(np.float16), np.dtype(np.float32)
-BF16 = np.dtype(ml_dtypes.bfloat16) if ml_dtypes is not None else F16  # placeholder: its cases skip
-NEEDS_ML_DTYPES = pytest.mark.skipif(ml_dtypes is None, reason="bfloat16 arrays need ml_dtypes")
-PAIRS = [
-    pytest.param(F16, F16, id="f16"),
-    pytest.param(F16, F32, id="f16-f32state"),
-    pytest.param(BF16, BF16, id="bf16", marks=NEEDS_ML_DTYPES),
-    pytest.param(BF16, F32, id="bf16-f32state", marks=NEEDS_ML_DTYPES),
-]
+PAIRS = HALF_PAIRS
 DIMS = [1, 5, 16, 32, 64, 128, 200]  # 16..128: the fixed-length kernels of the sum mode
 OPTIONS = [
     pytest.param({"lr": 0.1}, id="plain"),

@@ -239,7 +239,20 @@ def _compute_type(dtype: Any) -> Any:
     return np.float32 if is_16bit(dtype) else np.dtype(dtype).type
 
 
-def _update(
+def _update(param: np.ndarray, grad: np.ndarray, state_sum: np.ndarray, **options: Any) -> None:
+    """The element-wise update with every option decided (clip: the transform, or None). A 16-bit
+    param is widened to float32 (exact) and updated there; each array written is rounded back once."""
+    if not is_16bit(param.dtype):
+        _update_in_dtype(param, grad, state_sum, **options)
+        return
+    wide = [x.astype(np.float32) for x in (param, grad, state_sum)]
+    _update_in_dtype(*wide, **options)
+    with np.errstate(all="ignore"):  # a float32 beyond the 16-bit range rounds to inf, as in the kernel
+        param[...] = wide[0].astype(param.dtype)  # round to nearest, ties to even
+        state_sum[...] = wide[2].astype(state_sum.dtype)
+
+
+def _update_in_dtype(
     param: np.ndarray,
     grad: np.ndarray,
     state_sum: np.ndarray,
@@ -255,27 +268,7 @@ def _update(
     grad_scale: float | None,
     clip: Clip | None,
 ) -> None:
-    """The element-wise update with every option decided (clip: the transform, or None)."""
-    if is_16bit(param.dtype):
-        # Widened to float32 (exact) and updated there; each written array rounded back once.
-        wide = [x.astype(np.float32) for x in (param, grad, state_sum)]
-        _update(
-            *wide,
-            step=step,
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            eps=eps,
-            maximize=maximize,
-            decoupled_weight_decay=decoupled_weight_decay,
-            eps_inside_sqrt=eps_inside_sqrt,
-            grad_scale=grad_scale,
-            clip=clip,
-        )
-        with np.errstate(all="ignore"):  # a float32 beyond the 16-bit range rounds to inf, as in the kernel
-            param[...] = wide[0].astype(param.dtype)  # round to nearest, ties to even
-            state_sum[...] = wide[2].astype(state_sum.dtype)
-        return
+    """The update of arrays of one dtype, computed in it."""
     dtype = param.dtype.type
     divisor = _divisor(grad_scale, dtype)
     lr, lr_decay, weight_decay, eps = float(lr), float(lr_decay), float(weight_decay), float(eps)

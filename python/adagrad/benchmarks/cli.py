@@ -124,22 +124,17 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 del loops  # a training peer can hold hundreds of MB
                 case_rows, kind = report.training_rows_for(case, threads, split), report.format_training_table
-            elif isinstance(case, HalfCase):
-                try:
-                    half = peers.half_peers(case)
+            elif isinstance(case, (HalfCase, SparseHalfCase)):
+                try:  # bfloat16 needs ml_dtypes
+                    half = peers.sparse_half_peers(case) if isinstance(case, SparseHalfCase) else peers.half_peers(case)
                 except ImportError as error:
                     print(f"{case.name} skipped: {error}", flush=True)
                     continue
                 medians = interleaved_medians(half, args.repeats)
-                case_rows, kind = report.rows_for(case, threads, medians), report.format_table
-            elif isinstance(case, SparseHalfCase):
-                try:
-                    half = peers.sparse_half_peers(case)
-                except ImportError as error:
-                    print(f"{case.name} skipped: {error}", flush=True)
-                    continue
-                medians = interleaved_medians(half, args.repeats)
-                case_rows, kind = report.sparse_rows_for(case, threads, medians), report.format_sparse_table
+                if isinstance(case, SparseHalfCase):
+                    case_rows, kind = report.sparse_rows_for(case, threads, medians), report.format_sparse_table
+                else:
+                    case_rows, kind = report.rows_for(case, threads, medians), report.format_table
             elif isinstance(case, SparseRuleCase):
                 medians = interleaved_medians(peers.sparse_rule_peers(case), args.repeats)
                 case_rows, kind = report.sparse_rows_for(case, threads, medians), report.format_sparse_table
