@@ -142,3 +142,26 @@ def test_native_sparse_grads_under_grad_scaler_are_the_unscaled_step(dtype: Any)
     finally:
         if was_enabled:
             checks.enable()
+
+
+def test_autocast_bfloat16_training_is_torch_fused_bit_for_bit() -> None:
+    """torch.autocast("cpu", bfloat16): float32 params, bfloat16 compute; the loss falls and the
+    params stay torch fused's bits at every step."""
+    torch.manual_seed(7)
+    model = Net()
+    twin = copy.deepcopy(model)
+    ours = adagrad.torch.Adagrad(model.parameters(), lr=0.05)
+    theirs = torch.optim.Adagrad(twin.parameters(), lr=0.05, fused=True)
+    x = torch.randn(64, 13)
+    losses = []
+    for _ in range(30):
+        for m, opt in ((model, ours), (twin, theirs)):
+            opt.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = m(x)
+            loss.backward()
+            opt.step()
+        losses.append(float(loss.detach()))
+        for p, q in zip(model.parameters(), twin.parameters()):
+            same_bits(p, q)
+    assert losses[-1] < 0.5 * losses[0]
