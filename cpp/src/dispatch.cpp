@@ -51,7 +51,7 @@ const X86Features& x86_features() {
   return features;
 }
 
-bool cpu_has_avx2_fma() { return x86_features().avx2_fma; }
+[[maybe_unused]] bool cpu_has_avx2_fma() { return x86_features().avx2_fma; }  // unused without AVX2 kernels
 #endif
 #if defined(ADAGRAD_HAVE_AVX512)
 bool cpu_has_avx512f() { return x86_features().avx512f; }
