@@ -580,7 +580,9 @@ def test_half_peers_step_the_16bit_arrays(name: str) -> None:
     if case.elements > 1 << 16:
         case = HalfCase(case.name, ((4099,),), case.dtype, case.note, case.state)  # the same peers, small
     steps = peers.half_peers(case)
-    assert set(steps) == {"adagrad", "ceiling", "adagrad f32"} | (set() if case.state else {"torch fused"})
+    assert set(steps) == {"adagrad", "ceiling", "adagrad f32", "adagrad SR"} | (
+        set() if case.state else {"torch fused"}
+    )
     for step in steps.values():
         step()
 
@@ -598,7 +600,9 @@ def test_cli_runs_a_half_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_sparse_half_peers_run_on_a_small_table() -> None:
     case = SparseHalfCase("sparse-small-f16", 300, 16, 200, batches=2, dtype="float16")
     steps = peers.sparse_half_peers(case)
-    assert set(steps) == {"adagrad", "adagrad f32 state", "adagrad 16-bit state", "float32 rowwise", "float32"}
+    assert set(steps) == {
+        "adagrad", "adagrad SR", "adagrad f32 state", "adagrad 16-bit state", "float32 rowwise", "float32",
+    }  # fmt: skip
     for step in steps.values():
         step()
     rows = report.sparse_rows_for(case, 1, {name: 1e-3 for name in steps})

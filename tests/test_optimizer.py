@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "rowwise": False,
     "duplicates": "sum",
     "state_dtype": None,
+    "stochastic_rounding": False,
+    "seed": 0,
 }
 
 

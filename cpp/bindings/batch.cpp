@@ -352,11 +352,16 @@ const DenseTensor& StepBatch::coefficients(Dtype dtype, const DenseOptions& o, s
            a.eps == b.eps && a.maximize == b.maximize && a.decoupled_weight_decay == b.decoupled_weight_decay &&
            a.eps_inside_sqrt == b.eps_inside_sqrt && a.l1 == b.l1 && a.l2 == b.l2 && a.decay_step == b.decay_step &&
            a.decay_rate == b.decay_rate && a.decay_floor == b.decay_floor &&
-           a.narrowed_constants_width == b.narrowed_constants_width;
+           a.narrowed_constants_width == b.narrowed_constants_width &&
+           a.stochastic_rounding == b.stochastic_rounding && a.sr_seed == b.sr_seed;
   };
   // grad_scale and clip are the batch's, the same for every tensor: the options compared are the caller's.
   if (!last_.valid || last_.dtype != dtype || last_.step != step || !same(last_.options, o)) {
     last_ = {true, dtype, step, o, make_dense_tensor(dtype, dtype, nullptr, nullptr, nullptr, nullptr, 0, with_batch_options(o), step)};
+  }
+  if (o.stochastic_rounding) {  // each tensor's own stream (its key; the rest is the group's)
+    const SrKey key = sr_key(o.sr_seed, o.sr_stream, step);
+    last_.tensor.c32.sr_key = last_.tensor.c32_narrowed.sr_key = key;
   }
   return last_.tensor;
 }

@@ -56,6 +56,21 @@ std::int64_t checked_step(py::handle step) {
   return t;
 }
 
+void set_stochastic_rounding(DenseOptions& o, py::handle seed, const std::string& where) {
+  if (seed.is_none()) return;
+  if (is_bool(seed) || !PyIndex_Check(seed.ptr())) {
+    throw py::type_error(where + "seed must be an int, got " + type_name(seed));
+  }
+  const auto as_int = py::reinterpret_steal<py::int_>(PyNumber_Index(seed.ptr()));
+  const unsigned long long value = PyLong_AsUnsignedLongLong(as_int.ptr());
+  if (value == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::value_error(where + "seed must be an int from 0 to 2**64 - 1, got " + std::string(py::str(seed)));
+  }
+  o.stochastic_rounding = true;
+  o.sr_seed = value;
+}
+
 NonFinite nonfinite_mode(py::handle obj) {
   // The common case first: the default, a str constant Python interns, is this very object.
   static PyObject* const propagate = PyUnicode_InternFromString("propagate");

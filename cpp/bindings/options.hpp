@@ -113,6 +113,10 @@ Duplicates duplicates_mode(py::handle obj);
 // The 1-based number of an update: an int (not a bool) from 1 to 2**63 - 2.
 std::int64_t checked_step(py::handle step);
 
+// Stochastic rounding's seed: None (round to nearest even) or an int (not a bool) from 0 to 2**64 - 1.
+// Sets o.stochastic_rounding and o.sr_seed; `where` prefixes messages.
+void set_stochastic_rounding(DenseOptions& o, py::handle seed, const std::string& where);
+
 // What a step does when a gradient holds a NaN or an infinity.
 enum class NonFinite {
   propagate,  // nothing checked: the update computes with it (torch's default)

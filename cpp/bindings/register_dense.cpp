@@ -24,10 +24,11 @@ bool update(py::handle param, py::handle grad, py::handle state_sum, py::handle 
             py::handle lr_decay, py::handle weight_decay, py::handle eps, py::handle maximize,
             py::handle decoupled_weight_decay, py::handle eps_inside_sqrt, py::handle nonfinite,
             py::handle grad_scale, py::handle max_grad_norm, py::handle norm_type, py::handle clip_norm_per_tensor,
-            py::handle clip_value) {
+            py::handle clip_value, py::handle sr_seed) {
   const std::int64_t t = checked_step(step);
-  const DenseOptions o =
+  DenseOptions o =
       checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, nowhere);
+  set_stochastic_rounding(o, sr_seed, "");
   StepBatch batch(nonfinite_mode(nonfinite), checked_grad_scale(grad_scale),
                   checked_clip(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value));
   batch.add_dense(param, grad, state_sum, TensorName{py::none()}, o, t);
@@ -97,7 +98,9 @@ std::int64_t* step_counts(py::handle obj, std::size_t n) {
 // One param group of a step, read from its tuple: Adagrad's 13-tuple (params, grads, sums, steps,
 // labels, lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt,
 // duplicates), or its 14-tuple from the torch adapter, whose last item is torch's vector width for
-// 16-bit params (DenseOptions::narrowed_constants_width: torch's fused kernel's constants); another rule's (rule, params, grads, sums, extras, steps, labels, <options>,
+// 16-bit params (DenseOptions::narrowed_constants_width: torch's fused kernel's constants), or its
+// 16-tuple: the width, then stochastic rounding's seed (None: off) and the ordinal of the group's first
+// param (param i draws the stream first + i); another rule's (rule, params, grads, sums, extras, steps, labels, <options>,
 // duplicates): "proximal" and "dual_averaging" with options lr, l1, l2 (11 items), "adagrad_decay"
 // with lr, accumulator_decay_step, accumulator_decay_rate, initial_accumulator_value (12 items).
 // extras: None, or per param Adagrad-DA's grad sum, AdagradDecay's decay counts. steps is an int64
@@ -108,6 +111,7 @@ struct GroupTuple {
   std::int64_t* steps;
   DenseOptions options;
   Duplicates duplicates;
+  std::uint64_t first_stream = 0;  // stochastic rounding: param i's stream is first_stream + i
 };
 
 template <class Where>
@@ -122,7 +126,7 @@ template <class Where>
 GroupTuple group_tuple(py::handle group_obj, const Where& where) {
   const bool tuple = PyTuple_Check(group_obj.ptr());
   const py::ssize_t size = tuple ? PyTuple_GET_SIZE(group_obj.ptr()) : 0;
-  if (size < 11 || size > 14) throw py::type_error(where() + "malformed group tuple");
+  if (size < 11 || size > 16 || size == 15) throw py::type_error(where() + "malformed group tuple");
   const Items g = items_of(group_obj, where, "group");
   const bool adagrad = size >= 13;
   const std::size_t at = adagrad ? 0 : 1;  // where params are
@@ -144,7 +148,16 @@ GroupTuple group_tuple(py::handle group_obj, const Where& where) {
   if (adagrad) {
     out.options = checked_options({g[5], g[6], g[7], g[8], g[9], g[10], g[11]}, where);
     out.duplicates = duplicates_mode(g[12]);
-    if (size == 14) out.options.narrowed_constants_width = narrowed_width(g[13], where);
+    if (size >= 14) out.options.narrowed_constants_width = narrowed_width(g[13], where);
+    if (size == 16) {
+      set_stochastic_rounding(out.options, g[14], where());
+      if (!PyLong_Check(g[15].ptr())) throw py::type_error(where() + "the first param's ordinal must be an int");
+      out.first_stream = PyLong_AsUnsignedLongLong(g[15].ptr());
+      if (PyErr_Occurred()) {
+        PyErr_Clear();
+        throw py::value_error(where() + "the first param's ordinal must be an int >= 0");
+      }
+    }
   } else {
     const Rule rule = composite_rule(g[0]);
     if ((rule == Rule::adagrad_decay) != (size == 12)) throw py::type_error(where() + "malformed group tuple");
@@ -201,14 +214,21 @@ py::object step(const py::list& groups, py::handle nonfinite, py::handle grad_sc
       const py::handle extra = group.extras ? (*group.extras)[i] : py::handle();
       const bool decay = group.options.rule == Rule::adagrad_decay;
       const py::handle grad_sum = decay ? py::handle() : extra, counts = decay ? extra : py::handle();
+      DenseOptions stream_options;  // stochastic rounding only: the group's options with this param's stream
+      const DenseOptions* options = &group.options;
+      if (group.options.stochastic_rounding) {
+        stream_options = group.options;
+        stream_options.sr_stream = group.first_stream + i;
+        options = &stream_options;
+      }
       if (PyTuple_Check(grad.ptr())) {
         if (PyTuple_GET_SIZE(grad.ptr()) != 2) {
           throw py::value_error(name(Role::grad) + " must be an array, or (indices, values) for a sparse gradient");
         }
         batch.add_sparse(group.params[i], PyTuple_GET_ITEM(grad.ptr(), 0), PyTuple_GET_ITEM(grad.ptr(), 1),
-                         group.sums[i], name, group.options, group.duplicates, t, -1, grad_sum, counts);
+                         group.sums[i], name, *options, group.duplicates, t, -1, grad_sum, counts);
       } else {
-        batch.add_dense(group.params[i], grad, group.sums[i], name, group.options, t, -1, grad_sum, counts);
+        batch.add_dense(group.params[i], grad, group.sums[i], name, *options, t, -1, grad_sum, counts);
       }
       slots.push_back({group.steps + i, t});
     }
@@ -294,6 +314,30 @@ py::tuple grad_norms_of(const py::sequence& grads, py::handle norm_type, py::han
   return py::make_tuple(each, total);
 }
 
+// Test and benchmark hook: x (float32) stochastically rounded into out (float16 or bfloat16, the same
+// size), element i drawing the random bits of element index0 + i of (seed, stream, step), by the
+// active ISA's kernel.
+void stochastic_round(py::handle x, py::handle out, std::uint64_t index0, std::uint64_t seed, std::uint64_t stream,
+                      std::int64_t step) {
+  py::list labels;
+  labels.append(py::str("x"));
+  labels.append(py::str("out"));
+  const FloatArray in = float_array(x, TensorName{labels[0]}, Role::grad);
+  const FloatArray to = float_array(out, TensorName{labels[1]}, Role::param);
+  if (in.dtype != Dtype::f32 || !is_16bit(to.dtype) || in.size != to.size) {
+    throw py::type_error("x must be float32 and out float16 or bfloat16, of the same size");
+  }
+  const KernelTable& kernels = active_kernels();
+  const SrKey key = sr_key(seed, stream, step);
+  py::gil_scoped_release release;
+  const auto* source = static_cast<const float*>(in.data);
+  if (to.dtype == Dtype::f16) {
+    kernels.round_f16(source, static_cast<float16*>(to.data), in.size, index0, key);
+  } else {
+    kernels.round_bf16(source, static_cast<bfloat16*>(to.data), in.size, index0, key);
+  }
+}
+
 }  // namespace
 
 void check_options(py::handle lr, py::handle lr_decay, py::handle weight_decay, py::handle eps, py::handle maximize,
@@ -324,8 +368,9 @@ void register_dense(py::module_& m) {
   m.def("update", &update, "param"_a, "grad"_a, "state_sum"_a, "step"_a, "lr"_a, "lr_decay"_a, "weight_decay"_a,
         "eps"_a, "maximize"_a, "decoupled_weight_decay"_a, "eps_inside_sqrt"_a, "nonfinite"_a = "propagate",
         "grad_scale"_a = py::none(), "max_grad_norm"_a = py::none(), "norm_type"_a = 2.0,
-        "clip_norm_per_tensor"_a = py::none(), "clip_value"_a = py::none(),
-        "One dense Adagrad update of one tensor, in place. Validated by adagrad.update. "
+        "clip_norm_per_tensor"_a = py::none(), "clip_value"_a = py::none(), "sr_seed"_a = py::none(),
+        "One dense Adagrad update of one tensor, in place (sr_seed: stochastic rounding of a 16-bit param's "
+        "write, stream 0; None: to nearest even). Validated by adagrad.update. "
         "Returns False if skipped (nonfinite='skip' and the grad is not finite).");
   m.def("step", &step, "groups"_a, "nonfinite"_a = "propagate", "grad_scale"_a = py::none(),
         "max_grad_norm"_a = py::none(), "norm_type"_a = 2.0, "clip_norm_per_tensor"_a = py::none(),
@@ -369,6 +414,9 @@ void register_dense(py::module_& m) {
         "set, it is a finite number > 0, and norm_type is 2 or inf.");
   m.def("_grad_norms", &grad_norms_of, "grads"_a, "norm_type"_a = 2.0, "grad_scale"_a = py::none(),
         "Test and benchmark hook: (each grad's norm, the norm of all) as the clip measures them, nothing updated.");
+  m.def("_stochastic_round", &stochastic_round, "x"_a, "out"_a, "index0"_a, "seed"_a, "stream"_a, "step"_a,
+        "Test hook: out[i] = x[i] (float32) stochastically rounded to out's dtype (float16 / bfloat16) with the "
+        "random bits of element index0 + i under (seed, stream, step), by the active kernels.");
   m.def("_plan_tasks", &plan_tasks_for, "sizes"_a,
         "Test hook: (segments (n, 3) uint64 of [array, begin, end), task_starts, chunk) for arrays of these sizes.");
   m.def("check_params", &check_params, "params"_a, "labels"_a,

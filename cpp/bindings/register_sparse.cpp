@@ -16,10 +16,11 @@ bool sparse_update(py::handle table, py::handle indices, py::handle values, py::
                    py::handle lr, py::handle lr_decay, py::handle eps, py::handle weight_decay, py::handle maximize,
                    py::handle eps_inside_sqrt, py::handle decoupled_weight_decay, py::handle duplicates,
                    py::handle nonfinite, py::handle grad_scale, py::handle max_grad_norm, py::handle norm_type,
-                   py::handle clip_norm_per_tensor, py::handle clip_value) {
+                   py::handle clip_norm_per_tensor, py::handle clip_value, py::handle sr_seed) {
   const std::int64_t t = checked_step(step);
-  const DenseOptions o =
+  DenseOptions o =
       checked_options({lr, lr_decay, weight_decay, eps, maximize, decoupled_weight_decay, eps_inside_sqrt}, nowhere);
+  set_stochastic_rounding(o, sr_seed, "");
   StepBatch batch(nonfinite_mode(nonfinite), checked_grad_scale(grad_scale),
                   checked_clip(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value));
   batch.add_sparse(table, indices, values, state, TensorName{py::none(), TensorName::kSparseArguments}, o,
@@ -87,8 +88,9 @@ void register_sparse(py::module_& m) {
   m.def("sparse_update", &sparse_update, "table"_a, "indices"_a, "values"_a, "state"_a, "step"_a, "lr"_a,
         "lr_decay"_a, "eps"_a, "weight_decay"_a, "maximize"_a, "eps_inside_sqrt"_a, "decoupled_weight_decay"_a, "duplicates"_a,
         "nonfinite"_a = "propagate", "grad_scale"_a = py::none(), "max_grad_norm"_a = py::none(), "norm_type"_a = 2.0,
-        "clip_norm_per_tensor"_a = py::none(), "clip_value"_a = py::none(),
-        "Sparse Adagrad update of the indexed rows of a table, in place. Validated by adagrad.sparse_update. "
+        "clip_norm_per_tensor"_a = py::none(), "clip_value"_a = py::none(), "sr_seed"_a = py::none(),
+        "Sparse Adagrad update of the indexed rows of a table, in place (sr_seed: stochastic rounding of a 16-bit "
+        "table's writes, stream 0; None: to nearest even). Validated by adagrad.sparse_update. "
         "Returns False if skipped (nonfinite='skip' and the values are not finite).");
   m.def("sparse_proximal_update", &sparse_proximal_update, "table"_a, "indices"_a, "values"_a, "state"_a, "lr"_a,
         "l1"_a, "l2"_a, "duplicates"_a, "nonfinite"_a = "propagate",

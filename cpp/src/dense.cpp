@@ -20,6 +20,11 @@ constexpr std::size_t kChunkElements = std::size_t{1} << 14;
 template <class P, class S>
 void run_typed(const DenseVariants<P, S>& fns, const DenseTensor& t, std::size_t begin, std::size_t end,
                const DenseCoeffs<compute_t<P>>& c) {
+  if (c.stochastic && c.sr_first_index != begin) {  // the elements' numbers start at the chunk's offset
+    DenseCoeffs<compute_t<P>> chunk = c;
+    chunk.sr_first_index = begin;
+    return run_typed(fns, t, begin, end, chunk);
+  }
   auto* grad_sum = static_cast<S*>(t.grad_sum);
   fns.fn[t.variant](static_cast<P*>(t.param) + begin, static_cast<const P*>(t.grad) + begin,
                     static_cast<S*>(t.sum) + begin, grad_sum ? grad_sum + begin : nullptr, end - begin, c);

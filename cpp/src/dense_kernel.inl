@@ -33,6 +33,7 @@
 #include "adagrad/kernels.hpp"
 #include "adagrad/half.hpp"
 #include "simd/scalar.hpp"
+#include "stochastic_round.inl"
 
 namespace adagrad {
 namespace {
@@ -41,6 +42,8 @@ template <class O>
 struct DenseConsts {
   typename O::R clr, eps, wd, decay, scale, inv_scale, clip_scale, clip_lo, clip_hi;
   typename O::R lr, l1, l2, l1_step, l2_step_lr, zero, one;
+  bool stochastic;  // a 16-bit param's write stochastically rounded (stochastic_round.inl), by sr_key
+  SrKey sr_key;
   explicit DenseConsts(const DenseCoeffs<typename O::T>& c)
       : clr(O::set1(c.clr)),
         eps(O::set1(c.eps)),
@@ -57,7 +60,9 @@ struct DenseConsts {
         l1_step(O::set1(c.l1_step)),
         l2_step_lr(O::set1(c.l2_step_lr)),
         zero(O::set1(typename O::T(0))),
-        one(O::set1(typename O::T(1))) {}
+        one(O::set1(typename O::T(1))),
+        stochastic(c.stochastic),
+        sr_key(c.sr_key) {}
 };
 
 // g / grad_scale (GradScaleMode in hyper.hpp), then clipped (ClipRule), or g itself.
@@ -162,12 +167,26 @@ inline __attribute__((always_inline)) void store_as(P* p, typename O::R v) {
   }
 }
 
+// A param's lanes written: a 16-bit param stochastically rounded when the call asks for it, element
+// l drawing the random bits of `index + l` (stochastic_rounding.hpp); otherwise store_as's rounding.
+// A runtime switch rather than kernel variants: the 16-bit kernels' compile time stays as it was.
+template <class O, class P>
+inline __attribute__((always_inline)) void store_param(P* p, typename O::R v, const DenseConsts<O>& k,
+                                                       std::uint64_t index) {
+  if constexpr (is_16bit_storage<P>) {
+    if (k.stochastic) return stochastic_store<O>(p, v, index, k.sr_key);
+  }
+  store_as<O>(p, v);
+}
+
 // Elements [i, i + O::W) of one update: loads, the rule, stores (the grad sum only where the rule
 // has one). P: the param's storage, S: the state's; O computes in compute_t<P>. A 16-bit sum is
 // rounded on store, but the update goes on with the unrounded one (torch's fused kernel does so).
+// index: the element's number for stochastic rounding (dense: its offset in the array).
 template <class O, int kVariant, class P, class S>
 inline __attribute__((always_inline)) void update_lanes(P* __restrict p, typename O::R g, S* __restrict s,
-                                                        S* __restrict a, const DenseConsts<O>& k) {
+                                                        S* __restrict a, const DenseConsts<O>& k,
+                                                        std::uint64_t index) {
   typename O::R pv = load_as<O>(p);
   typename O::R sv = load_as<O>(s);
   typename O::R av = sv;  // read by Adagrad-DA alone, which loads its own
@@ -175,7 +194,7 @@ inline __attribute__((always_inline)) void update_lanes(P* __restrict p, typenam
   rule_apply<O, kVariant>(pv, g, sv, av, k);
   if constexpr (variant_has_grad_sum(kVariant)) store_as<O>(a, av);
   store_as<O>(s, sv);
-  store_as<O>(p, pv);
+  store_param<O>(p, pv, k, index);
 }
 
 // grad_sum + offset where the rule has a grad sum; null (no arithmetic on a null pointer) otherwise.
@@ -195,14 +214,14 @@ void dense_loop(P* __restrict param, const P* __restrict grad, S* __restrict sum
   const DenseConsts<Sc> ks(c);
   const auto grad_sum_at = [&](std::size_t i) { return grad_sum_row<kVariant>(grad_sum, i); };
   auto scalar = [&](std::size_t i) {
-    update_lanes<Sc, kVariant>(param + i, load_as<Sc>(grad + i), sum + i, grad_sum_at(i), ks);
+    update_lanes<Sc, kVariant>(param + i, load_as<Sc>(grad + i), sum + i, grad_sum_at(i), ks, c.sr_first_index + i);
   };
   std::size_t i = 0;
   if constexpr (V::W > 1) {
     for (const std::size_t head = head_to_cache_line<V>(param, n); i < head; ++i) scalar(i);
     const DenseConsts<V> kv(c);
     for (; i + V::W <= n; i += V::W) {
-      update_lanes<V, kVariant>(param + i, load_as<V>(grad + i), sum + i, grad_sum_at(i), kv);
+      update_lanes<V, kVariant>(param + i, load_as<V>(grad + i), sum + i, grad_sum_at(i), kv, c.sr_first_index + i);
     }
   }
   for (; i < n; ++i) scalar(i);
@@ -297,10 +316,10 @@ inline S scalar_out(T x) {
 
 // A row of a (16-bit or not) table with its one accumulator; grad: the row's gradient in the
 // compute type, rewritten here. A 16-bit accumulator is rounded on store, the update using its
-// unrounded value, as element-wise.
+// unrounded value, as element-wise. index: the row's first element's number (stochastic rounding).
 template <class V, int kVariant, class P, class St>
 void rowwise_row(P* __restrict param, typename V::T* __restrict grad, St* __restrict state, std::size_t d,
-                 const DenseCoeffs<typename V::T>& c) {
+                 const DenseCoeffs<typename V::T>& c, std::uint64_t index) {
   using T = typename V::T;
   using S = ScalarVec<T>;
   constexpr WeightDecayMode kWd = variant_weight_decay(kVariant);
@@ -333,15 +352,17 @@ void rowwise_row(P* __restrict param, typename V::T* __restrict grad, St* __rest
     denom = S::sqrt(s) + c.eps;
   }
   // 3. theta_j <- theta_j - (clr * g_j) / denom
-  auto apply = [&](auto ops, std::size_t k) {
+  auto apply = [&](auto ops, const auto& k, std::size_t j) {
     using O = decltype(ops);
-    store_as<O>(param + k, O::sub(load_as<O>(param + k), O::div(O::mul(O::set1(c.clr), O::load(grad + k)), O::set1(denom))));
+    const typename O::R updated =
+        O::sub(load_as<O>(param + j), O::div(O::mul(O::set1(c.clr), O::load(grad + j)), O::set1(denom)));
+    store_param<O>(param + j, updated, k, index + j);
   };
   i = 0;
   if constexpr (V::W > 1) {
-    for (; i + V::W <= d; i += V::W) apply(V{}, i);
+    for (; i + V::W <= d; i += V::W) apply(V{}, kv, i);
   }
-  for (; i < d; ++i) apply(S{}, i);
+  for (; i < d; ++i) apply(S{}, ks, i);
 }
 
 // The 16-bit storages have half_dense_variant()'s variants (hyper.hpp); their other entries are

@@ -151,7 +151,10 @@ DenseCoeffs<T> dense_coeffs(const DenseOptions& o, std::int64_t step) {
           l2 * (t * lr),
           static_cast<T>(o.decay_rate),
           static_cast<T>(o.decay_floor),
-          decay ? step / o.decay_step : 0};
+          decay ? step / o.decay_step : 0,
+          o.stochastic_rounding,
+          o.stochastic_rounding ? sr_key(o.sr_seed, o.sr_stream, step) : SrKey{},
+          0};
 }
 
 template DenseCoeffs<float> dense_coeffs<float>(const DenseOptions&, std::int64_t);

@@ -28,7 +28,9 @@ constexpr KernelTable make_kernel_table(const char* name) {
           &all_finite_loop<VF32>,
           &all_finite_loop<VF64>,
           norm_kernels<VF64, VF32>(),
-          norm_kernels<VF64, VF64>()};
+          norm_kernels<VF64, VF64>(),
+          &stochastic_round_loop<VF32, float16>,
+          &stochastic_round_loop<VF32, bfloat16>};
 }
 
 }  // namespace

@@ -43,15 +43,18 @@ inline __attribute__((always_inline)) bool owns(const Task& t, std::uint64_t row
 }
 
 // One group of lanes of the update (or, for kStreamVariant, the ceiling's state += g, row += g).
-// a: the grad sum's lanes (Adagrad-DA), else null.
+// a: the grad sum's lanes (Adagrad-DA), else null. index: the first lane's number for stochastic
+// rounding (duplicates = sum: its element's offset in the table, row * dim + j; sequential: in the
+// values, occurrence * dim + j, so that each occurrence of a repeated row draws fresh bits).
 template <class O, int kVariant, class P, class S>
 inline __attribute__((always_inline)) void apply_lanes(P* __restrict p, typename O::R g, S* __restrict s,
-                                                       S* __restrict a, const DenseConsts<O>& k) {
+                                                       S* __restrict a, const DenseConsts<O>& k,
+                                                       std::uint64_t index) {
   if constexpr (kVariant == kStreamVariant) {
     store_as<O>(s, O::add(load_as<O>(s), g));
     store_as<O>(p, O::add(load_as<O>(p), g));
   } else {
-    update_lanes<O, kVariant>(p, g, s, a, k);
+    update_lanes<O, kVariant>(p, g, s, a, k, index);
   }
 }
 
@@ -61,13 +64,14 @@ inline __attribute__((always_inline)) void apply_lanes(P* __restrict p, typename
 template <class V, int kVariant, bool kFromZero, class P, class S, class G>
 inline __attribute__((always_inline)) void update_row(P* __restrict p, const G* __restrict g, S* __restrict s,
                                                       S* __restrict a, std::size_t d, const DenseConsts<V>& kv,
-                                                      const DenseConsts<ScalarVec<typename V::T>>& ks) {
+                                                      const DenseConsts<ScalarVec<typename V::T>>& ks,
+                                                      std::uint64_t index) {
   using T = typename V::T;
   auto one = [&](auto ops, const auto& k, std::size_t j) {
     using O = decltype(ops);
     typename O::R gv = load_as<O>(g + j);
     if constexpr (kFromZero) gv = O::add(O::set1(T(0)), gv);
-    apply_lanes<O, kVariant>(p + j, gv, s + j, grad_sum_row<kVariant>(a, j), k);
+    apply_lanes<O, kVariant>(p + j, gv, s + j, grad_sum_row<kVariant>(a, j), k, index + j);
   };
   std::size_t j = 0;
   if constexpr (V::W > 1) {
@@ -142,10 +146,10 @@ void sum_rows(const SparseTask<P, S>& t) {
     catch_up_decays<kVariant>(t, r);
     if (t.next[o] == kEndOfChain) {
       update_row<V, kVariant, true>(t.table + r * d, t.values + static_cast<std::size_t>(o) * d, t.state + r * d, a,
-                                    d, kv, ks);
+                                    d, kv, ks, r * d);
     } else {
       sum_chain<V>(t.scratch, t.values, t.next, o, d);
-      update_row<V, kVariant, false>(t.table + r * d, t.scratch, t.state + r * d, a, d, kv, ks);
+      update_row<V, kVariant, false>(t.table + r * d, t.scratch, t.state + r * d, a, d, kv, ks, r * d);
     }
   }
 }
@@ -173,7 +177,7 @@ void sum_rows_fixed(const SparseTask<P, S>& t) {
     catch_up_decays<kVariant>(t, r);
     for (std::size_t q = 0; q < kRegs; ++q) {
       apply_lanes<V, kVariant>(t.table + r * kD + q * V::W, g[q], t.state + r * kD + q * V::W,
-                               grad_sum_row<kVariant>(t.grad_sum, r * kD + q * V::W), kv);
+                               grad_sum_row<kVariant>(t.grad_sum, r * kD + q * V::W), kv, r * kD + q * V::W);
     }
   }
 }
@@ -209,7 +213,7 @@ void sequential_rows(const SparseTask<P, S>& t) {
   for_each_owned_occurrence<false>(t, [&](std::size_t i, std::size_t r) {
     catch_up_decays<kVariant>(t, r);
     update_row<V, kVariant, false>(t.table + r * d, t.values + i * d, t.state + r * d,
-                                   grad_sum_row<kVariant>(t.grad_sum, r * d), d, kv, ks);
+                                   grad_sum_row<kVariant>(t.grad_sum, r * d), d, kv, ks, i * d);
   });
 }
 
@@ -221,7 +225,7 @@ void rowwise_sum_rows(const SparseTask<P, S>& t) {
     if (u + kRowsAhead < t.unique) prefetch_unique<true>(t, u + kRowsAhead, d);
     sum_chain<V>(t.scratch, t.values, t.next, t.first[u], d);
     const std::size_t r = t.rows[u];
-    rowwise_row<V, kVariant>(t.table + r * d, t.scratch, t.state + r, d, *t.coeffs);
+    rowwise_row<V, kVariant>(t.table + r * d, t.scratch, t.state + r, d, *t.coeffs, r * d);
   }
 }
 
@@ -237,7 +241,7 @@ void rowwise_sequential_rows(const SparseTask<P, S>& t) {
     } else {
       std::memcpy(t.scratch, t.values + i * d, d * sizeof(T));
     }
-    rowwise_row<V, kVariant>(t.table + r * d, t.scratch, t.state + r, d, *t.coeffs);
+    rowwise_row<V, kVariant>(t.table + r * d, t.scratch, t.state + r, d, *t.coeffs, i * d);
   });
 }
 

@@ -32,6 +32,7 @@ class GroupLayout:
     steps: np.ndarray  # int64, updates done so far per param
     # Every state array per param by name (the rule's STATE_NAMES), "sum" among them.
     states: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    first: int = 0  # the ordinal of the group's first param among all the optimizer's params
 
 
 def _is_group_dict(obj: Any) -> bool:

@@ -75,7 +75,9 @@ class Optimizer:
             if by_name:
                 group["param_names"] = list(keys)
             self.param_groups.append(group)
-            self._layouts.append(GroupLayout(keys, by_name, [label(k) for k in keys], [], np.zeros(0, np.int64)))
+            self._layouts.append(
+                GroupLayout(keys, by_name, [label(k) for k in keys], [], np.zeros(0, np.int64), first=len(all_keys))
+            )
             all_arrays += arrays
             all_keys += keys
         check_unique_keys(k for k in all_keys if isinstance(k, str))

@@ -9,6 +9,13 @@ from . import _core
 __all__ = ["sparse_update", "update"]
 
 
+def sr_seed(stochastic_rounding: bool, seed: int) -> int | None:
+    """The native call's ``sr_seed``: None (round to nearest even) or the seed (checked there)."""
+    if not isinstance(stochastic_rounding, (bool, np.bool_)):
+        raise TypeError(f"stochastic_rounding must be a bool, got {type(stochastic_rounding).__name__}")
+    return seed if stochastic_rounding else None
+
+
 def update(
     param: np.ndarray,
     grad: np.ndarray,
@@ -28,6 +35,8 @@ def update(
     norm_type: float | str = 2.0,
     clip_norm_per_tensor: float | None = None,
     clip_value: float | None = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> bool:
     r"""One Adagrad update of one array, in place (``param`` and ``state_sum`` are written).
 
@@ -61,6 +70,14 @@ def update(
     ``clipnorm``, both by the ``norm_type`` norm (2 or inf) of this one grad; ``clip_value`` clamps
     each element to ``[-clip_value, clip_value]``. ``grad`` itself is not modified.
 
+    ``stochastic_rounding=True`` (float16 / bfloat16 params; other dtypes have nothing to round):
+    the updated param is rounded to its dtype stochastically instead of to nearest even, up or down
+    with probabilities that make the rounding unbiased (``E[round(x)] = x``), so that updates
+    smaller than half a 16-bit step still move the param on average. The random bits are a pure
+    function of ``(seed, step, element index)`` (:mod:`adagrad.stochastic_rounding`): reruns, thread
+    counts and instruction sets give the same bits. ``seed``: an int from 0 to 2**64 - 1; use a
+    different one per array (the optimizers give each param its own stream).
+
     Example:
         >>> import numpy as np, adagrad
         >>> w = np.array([1.0, 2.0])
@@ -88,6 +105,7 @@ def update(
         norm_type,
         clip_norm_per_tensor,
         clip_value,
+        sr_seed(stochastic_rounding, seed),
     )
 
 
@@ -112,6 +130,8 @@ def sparse_update(
     norm_type: float | str = 2.0,
     clip_norm_per_tensor: float | None = None,
     clip_value: float | None = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> bool:
     r"""Adagrad on the indexed rows of a 2-D table, in place; rows not indexed are never touched.
 
@@ -149,6 +169,10 @@ def sparse_update(
     the norm of the dense gradient; for repeated ones, of the occurrences); the clip applies to the
     gradient each row update sees (in ``"sum"`` mode the summed row, after ``grad_scale``).
 
+    ``stochastic_rounding`` and ``seed``: as in :func:`update`, for a 16-bit table's rows. Element
+    ``(row, j)`` draws the bits of index ``row * D + j`` with ``"sum"``, and of ``i * D + j`` for
+    occurrence ``i`` with ``"sequential"``: a repeated row's occurrences draw fresh bits.
+
     Example:
         >>> import numpy as np, adagrad
         >>> table = np.zeros((5, 2), np.float32)
@@ -184,4 +208,5 @@ def sparse_update(
         norm_type,
         clip_norm_per_tensor,
         clip_value,
+        sr_seed(stochastic_rounding, seed),
     )

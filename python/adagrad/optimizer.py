@@ -17,7 +17,14 @@ __all__ = ["Adagrad", "NonFiniteGradError", "SparseGrad"]
 
 # The order the native step takes them in.
 OPTION_NAMES = ("lr", "lr_decay", "weight_decay", "eps", "maximize", "decoupled_weight_decay", "eps_inside_sqrt")
-GROUP_DEFAULT_NAMES = OPTION_NAMES + ("initial_accumulator_value", "rowwise", "duplicates", "state_dtype")
+GROUP_DEFAULT_NAMES = OPTION_NAMES + (
+    "initial_accumulator_value",
+    "rowwise",
+    "duplicates",
+    "state_dtype",
+    "stochastic_rounding",
+    "seed",
+)
 # Options of the whole step (not per group), read at every step; in the native step's order.
 STEP_OPTION_NAMES = ("nonfinite", "grad_scale", "max_grad_norm", "norm_type", "clip_norm_per_tensor", "clip_value")
 
@@ -47,6 +54,18 @@ def check_group_options(group: Mapping[str, Any], where: str) -> None:
         raise ValueError(
             f"{where}state_dtype must be None (the param's dtype) or 'float32', got {group['state_dtype']!r}"
         )
+    check_stochastic_rounding(group, where)
+
+
+def check_stochastic_rounding(group: Mapping[str, Any], where: str) -> None:
+    """TypeError / ValueError unless stochastic_rounding is a bool and seed an int from 0 to 2**64 - 1."""
+    if not isinstance(group["stochastic_rounding"], (bool, np.bool_)):
+        raise TypeError(f"{where}stochastic_rounding must be a bool, got {type(group['stochastic_rounding']).__name__}")
+    seed = group["seed"]
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{where}seed must be an int, got {type(seed).__name__}")
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"{where}seed must be an int from 0 to 2**64 - 1, got {seed}")
 
 
 def state_dtype_of(group: Mapping[str, Any], param: np.ndarray, name: str) -> np.dtype[Any]:
@@ -96,6 +115,15 @@ class Adagrad(Optimizer):
             ``s + g*g`` rounds back to ``s``). A 16-bit param is widened to float32, updated there
             exactly as a float32 one, and rounded back once to nearest even; a 16-bit sum is
             rounded on store, the update using its unrounded value (torch's fused kernel's rule).
+        stochastic_rounding: round the writes of float16 / bfloat16 params stochastically instead
+            of to nearest even (default False; per group; float32/float64 params are unaffected):
+            unbiased, ``E[round(x)] = x``, so that updates below half a 16-bit step still move the
+            param on average instead of being rounded away. Reproducible: the random bits are a
+            pure function of ``(seed, param ordinal, step, element index)``
+            (:mod:`adagrad.stochastic_rounding`), the same on every ISA and thread count.
+        seed: the stochastic rounding's seed, an int from 0 to 2**64 - 1 (default 0: runs repeat
+            unless told otherwise; per group). It is a group option: the state_dict and checkpoints
+            hold it, so that a resumed run rounds as an unbroken one.
         nonfinite: what a step does when a grad (dense, or a sparse grad's values) holds a NaN or an
             infinity: ``"propagate"`` computes with it, as torch does (default; nothing is checked,
             no cost); ``"skip"`` leaves every param and state untouched, does not count the step,
@@ -185,6 +213,8 @@ class Adagrad(Optimizer):
         rowwise: bool = False,
         duplicates: str = "sum",
         state_dtype: str | None = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
         nonfinite: str = "propagate",
         grad_scale: float | None = None,
         max_grad_norm: float | None = None,
@@ -206,6 +236,8 @@ class Adagrad(Optimizer):
                 "rowwise": rowwise,
                 "duplicates": duplicates,
                 "state_dtype": state_dtype,
+                "stochastic_rounding": stochastic_rounding,
+                "seed": seed,
             },
             {
                 "nonfinite": nonfinite,
@@ -255,6 +287,11 @@ class Adagrad(Optimizer):
         return [np.full(param.shape[0], initial, dtype)]
 
     def _native_group(self, group: Mapping[str, Any], layout: GroupLayout, grads: Any) -> tuple[Any, ...]:
+        if group["stochastic_rounding"]:  # the 16-tuple: no torch width, the seed, param i's stream first + i
+            return (*self._adagrad_tuple(group, layout, grads), 0, group["seed"], layout.first)
+        return self._adagrad_tuple(group, layout, grads)
+
+    def _adagrad_tuple(self, group: Mapping[str, Any], layout: GroupLayout, grads: Any) -> tuple[Any, ...]:
         return (
             group["params"],
             grads,

@@ -17,6 +17,8 @@ import numpy as np
 
 from . import _core, composite_optimizers, optimizer
 from ._exact import fma
+from .functional import sr_seed
+from .stochastic_rounding import stochastic_round
 
 __all__ = [
     "Adagrad",
@@ -193,12 +195,17 @@ def update(
     norm_type: float | str = 2.0,
     clip_norm_per_tensor: float | None = None,
     clip_value: float | None = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> bool:
     """Reference for :func:`adagrad.update`: same signature, same bits, in plain NumPy.
 
     A float16 / bfloat16 param is widened to float32 (exact), updated there exactly as a float32
     param, and each array the update writes is rounded back once to its own dtype: the state sum
-    after the update has used its unrounded value (SEMANTICS.md section 6)."""
+    after the update has used its unrounded value (SEMANTICS.md section 6). With
+    ``stochastic_rounding`` the param is rounded by :func:`adagrad.stochastic_rounding.stochastic_round`
+    (stream 0, element ``i`` of the flattened array index ``i``), the sum still to nearest even."""
+    sr = _sr_of(stochastic_rounding, seed, stream=0)
     rule = _clip_rule(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value)
     master = is_16bit(param.dtype) and state_sum.dtype == np.float32
     if grad.dtype != param.dtype or (state_sum.dtype != param.dtype and not master):
@@ -225,8 +232,33 @@ def update(
         eps_inside_sqrt=eps_inside_sqrt,
         grad_scale=grad_scale,
         clip=clip,
+        sr=sr,
     )
     return True
+
+
+# Stochastic rounding of a 16-bit param's write: (seed, stream), or None for round to nearest even.
+StochasticRounding = tuple[int, int]
+
+
+def _sr_of(stochastic_rounding: bool, seed: int, stream: int) -> StochasticRounding | None:
+    chosen = sr_seed(stochastic_rounding, seed)
+    if chosen is None:
+        return None
+    if isinstance(chosen, (bool, np.bool_)) or not isinstance(chosen, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(chosen).__name__}")
+    if not 0 <= int(chosen) < 2**64:
+        raise ValueError(f"seed must be an int from 0 to 2**64 - 1, got {chosen}")
+    return int(chosen), stream
+
+
+def _narrow(x: np.ndarray, dtype: Any, sr: StochasticRounding | None, first: int, step: int) -> np.ndarray:
+    """A float32 result rounded once to a 16-bit dtype: to nearest even, or stochastically with the
+    bits of elements first, first + 1, ... (in C order) under (seed, stream, step)."""
+    if sr is None:
+        return x.astype(dtype)  # round to nearest, ties to even
+    index = np.uint64(first) + np.arange(x.size, dtype=np.uint64)
+    return stochastic_round(x, dtype, index, seed=sr[0], stream=sr[1], step=step)
 
 
 def is_16bit(dtype: Any) -> bool:
@@ -239,16 +271,25 @@ def _compute_type(dtype: Any) -> Any:
     return np.float32 if is_16bit(dtype) else np.dtype(dtype).type
 
 
-def _update(param: np.ndarray, grad: np.ndarray, state_sum: np.ndarray, **options: Any) -> None:
+def _update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    state_sum: np.ndarray,
+    *,
+    sr: StochasticRounding | None = None,
+    first: int = 0,
+    **options: Any,
+) -> None:
     """The element-wise update with every option decided (clip: the transform, or None). A 16-bit
-    param is widened to float32 (exact) and updated there; each array written is rounded back once."""
+    param is widened to float32 (exact) and updated there; each array written is rounded back once
+    (the param stochastically with sr, its elements numbered from first)."""
     if not is_16bit(param.dtype):
         _update_in_dtype(param, grad, state_sum, **options)
         return
     wide = [x.astype(np.float32) for x in (param, grad, state_sum)]
     _update_in_dtype(*wide, **options)
     with np.errstate(all="ignore"):  # a float32 beyond the 16-bit range rounds to inf, as in the kernel
-        param[...] = wide[0].astype(param.dtype)  # round to nearest, ties to even
+        param[...] = _narrow(wide[0], param.dtype, sr, first, options["step"])
         state_sum[...] = wide[2].astype(state_sum.dtype)
 
 
@@ -313,8 +354,11 @@ def sparse_update(
     norm_type: float | str = 2.0,
     clip_norm_per_tensor: float | None = None,
     clip_value: float | None = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> bool:
     """Reference for :func:`adagrad.sparse_update`: one row at a time, in plain NumPy."""
+    sr = _sr_of(stochastic_rounding, seed, stream=0)
     rule = _clip_rule(max_grad_norm, norm_type, clip_norm_per_tensor, clip_value)
     rows = [int(i) for i in indices]
     if not all(0 <= r < table.shape[0] for r in rows):
@@ -337,7 +381,7 @@ def sparse_update(
         "grad_scale": grad_scale,
     }
     clip = _single_clip(values, grad_scale, norm_type, rule)
-    _sparse_update(table, rows, values, state, duplicates, clip=clip, **options)
+    _sparse_update(table, rows, values, state, duplicates, clip=clip, sr=sr, **options)
     return True
 
 
@@ -371,9 +415,12 @@ def _sparse_update(
     duplicates: str,
     **options: Any,
 ) -> None:
+    """The rows' updates; with stochastic rounding (option sr) element j of a row is numbered
+    row * dim + j (sum), or i * dim + j for occurrence i (sequential)."""
+    dim = table.shape[1]
     if duplicates == "sequential":
         for i, row in enumerate(rows):
-            _update_row(table, state, row, values[i].copy(), **options)
+            _update_row(table, state, row, values[i].copy(), first=i * dim, **options)
     elif duplicates == "sum":
         occurrences: dict[int, list[int]] = {}
         for i, row in enumerate(rows):
@@ -384,17 +431,26 @@ def _sparse_update(
             with np.errstate(all="ignore"):  # inf + -inf is nan, as in the kernel
                 for i in where:
                     g = g + values[i].astype(compute)  # from +0, in input order: the dense-equivalent gradient
-            _update_row(table, state, row, g, **options)
+            _update_row(table, state, row, g, first=row * dim, **options)
 
 
-def _update_row(table: np.ndarray, state: np.ndarray, row: int, g: np.ndarray, **options: Any) -> None:
+def _update_row(
+    table: np.ndarray,
+    state: np.ndarray,
+    row: int,
+    g: np.ndarray,
+    *,
+    sr: StochasticRounding | None = None,
+    first: int = 0,
+    **options: Any,
+) -> None:
     if state.ndim == 2:
-        _update(table[row], g, state[row], **options)
+        _update(table[row], g, state[row], sr=sr, first=first, **options)
     elif is_16bit(table.dtype):  # widened to float32, updated there, each written value rounded once
         p, s = table[row].astype(np.float32), state[row : row + 1].astype(np.float32)
         _rowwise_update(p, g.astype(np.float32), s, 0, **options)
         with np.errstate(all="ignore"):
-            table[row] = p.astype(table.dtype)
+            table[row] = _narrow(p, table.dtype, sr, first, options["step"])
             state[row] = s[0].astype(state.dtype)
     else:
         _rowwise_update(table[row], g, state, row, **options)
@@ -742,18 +798,22 @@ class Adagrad(optimizer.Adagrad):
         if not _all_finite(named, self.nonfinite):
             return False
         position = 0
-        for params, grads, sums, steps, _labels, *options, duplicates in batches:
-            hyper = dict(zip(optimizer.OPTION_NAMES, options))
+        for batch in batches:
+            params, grads, sums, steps = batch[:4]
+            hyper = dict(zip(optimizer.OPTION_NAMES, batch[5:12]))
+            duplicates = batch[12]
+            seed, first = batch[14:16] if len(batch) == 16 else (None, 0)
             for i, (param, grad) in enumerate(zip(params, grads)):
                 if grad is None:
                     continue
+                sr = None if seed is None else (int(seed), first + i)
                 clip = None
                 if rule is not None:
                     norm = each[position] if rule[0] == "tensor_norm" else total
                     clip = _clip_of(rule[0], rule[1], norm, _compute_type(param.dtype))
                 position += 1
                 step = int(steps[i]) + 1
-                options_i = {**hyper, "step": step, "grad_scale": self.grad_scale, "clip": clip}
+                options_i = {**hyper, "step": step, "grad_scale": self.grad_scale, "clip": clip, "sr": sr}
                 if isinstance(grad, tuple):
                     indices, values = grad
                     _check_16bit_table(

@@ -83,6 +83,7 @@ class _GroupPlan:
     entries: list[dict[str, Any]] = field(default_factory=list)
     entry_tensors: list[tuple[Any, ...]] = field(default_factory=list)
     sparse_seen: bool = False  # a grad was sparse: skip the all-dense fast path, whose failure costs ~10 us
+    first: int = 0  # stochastic rounding: the natively updated params of the groups before this one
 
 
 class _StateTable(defaultdict):  # type: ignore[type-arg]
@@ -242,7 +243,9 @@ class _NativeOptimizer(torch.optim.Optimizer):
         plans = self._current_plans()
         batches, grad_lists, stepped = [], [], []
         late: list[tuple[Mapping[str, Any], list[torch.Tensor]]] = []
+        native_before = 0
         for group, plan in zip(self.param_groups, plans):
+            plan.first, native_before = native_before, native_before + len(plan.params)
             grads = native_grads(plan.params, plan.orders, plan.labels, not plan.sparse_seen and not any(plan.orders))
             params, states = plan.param_arrays, plan.states
             torch_side = [isinstance(g, SparseRows) and g.values.itemsize == 2 for g in grads]
@@ -488,6 +491,16 @@ class Adagrad(_NativeOptimizer):
             embedding tables with sparse grads (default False).
         duplicates: for sparse grads, ``"sum"`` repeated rows then update once (default, as
             torch's ``coalesce()``), or ``"sequential"``: one update per occurrence.
+        state_dtype: None (default: the sums have the param's dtype, torch's layout) or
+            ``"float32"``: float32 sums for float16 / bfloat16 params.
+        stochastic_rounding: round the writes of float16 / bfloat16 params stochastically,
+            unbiased, instead of to nearest even (default False; per group): the rounding of
+            :class:`adagrad.Adagrad`, bit for bit (param ``i`` of the natively updated params, in
+            group order, is stream ``i``). torch has no such option: such a group's state_dict
+            still loads into ``torch.optim.Adagrad``, which rounds to nearest.
+        seed: the stochastic rounding's seed (an int from 0 to 2**64 - 1, default 0; per group,
+            saved in the state_dict). Not drawn from torch's generator: building the optimizer
+            leaves torch's random stream as ``torch.optim.Adagrad`` leaves it.
         max_grad_norm: None (default), or the fused replacement for
             ``torch.nn.utils.clip_grad_norm_(params, max_grad_norm, norm_type)`` before ``step()``:
             the norm of all grads measured in the same native call (one read of the grads), every
@@ -544,6 +557,8 @@ class Adagrad(_NativeOptimizer):
         rowwise: bool = False,
         duplicates: str = "sum",
         state_dtype: str | None = None,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
         max_grad_norm: float | None = None,
         norm_type: float | str = 2.0,
         clip_norm_per_tensor: float | None = None,
@@ -584,6 +599,8 @@ class Adagrad(_NativeOptimizer):
             "rowwise": rowwise,
             "duplicates": duplicates,
             "state_dtype": state_dtype,
+            "stochastic_rounding": stochastic_rounding,
+            "seed": seed,
         }
         super().__init__(params, defaults)
 
@@ -653,6 +670,7 @@ class Adagrad(_NativeOptimizer):
             params, grads, states["sum"], plan.steps, plan.labels, lr, group["lr_decay"], group["weight_decay"],
             group["eps"], group["maximize"], group["decoupled_weight_decay"], group["eps_inside_sqrt"],
             group["duplicates"], _TORCH_VECTOR_WIDTH if group["state_dtype"] is None else 0,
+            *((group["seed"], plan.first) if group["stochastic_rounding"] else ()),
         )  # fmt: skip
 
     def _native_16bit_sparse(self, group: Mapping[str, Any]) -> bool:
@@ -684,6 +702,11 @@ class Adagrad(_NativeOptimizer):
             self.last_grad_norm = result[1]
 
     def _check_fallback(self, p: torch.Tensor, group: Mapping[str, Any], label: str) -> None:
+        if group["stochastic_rounding"] and p.dtype in HALF_DTYPES:
+            raise ValueError(
+                f"{label} ({p.dtype} on {p.device}) is updated by torch's own Adagrad, which rounds to nearest: "
+                "stochastic_rounding takes CPU params"
+            )
         if group["state_dtype"] is not None and p.dtype in HALF_DTYPES:
             raise ValueError(
                 f"{label} ({p.dtype} on {p.device}) is updated by torch's own Adagrad, which keeps the state in the "

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "adagrad/stochastic_rounding.hpp"
+
 namespace adagrad {
 
 enum class WeightDecayMode : int { none = 0, coupled = 1, decoupled = 2 };
@@ -58,6 +60,11 @@ struct DenseOptions {
   // n % width elements, width = torch's vector length for that dtype) does not. 0: no element does
   // (the contract of the NumPy API: the constants rounded once, to float32).
   std::size_t narrowed_constants_width = 0;
+  // Stochastic rounding of a float16 / bfloat16 param's write (stochastic_rounding.hpp): off, or
+  // keyed by (sr_seed, sr_stream, step); other dtypes ignore it (their writes round nothing away).
+  bool stochastic_rounding = false;
+  std::uint64_t sr_seed = 0;
+  std::uint64_t sr_stream = 0;  // the tensor's own stream (an optimizer's param ordinal)
 };
 
 // Throws std::invalid_argument naming the offending option (non-finite or negative; a grad_scale
@@ -140,6 +147,12 @@ struct DenseCoeffs {
   T l2_step_lr;  // dual averaging: l2 * (T(step) * lr), the products in T
   T decay_rate, decay_floor;   // AdagradDecay: s <- max(s * decay_rate, decay_floor) per decay
   std::int64_t decay_periods;  // AdagradDecay: floor(step / decay_step), the decays due by this step
+  // Stochastic rounding of a 16-bit param's write: the key of (seed, stream, step), and the index of
+  // the first element of the call (dense: the chunk's offset in its array; sparse kernels index rows
+  // themselves).
+  bool stochastic = false;
+  SrKey sr_key{};
+  std::uint64_t sr_first_index = 0;
 };
 
 template <class T>

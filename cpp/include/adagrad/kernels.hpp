@@ -112,6 +112,11 @@ struct NormKernels {
   MaxAbsFn<T> max_abs;
 };
 
+// Stochastic rounding alone (stochastic_rounding.hpp), for tests and benchmarks: out[i] = x[i]
+// rounded to P with the random bits of element index0 + i under key.
+template <class P>
+using StochasticRoundFn = void (*)(const float* x, P* out, std::size_t n, std::uint64_t index0, SrKey key);
+
 struct KernelTable {
   const char* name;
   DenseVariants<float> dense_f32;
@@ -131,6 +136,8 @@ struct KernelTable {
   AllFiniteFn<double> all_finite_f64;
   NormKernels<float> norm_f32;
   NormKernels<double> norm_f64;
+  StochasticRoundFn<float16> round_f16;
+  StochasticRoundFn<bfloat16> round_bf16;
 };
 
 extern const KernelTable kBaselineKernels;

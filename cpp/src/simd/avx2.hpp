@@ -4,15 +4,45 @@
 #include <immintrin.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "adagrad/half.hpp"
 
 namespace adagrad {
 namespace {
 
+// 8 lanes of uint32 (scalar.hpp, ScalarU32, says what each operation means).
+struct Avx2U32 {
+  using R = __m256i;
+  using M = __m256i;
+  static constexpr std::size_t W = 8;
+  static R set1(std::uint32_t v) { return _mm256_set1_epi32(static_cast<int>(v)); }
+  static R iota() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+  static R from_float(__m256 f) { return _mm256_castps_si256(f); }
+  static R add(R a, R b) { return _mm256_add_epi32(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_epi32(a, b); }
+  static R mul(R a, R b) { return _mm256_mullo_epi32(a, b); }
+  static R xor_(R a, R b) { return _mm256_xor_si256(a, b); }
+  static R and_(R a, R b) { return _mm256_and_si256(a, b); }
+  static R or_(R a, R b) { return _mm256_or_si256(a, b); }
+  template <int N>
+  static R srl(R a) { return _mm256_srli_epi32(a, N); }
+  static R srlv(R a, R n) { return _mm256_srlv_epi32(a, n); }
+  static R min(R a, R b) { return _mm256_min_epi32(a, b); }
+  static R max(R a, R b) { return _mm256_max_epi32(a, b); }
+  static M gt(R a, R b) { return _mm256_cmpgt_epi32(a, b); }
+  static R select(M m, R a, R b) { return _mm256_blendv_epi8(b, a, m); }
+  // Every lane below 2^16: the saturating pack is exact; it packs within 128-bit halves.
+  static void store_u16(std::uint16_t* p, R v) {
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(v, v), 0x08);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+  }
+};
+
 struct Avx2F32 {
   using T = float;
   using R = __m256;
+  using I = Avx2U32;
   static constexpr std::size_t W = 8;
   static R load(const T* p) { return _mm256_loadu_ps(p); }
   static void store(T* p, R v) { _mm256_storeu_ps(p, v); }
@@ -47,9 +77,7 @@ struct Avx2F32 {
     const __m256i nan = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x8000)),
                                         _mm256_set1_epi32(0x7FC0));
     r = _mm256_blendv_epi8(r, nan, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
-    // Every lane holds a value < 2^16, so the saturating pack is exact; it packs within 128-bit halves.
-    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+    I::store_u16(&p->bits, r);
   }
 };
 

@@ -11,9 +11,36 @@
 namespace adagrad {
 namespace {
 
+// 16 lanes of uint32 (scalar.hpp, ScalarU32, says what each operation means); masks are k registers.
+struct Avx512U32 {
+  using R = __m512i;
+  using M = __mmask16;
+  static constexpr std::size_t W = 16;
+  static R set1(std::uint32_t v) { return _mm512_set1_epi32(static_cast<int>(v)); }
+  static R iota() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
+  static R from_float(__m512 f) { return _mm512_castps_si512(f); }
+  static R add(R a, R b) { return _mm512_add_epi32(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_epi32(a, b); }
+  static R mul(R a, R b) { return _mm512_mullo_epi32(a, b); }
+  static R xor_(R a, R b) { return _mm512_xor_si512(a, b); }
+  static R and_(R a, R b) { return _mm512_and_si512(a, b); }
+  static R or_(R a, R b) { return _mm512_or_si512(a, b); }
+  template <int N>
+  static R srl(R a) { return _mm512_srli_epi32(a, N); }
+  static R srlv(R a, R n) { return _mm512_srlv_epi32(a, n); }
+  static R min(R a, R b) { return _mm512_min_epi32(a, b); }
+  static R max(R a, R b) { return _mm512_max_epi32(a, b); }
+  static M gt(R a, R b) { return _mm512_cmpgt_epi32_mask(a, b); }
+  static R select(M m, R a, R b) { return _mm512_mask_blend_epi32(m, b, a); }
+  static void store_u16(std::uint16_t* p, R v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(v));
+  }
+};
+
 struct Avx512F32 {
   using T = float;
   using R = __m512;
+  using I = Avx512U32;
   static constexpr std::size_t W = 16;
   static R load(const T* p) { return _mm512_loadu_ps(p); }
   static void store(T* p, R v) { _mm512_storeu_ps(p, v); }
@@ -52,7 +79,7 @@ struct Avx512F32 {
     const __m512i nan = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(0x8000)),
                                         _mm512_set1_epi32(0x7FC0));
     r = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), r, nan);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(r));
+    I::store_u16(&p->bits, r);
   }
 };
 

@@ -11,9 +11,38 @@
 namespace adagrad {
 namespace {
 
+// 4 lanes of uint32 (scalar.hpp, ScalarU32, says what each operation means).
+struct NeonU32 {
+  using R = uint32x4_t;
+  using M = uint32x4_t;
+  static constexpr std::size_t W = 4;
+  static R set1(std::uint32_t v) { return vdupq_n_u32(v); }
+  static R iota() {
+    static constexpr std::uint32_t kLanes[4] = {0, 1, 2, 3};
+    return vld1q_u32(kLanes);
+  }
+  static R from_float(float32x4_t f) { return vreinterpretq_u32_f32(f); }
+  static R add(R a, R b) { return vaddq_u32(a, b); }
+  static R sub(R a, R b) { return vsubq_u32(a, b); }
+  static R mul(R a, R b) { return vmulq_u32(a, b); }
+  static R xor_(R a, R b) { return veorq_u32(a, b); }
+  static R and_(R a, R b) { return vandq_u32(a, b); }
+  static R or_(R a, R b) { return vorrq_u32(a, b); }
+  template <int N>
+  static R srl(R a) { return vshrq_n_u32(a, N); }
+  // USHL by a negative count shifts right; by -32 or less it gives 0, as x86's srlv beyond 31.
+  static R srlv(R a, R n) { return vshlq_u32(a, vnegq_s32(vreinterpretq_s32_u32(n))); }
+  static R min(R a, R b) { return vreinterpretq_u32_s32(vminq_s32(vreinterpretq_s32_u32(a), vreinterpretq_s32_u32(b))); }
+  static R max(R a, R b) { return vreinterpretq_u32_s32(vmaxq_s32(vreinterpretq_s32_u32(a), vreinterpretq_s32_u32(b))); }
+  static M gt(R a, R b) { return vcgtq_s32(vreinterpretq_s32_u32(a), vreinterpretq_s32_u32(b)); }
+  static R select(M m, R a, R b) { return vbslq_u32(m, a, b); }
+  static void store_u16(std::uint16_t* p, R v) { vst1_u16(p, vmovn_u32(v)); }
+};
+
 struct NeonF32 {
   using T = float;
   using R = float32x4_t;
+  using I = NeonU32;
   static constexpr std::size_t W = 4;
   static R load(const T* p) { return vld1q_f32(p); }
   static void store(T* p, R v) { vst1q_f32(p, v); }

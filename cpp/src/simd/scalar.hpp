@@ -4,16 +4,44 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "adagrad/half.hpp"
 
 namespace adagrad {
 namespace {
 
+// 32-bit unsigned integer lanes, the integer half of every ISA's registers (stochastic_round.inl):
+// one lane here. Compare results are masks (all ones or zero); signed compares and min / max take
+// lanes below 2^31 where it matters.
+struct ScalarU32 {
+  using R = std::uint32_t;
+  using M = bool;
+  static constexpr std::size_t W = 1;
+  static R set1(std::uint32_t v) { return v; }
+  static R iota() { return 0; }
+  static R from_float(float f) { return float_bits(f); }
+  static R add(R a, R b) { return a + b; }
+  static R sub(R a, R b) { return a - b; }
+  static R mul(R a, R b) { return a * b; }
+  static R xor_(R a, R b) { return a ^ b; }
+  static R and_(R a, R b) { return a & b; }
+  static R or_(R a, R b) { return a | b; }
+  template <int N>
+  static R srl(R a) { return a >> N; }
+  static R srlv(R a, R n) { return n > 31 ? 0 : a >> n; }  // as the vector instructions: 0 beyond 31
+  static R min(R a, R b) { return static_cast<std::int32_t>(a) < static_cast<std::int32_t>(b) ? a : b; }
+  static R max(R a, R b) { return static_cast<std::int32_t>(a) > static_cast<std::int32_t>(b) ? a : b; }
+  static M gt(R a, R b) { return static_cast<std::int32_t>(a) > static_cast<std::int32_t>(b); }
+  static R select(M m, R a, R b) { return m ? a : b; }
+  static void store_u16(std::uint16_t* p, R v) { *p = static_cast<std::uint16_t>(v); }
+};
+
 template <class Scalar>
 struct ScalarVec {
   using T = Scalar;
   using R = Scalar;
+  using I = ScalarU32;
   static constexpr std::size_t W = 1;
   static R load(const T* p) { return *p; }
   static void store(T* p, R v) { *p = v; }

@@ -199,8 +199,9 @@ def half_dtype(name: str) -> np.dtype[Any]:
 def half_peers(case: HalfCase) -> dict[str, Step]:
     """A 16-bit param's step ("adagrad"); the stream ceiling on its own param and sums (the same
     bytes: 10 per element, 14 with float32 sums); our float32 step of the same size on arrays of
-    its own ("adagrad f32"); torch's fused step on the same memory when the sums are the param's
-    dtype (torch's layout)."""
+    its own ("adagrad f32"); the step with stochastic rounding on the same param and sums of its own
+    ("adagrad SR"); torch's fused step on the same memory when the sums are the param's dtype
+    (torch's layout)."""
     dtype = half_dtype(case.dtype)
     rng = np.random.default_rng(0)
     params = [line_aligned(rng.standard_normal(s).astype(dtype)) for s in case.shapes]
@@ -208,10 +209,12 @@ def half_peers(case: HalfCase) -> dict[str, Step]:
     opt = adagrad.Adagrad(params, lr=LR, eps=EPS, state_dtype=case.state or None)
     sums = [opt.state[i]["sum"] for i in range(len(params))]
     zeros = [np.full_like(g, 0) for g in grads]
+    rounding = adagrad.Adagrad(params, lr=LR, eps=EPS, state_dtype=case.state or None, stochastic_rounding=True)
     steps: dict[str, Step] = {
         "adagrad": lambda: opt.step(grads),
         "ceiling": lambda: _core.stream_ceiling(params, zeros, sums),
         "adagrad f32": adagrad_step(single(case.elements, np.float32)),
+        "adagrad SR": lambda: rounding.step(grads),
     }
     if not case.state:
         try:
@@ -237,7 +240,8 @@ def sparse_half_peers(case: SparseHalfCase) -> dict[str, Step]:
     """A 16-bit table's sparse steps (sum mode) with float32 row-wise state ("adagrad": FBGEMM's
     and TorchRec's usual set-up), float32 element-wise state and 16-bit element-wise state; then a
     float32 table of the same shape with the same batches and values ("float32 rowwise",
-    "float32"): the same steps on twice the table bytes."""
+    "float32"): the same steps on twice the table bytes; and the first with stochastic rounding
+    ("adagrad SR")."""
     dtype = half_dtype(case.dtype)
     rng = np.random.default_rng(1)
     wide = line_aligned(rng.standard_normal((case.rows, case.dim), dtype=np.float32))
@@ -247,11 +251,12 @@ def sparse_half_peers(case: SparseHalfCase) -> dict[str, Step]:
     values = [line_aligned(v.astype(dtype)) for v in wide_values]
     n = len(batches)
 
-    def stepper(t: np.ndarray, v: list[np.ndarray], state: np.ndarray) -> Step:
-        return _rotating(lambda i: adagrad.sparse_update(t, batches[i], v[i], state, step=1, lr=LR, eps=EPS), n)
+    def stepper(t: np.ndarray, v: list[np.ndarray], state: np.ndarray, **sr: Any) -> Step:
+        return _rotating(lambda i: adagrad.sparse_update(t, batches[i], v[i], state, step=1, lr=LR, eps=EPS, **sr), n)
 
     return {
         "adagrad": stepper(table, values, adagrad.aligned_zeros(case.rows)),
+        "adagrad SR": stepper(table, values, adagrad.aligned_zeros(case.rows), stochastic_rounding=True),
         "adagrad f32 state": stepper(table, values, adagrad.aligned_zeros(table.shape)),
         "adagrad 16-bit state": stepper(table, values, line_aligned(np.zeros(table.shape, dtype))),
         "float32 rowwise": stepper(wide, wide_values, adagrad.aligned_zeros(case.rows)),
