@@ -93,10 +93,14 @@ def half(rng: np.random.Generator, n: int, state_float32: bool) -> None:
     for dtype in dtypes:
         p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
         s = np.abs(rng.standard_normal(n)).astype(np.float32 if state_float32 else dtype)
-        p2, s2 = p.copy(), s.copy()
-        adagrad.update(p, g, s, step=2, lr=0.1, weight_decay=0.1, grad_scale=3.0)
-        adagrad.reference.update(p2, g, s2, step=2, lr=0.1, weight_decay=0.1, grad_scale=3.0)
-        check(same(p, p2) and same(s, s2), f"16-bit update n={n} {np.dtype(dtype).name} float32 state={state_float32}")
+        for sr in ({}, {"stochastic_rounding": True, "seed": n}):
+            p2, s2 = p.copy(), s.copy()
+            adagrad.update(p, g, s, step=2, lr=0.1, weight_decay=0.1, grad_scale=3.0, **sr)
+            adagrad.reference.update(p2, g, s2, step=2, lr=0.1, weight_decay=0.1, grad_scale=3.0, **sr)
+            what = f"16-bit update n={n} {np.dtype(dtype).name} {sr} float32 state={state_float32}"
+            check(same(p, p2) and same(s, s2), what)
+        rounded = np.zeros(n, dtype)
+        _core._stochastic_round(g.astype(np.float32), rounded, 2**32 - 3, 1, 2, 3)  # lanes across 2**32 too
         if n:
             check(adagrad.update(p, np.full_like(g, np.inf), s, step=3, nonfinite="skip") is False, "16-bit skip")
         for rowwise in (False, True):
@@ -104,11 +108,12 @@ def half(rng: np.random.Generator, n: int, state_float32: bool) -> None:
             state = np.zeros(40 if rowwise else (40, 19), np.float32 if state_float32 else dtype)
             ids = rng.integers(0, 40, size=max(n, 1) % 300 + 1)
             values = rng.standard_normal((ids.size, 19)).astype(dtype)
-            for duplicates in ("sum", "sequential"):
+            for duplicates, sr in (("sum", False), ("sequential", False), ("sum", True), ("sequential", True)):
                 t2, s2 = table.copy(), state.copy()
-                adagrad.sparse_update(table, ids, values, state, step=1, duplicates=duplicates, weight_decay=0.01)
-                adagrad.reference.sparse_update(t2, ids, values, s2, step=1, duplicates=duplicates, weight_decay=0.01)
-                check(same(table, t2) and same(state, s2), f"16-bit sparse rowwise={rowwise} {duplicates}")
+                options = {"step": 1, "duplicates": duplicates, "weight_decay": 0.01, "stochastic_rounding": sr}
+                adagrad.sparse_update(table, ids, values, state, **options)
+                adagrad.reference.sparse_update(t2, ids, values, s2, **options)
+                check(same(table, t2) and same(state, s2), f"16-bit sparse rowwise={rowwise} {duplicates} sr={sr}")
 
 
 def refused(call: object, what: str) -> None:

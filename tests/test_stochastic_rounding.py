@@ -36,10 +36,23 @@ def sample_values(seed: int) -> np.ndarray:
         return np.concatenate([random_bits_, magnitudes.astype(np.float32), special.astype(np.float32)])
 
 
+def typical_values(seed: int) -> np.ndarray:
+    """Weights as training has them (the vector paths' common case), with signed zeros among them, and
+    whole vectors of float16's normal range's ends and of values just outside it."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(4096) * np.exp2(rng.integers(-12, 14, 4096))).astype(np.float32)
+    x[::7] = 0.0
+    x[3::11] = -0.0
+    below = np.nextafter(np.float32(65504), np.float32(0))
+    ends = np.array([2.0**-14, -(2.0**-14), below, 65504, 65520, -70000, 3 * 2.0**-16], np.float32)
+    return np.concatenate([x, np.repeat(ends, 32)])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("index0", INDEX0)
-def test_rounding_is_the_contract_on_every_isa(dtype: Any, index0: int, isa: str) -> None:
-    x = sample_values(1)
+@pytest.mark.parametrize("values", [sample_values, typical_values])
+def test_rounding_is_the_contract_on_every_isa(dtype: Any, index0: int, values: Any, isa: str) -> None:
+    x = values(1)
     expected = stochastic_round(x, dtype, np.arange(x.size, dtype=np.uint64) + np.uint64(index0),
                                 seed=7, stream=3, step=11)  # fmt: skip
     for start in (0, 3):  # vector groups at other offsets

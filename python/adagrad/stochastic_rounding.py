@@ -10,7 +10,7 @@ FBGEMM's float16 tables). The probability comes from 32 random bits per element,
 .. code-block:: text
 
     key   = splitmix64(splitmix64(splitmix64(seed) ^ stream) ^ step)        (k0, k1) = its halves
-    r     = mix(mix(lo32(index) ^ k0) ^ hi32(index) ^ k1)                   mix: lowbias32
+    r     = mix(lo32(index) ^ k0 ^ mix(hi32(index) ^ k1))                   mix: lowbias32
 
 ``mix`` is a bijection of the 32-bit integers, so for one key the ``r`` of 2^32 consecutive indices
 are every 32-bit value once: exactly uniform. Reruns, thread counts and ISAs give the same bits.
@@ -77,7 +77,7 @@ def random_bits(index: np.ndarray, seed: int, stream: int, step: int) -> np.ndar
     index = np.asarray(index, np.uint64)
     lo = (index & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     hi = (index >> np.uint64(32)).astype(np.uint32)
-    return _mix(_mix(lo ^ np.uint32(k0)) ^ hi ^ np.uint32(k1))
+    return _mix(lo ^ np.uint32(k0) ^ _mix(hi ^ np.uint32(k1)))
 
 
 def _bfloat16_bits(x: np.ndarray, r: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 // gets. The rounding itself is ISA code (cpp/src/stochastic_round.inl); this header is the key.
 //
 // Element `index` of a write keyed by (seed, stream, step) draws the 32 random bits
-//   r = mix(mix(lo32(index) ^ k0) ^ hi32(index) ^ k1),   (k0, k1) = the two halves of
+//   r = mix(lo32(index) ^ k0 ^ mix(hi32(index) ^ k1)),   (k0, k1) = the two halves of
 //   key = splitmix64(splitmix64(splitmix64(seed) ^ stream) ^ step)
 // where mix is a bijective 32-bit integer hash (xor-shift-multiply, "lowbias32"). For a fixed key
 // and hi32(index), index -> r is a permutation of the 2^32 values: the bits are exactly uniform over

@@ -19,6 +19,7 @@ struct Avx2U32 {
   static R set1(std::uint32_t v) { return _mm256_set1_epi32(static_cast<int>(v)); }
   static R iota() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
   static R from_float(__m256 f) { return _mm256_castps_si256(f); }
+  static __m256 to_float(R v) { return _mm256_castsi256_ps(v); }
   static R add(R a, R b) { return _mm256_add_epi32(a, b); }
   static R sub(R a, R b) { return _mm256_sub_epi32(a, b); }
   static R mul(R a, R b) { return _mm256_mullo_epi32(a, b); }
@@ -32,6 +33,10 @@ struct Avx2U32 {
   static R max(R a, R b) { return _mm256_max_epi32(a, b); }
   static M gt(R a, R b) { return _mm256_cmpgt_epi32(a, b); }
   static R select(M m, R a, R b) { return _mm256_blendv_epi8(b, a, m); }
+  static M both(M a, M b) { return _mm256_and_si256(a, b); }
+  static M either(M a, M b) { return _mm256_or_si256(a, b); }
+  static bool any(M m) { return !_mm256_testz_si256(m, m); }
+  static bool all(M m) { return _mm256_movemask_ps(_mm256_castsi256_ps(m)) == 0xFF; }
   // Every lane below 2^16: the saturating pack is exact; it packs within 128-bit halves.
   static void store_u16(std::uint16_t* p, R v) {
     const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(v, v), 0x08);
@@ -63,6 +68,10 @@ struct Avx2F32 {
   }
   // 16-bit storage (half.hpp): float16 by F16C, bfloat16 by integer ops, the same bits as the scalar path.
   static R load16(const float16* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  // float16 rounded toward zero: stochastic rounding's common case, its random bits already added.
+  static void store16_toward_zero(float16* p, R v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC));
+  }
   static void store16(float16* p, R v) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }

@@ -19,6 +19,7 @@ struct Avx512U32 {
   static R set1(std::uint32_t v) { return _mm512_set1_epi32(static_cast<int>(v)); }
   static R iota() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
   static R from_float(__m512 f) { return _mm512_castps_si512(f); }
+  static __m512 to_float(R v) { return _mm512_castsi512_ps(v); }
   static R add(R a, R b) { return _mm512_add_epi32(a, b); }
   static R sub(R a, R b) { return _mm512_sub_epi32(a, b); }
   static R mul(R a, R b) { return _mm512_mullo_epi32(a, b); }
@@ -32,6 +33,10 @@ struct Avx512U32 {
   static R max(R a, R b) { return _mm512_max_epi32(a, b); }
   static M gt(R a, R b) { return _mm512_cmpgt_epi32_mask(a, b); }
   static R select(M m, R a, R b) { return _mm512_mask_blend_epi32(m, b, a); }
+  static M both(M a, M b) { return static_cast<M>(a & b); }
+  static M either(M a, M b) { return static_cast<M>(a | b); }
+  static bool any(M m) { return m != 0; }
+  static bool all(M m) { return m == 0xFFFF; }
   static void store_u16(std::uint16_t* p, R v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(v));
   }
@@ -65,6 +70,10 @@ struct Avx512F32 {
   }  // 16-bit storage (half.hpp): float16 by AVX512F's conversions, bfloat16 by integer ops (not
   // AVX512-BF16's VCVTNEPS2BF16, which treats subnormals as zero), the same bits as the scalar path.
   static R load16(const float16* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  // float16 rounded toward zero: stochastic rounding's common case, its random bits already added.
+  static void store16_toward_zero(float16* p, R v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC));
+  }
   static void store16(float16* p, R v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }

@@ -36,6 +36,10 @@ struct NeonU32 {
   static R max(R a, R b) { return vreinterpretq_u32_s32(vmaxq_s32(vreinterpretq_s32_u32(a), vreinterpretq_s32_u32(b))); }
   static M gt(R a, R b) { return vcgtq_s32(vreinterpretq_s32_u32(a), vreinterpretq_s32_u32(b)); }
   static R select(M m, R a, R b) { return vbslq_u32(m, a, b); }
+  static M both(M a, M b) { return vandq_u32(a, b); }
+  static M either(M a, M b) { return vorrq_u32(a, b); }
+  static bool any(M m) { return vmaxvq_u32(m) != 0; }
+  static bool all(M m) { return vminvq_u32(m) != 0; }
   static void store_u16(std::uint16_t* p, R v) { vst1_u16(p, vmovn_u32(v)); }
 };
 

@@ -34,6 +34,10 @@ struct ScalarU32 {
   static R max(R a, R b) { return static_cast<std::int32_t>(a) > static_cast<std::int32_t>(b) ? a : b; }
   static M gt(R a, R b) { return static_cast<std::int32_t>(a) > static_cast<std::int32_t>(b); }
   static R select(M m, R a, R b) { return m ? a : b; }
+  static M both(M a, M b) { return a && b; }
+  static M either(M a, M b) { return a || b; }
+  static bool any(M m) { return m; }
+  static bool all(M m) { return m; }
   static void store_u16(std::uint16_t* p, R v) { *p = static_cast<std::uint16_t>(v); }
 };
 
