@@ -14,12 +14,20 @@ import adagrad.composite
 import adagrad.composite_optimizers
 import adagrad.functional
 import adagrad.optimizer
+import adagrad.stochastic_rounding
 
 
 @pytest.mark.parametrize(
     "module",
-    [adagrad.optimizer, adagrad.functional, adagrad.composite, adagrad.composite_optimizers, adagrad._memory],
-    ids=["optimizer", "functional", "composite", "composite_optimizers", "memory"],
+    [
+        adagrad.optimizer,
+        adagrad.functional,
+        adagrad.composite,
+        adagrad.composite_optimizers,
+        adagrad._memory,
+        adagrad.stochastic_rounding,
+    ],
+    ids=["optimizer", "functional", "composite", "composite_optimizers", "memory", "stochastic_rounding"],
 )
 def test_docstring_examples(module: object) -> None:
     run_examples(module)

@@ -12,13 +12,14 @@ Public API:
     da_update / sparse_da_update               Adagrad-DA (dual averaging), dense / rows
     decay_update / sparse_decay_update         AdagradDecay, dense / rows
     reference          the pure-NumPy reference with the same signatures
+    stochastic_rounding  the 16-bit stochastic rounding's contract (stochastic_rounding=True) in NumPy
     aligned_zeros      a zero-filled array on a 64-byte cache line (embedding tables, their state)
     cpu_info           which kernel runs, what the CPU offers, how many threads
     set_isa            force the kernels of one instruction set
     get_num_threads / set_num_threads
 """
 
-from . import reference
+from . import reference, stochastic_rounding
 from ._core import __version__, cpu_info, get_num_threads, set_isa, set_num_threads
 from ._memory import aligned_zeros
 from .composite import (
@@ -54,5 +55,6 @@ __all__ = [
     "sparse_decay_update",
     "sparse_proximal_update",
     "sparse_update",
+    "stochastic_rounding",
     "update",
 ]

@@ -86,6 +86,18 @@ def update(
         True
         >>> w, s
         (array([0.9, 2.1]), array([0.25, 0.25]))
+
+    With stochastic rounding, a step of 2e-4 down from 1.0 in float16 (under half the float16
+    spacing there, 4.9e-4: round to nearest keeps every 1.0) lands on 1 - 2**-11 with
+    probability 0.41:
+
+        >>> w16 = np.ones(8, np.float16)
+        >>> adagrad.update(w16, np.ones(8, np.float16), np.zeros(8, np.float32), step=1, lr=2e-4,
+        ...                stochastic_rounding=True, seed=0)
+        True
+        >>> w16
+        array([0.9995, 1.    , 1.    , 0.9995, 1.    , 0.9995, 0.9995, 1.    ],
+              dtype=float16)
     """
     return _core.update(
         param,
