@@ -74,6 +74,7 @@ def neighbours(x: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_rounds_to_one_of_the_two_neighbours_and_keeps_exact_values(dtype: Any) -> None:
     patterns = np.random.default_rng(3).integers(0, 2**16, 2000).astype(np.uint16).view(dtype)
+    patterns = patterns[np.isfinite(patterns)]  # (widening a signaling NaN raises "invalid" on aarch64)
     x = np.concatenate([sample_values(2), patterns.astype(np.float32)])  # and values the 16-bit type holds
     with np.errstate(over="ignore", invalid="ignore"):
         finite = np.isfinite(x) & np.isfinite(x.astype(dtype)) & (np.abs(x) < float(np.finfo(dtype).max))
