@@ -242,14 +242,10 @@ StochasticRounding = tuple[int, int]
 
 
 def _sr_of(stochastic_rounding: bool, seed: int, stream: int) -> StochasticRounding | None:
-    chosen = sr_seed(stochastic_rounding, seed)
-    if chosen is None:
+    if sr_seed(stochastic_rounding, seed) is None:
         return None
-    if isinstance(chosen, (bool, np.bool_)) or not isinstance(chosen, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(chosen).__name__}")
-    if not 0 <= int(chosen) < 2**64:
-        raise ValueError(f"seed must be an int from 0 to 2**64 - 1, got {chosen}")
-    return int(chosen), stream
+    optimizer.check_stochastic_rounding({"stochastic_rounding": stochastic_rounding, "seed": seed}, "")
+    return int(seed), stream
 
 
 def _narrow(x: np.ndarray, dtype: Any, sr: StochasticRounding | None, first: int, step: int) -> np.ndarray:
