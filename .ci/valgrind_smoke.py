@@ -50,8 +50,9 @@ def sparse(rng: np.random.Generator, rowwise: bool, duplicates: str, **options: 
     check(same(table, t2) and same(state, s2), f"sparse rowwise={rowwise} {duplicates} {options}")
 
 
-def rules(rng: np.random.Generator, n: int, dtype: type) -> None:
-    """Proximal Adagrad, Adagrad-DA and AdagradDecay, dense and sparse, against the reference."""
+def rules(rng: np.random.Generator, n: int, dtype: type, **transforms: object) -> None:
+    """Proximal Adagrad, Adagrad-DA and AdagradDecay, dense and sparse, against the reference; with
+    `transforms` (the loss scale, a clip, maximize, stochastic rounding) added to every call."""
     p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
     a, s, k = rng.standard_normal(n).astype(dtype), np.full(n, 0.1, dtype), np.zeros(1, np.int64)
     for name, states, options in (
@@ -60,8 +61,8 @@ def rules(rng: np.random.Generator, n: int, dtype: type) -> None:
         ("decay_update", [s, k], {"step": 4, "lr": 0.1, "accumulator_decay_step": 2}),
     ):
         p2, states2 = p.copy(), [x.copy() for x in states]
-        getattr(adagrad, name)(p, g, *states, **options)
-        getattr(adagrad.reference, name)(p2, g, *states2, **options)
+        getattr(adagrad, name)(p, g, *states, **options, **transforms)
+        getattr(adagrad.reference, name)(p2, g, *states2, **options, **transforms)
         check(same(p, p2) and all(same(x, y) for x, y in zip(states, states2)), f"{name} n={n} {dtype.__name__}")
     table, ids = rng.standard_normal((40, 19)).astype(dtype), rng.integers(0, 40, size=300)
     values = rng.standard_normal((300, 19)).astype(dtype)
@@ -76,8 +77,8 @@ def rules(rng: np.random.Generator, n: int, dtype: type) -> None:
             ),
         ):
             t2, states2 = table.copy(), [x.copy() for x in states]
-            getattr(adagrad, name)(table, ids, values, *states, duplicates=duplicates, **options)
-            getattr(adagrad.reference, name)(t2, ids, values, *states2, duplicates=duplicates, **options)
+            getattr(adagrad, name)(table, ids, values, *states, duplicates=duplicates, **options, **transforms)
+            getattr(adagrad.reference, name)(t2, ids, values, *states2, duplicates=duplicates, **options, **transforms)
             check(same(table, t2) and all(same(x, y) for x, y in zip(states, states2)), f"{name} {duplicates}")
 
 
@@ -147,6 +148,11 @@ def main() -> None:
                 for n in (0, 1, 9, 33):
                     rules(rng, n, np.float32 if n % 2 else np.float64)
                 rules(rng, big, np.float32)
+                # Every transform, and a 16-bit param, for every rule (runtime switches of one kernel body).
+                every = {"grad_scale": 3.0, "clip_value": 0.5, "maximize": True}
+                rules(rng, 33, np.float64, **every)
+                rules(rng, 33, np.float16, **every, stochastic_rounding=True, seed=1)
+                rules(rng, 9, np.float16, max_grad_norm=1.0)
 
     adagrad.set_num_threads(2)
     # The optimizer: mixed groups, the non-finite pre-pass (skip, raise), checkpoints.

@@ -165,12 +165,51 @@ def test_the_file_is_a_plain_npz_without_pickles(tmp_path: Path) -> None:
             ["meta", "steps"] + [f"sum_{j}" for j in range(4)] + [f"param_{j}" for j in range(4)]
         )
         meta = json.loads(str(f["meta"][()]))
-        assert (meta["format"], meta["version"], meta["params"]) == ("adagrad.Adagrad checkpoint", 2, True)
+        assert (meta["format"], meta["version"], meta["params"]) == ("adagrad.Adagrad checkpoint", 3, True)
         assert [g["keys"] for g in meta["param_groups"]] == [["a", "b"], [2, 3]]
         assert f["steps"].tolist() == [1, 1, 1, 1]
         assert_same_bits(f["sum_1"], opt.state["b"]["sum"])
         assert_same_bits(f["param_2"], params["c"])
         assert f["param_1"].flags.f_contiguous
+
+
+TRANSFORMS = ("maximize", "state_dtype", "stochastic_rounding", "seed")
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_checkpoint_written_before_the_rules_had_the_transforms_loads_with_their_defaults(
+    version: int, tmp_path: Path
+) -> None:
+    """A version 2 file of a composite rule holds no maximize, state_dtype, stochastic_rounding or
+    seed: it loads with their defaults and continues bit for bit. A version 3 file must hold them."""
+    w = np.linspace(-1, 1, 7)
+    opt = adagrad.ProximalAdagrad([w], lr=0.1, l1=0.01)
+    opt.step([np.full(7, 0.3)])
+    opt.save(tmp_path / "c.npz", params=True)
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as f:
+        members = {name: f[name] for name in f.files}
+    meta = json.loads(str(members["meta"][()]))
+    for name in TRANSFORMS:
+        del meta["param_groups"][0][name]
+    meta["version"] = version
+    members["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **members)
+    resumed = adagrad.ProximalAdagrad([np.linspace(-1, 1, 7)], lr=0.5, maximize=True)
+    if version == 3:
+        with pytest.raises(ValueError, match="has no 'maximize'"):
+            resumed.load(tmp_path / "old.npz")
+        return
+    resumed.load(tmp_path / "old.npz")
+    assert {name: resumed.param_groups[0][name] for name in TRANSFORMS} == {
+        "maximize": False,
+        "state_dtype": None,
+        "stochastic_rounding": False,
+        "seed": 0,
+    }
+    assert resumed.param_groups[0]["lr"] == 0.1
+    opt.step([np.full(7, 0.2)])
+    resumed.step([np.full(7, 0.2)])
+    assert_same_bits(resumed.param_groups[0]["params"][0], w)
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,9 +238,9 @@ def set_in_group(index: int, name: str, value: Any) -> Callable[[dict[str, Any]]
 
 SPOILED = [
     pytest.param(
-        meta_change(lambda m: m.update(version=3)),
+        meta_change(lambda m: m.update(version=4)),
         ValueError,
-        "version 3 (written by a newer adagrad)",
+        "version 4 (written by a newer adagrad)",
         id="newer-version",
     ),
     pytest.param(

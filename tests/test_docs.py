@@ -10,8 +10,6 @@ import pytest
 
 import adagrad
 import adagrad._memory
-import adagrad.composite
-import adagrad.composite_optimizers
 import adagrad.functional
 import adagrad.optimizer
 import adagrad.stochastic_rounding
@@ -19,15 +17,8 @@ import adagrad.stochastic_rounding
 
 @pytest.mark.parametrize(
     "module",
-    [
-        adagrad.optimizer,
-        adagrad.functional,
-        adagrad.composite,
-        adagrad.composite_optimizers,
-        adagrad._memory,
-        adagrad.stochastic_rounding,
-    ],
-    ids=["optimizer", "functional", "composite", "composite_optimizers", "memory", "stochastic_rounding"],
+    [adagrad.optimizer, adagrad.functional, adagrad._memory, adagrad.stochastic_rounding],
+    ids=["optimizers", "functions", "memory", "stochastic_rounding"],
 )
 def test_docstring_examples(module: object) -> None:
     run_examples(module)
@@ -35,9 +26,9 @@ def test_docstring_examples(module: object) -> None:
 
 def test_torch_docstring_examples() -> None:
     pytest.importorskip("torch")
-    import adagrad.torch
+    import adagrad.torch.optimizers
 
-    run_examples(adagrad.torch)
+    run_examples(adagrad.torch.optimizers)
 
 
 def run_examples(module: object) -> None:

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from adagrad._exact import fma
+from adagrad.reference.exact import fma
 
 
 def oracle(a: float, b: float, c: float, dtype: type) -> float:

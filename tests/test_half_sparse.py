@@ -1,7 +1,7 @@
 """Sparse updates of float16 and bfloat16 tables (element-wise or row-wise state, of the table's
 dtype or float32), held to the reference bit for bit: both duplicates modes, the fixed row
-lengths and others, repeated rows, every ISA, 1 and 2 threads; the optimizer with SparseGrad;
-what 16-bit tables refuse."""
+lengths and others, repeated rows, every ISA, 1 and 2 threads, every option; the optimizer with
+SparseGrad; what 16-bit tables refuse."""
 
 from __future__ import annotations
 
@@ -122,24 +122,29 @@ def test_optimizer_with_sparse_grads_is_reference(dtype: Any, state_dtype: Any, 
     assert_same_bits(dense, twins[1])
 
 
-def _refused() -> list[Any]:
-    return [
-        pytest.param({"maximize": True}, id="maximize"),
-        pytest.param({"weight_decay": 0.1, "decoupled_weight_decay": True}, id="decoupled"),
-        pytest.param({"clip_value": 1.0}, id="clip-value"),
-        pytest.param({"eps_inside_sqrt": True}, id="eps-inside"),
-        pytest.param({"max_grad_norm": 1.0}, id="norm-clip"),
-    ]
+# What 16-bit tables refused while each option was a compiled variant (their kernels' compile time):
+# now runtime switches of the one kernel body, held to the reference like the others.
+FORMERLY_REFUSED = [
+    pytest.param({"lr": 0.1, "maximize": True}, id="maximize"),
+    pytest.param({"lr": 0.1, "weight_decay": 0.1, "decoupled_weight_decay": True}, id="decoupled"),
+    pytest.param({"lr": 0.1, "clip_value": 0.5}, id="clip-value"),
+    pytest.param({"lr": 0.1, "eps_inside_sqrt": True, "eps": 1e-3}, id="eps-inside"),
+    pytest.param({"lr": 0.1, "max_grad_norm": 1.0}, id="norm-clip"),
+]
 
 
-@pytest.mark.parametrize("options", _refused())
-def test_16bit_tables_refuse_the_variants_they_lack(options: dict[str, Any]) -> None:
-    table, state, ids, values = problem(10, 4, 6, F16, F16, False, 0)
-    before = table.copy()
-    for update in (adagrad.sparse_update, ref.sparse_update):
-        with pytest.raises(TypeError):
-            update(table, ids, values, state, step=1, **options)
-    assert_same_bits(table, before)
+@pytest.mark.parametrize(("dtype", "state_dtype"), PAIRS)
+@pytest.mark.parametrize("rowwise", [False, True], ids=["elementwise", "rowwise"])
+@pytest.mark.parametrize("duplicates", ["sum", "sequential"])
+@pytest.mark.parametrize("dim", [16, 37])
+@pytest.mark.parametrize("options", FORMERLY_REFUSED)
+def test_16bit_tables_take_the_variants_they_refused(
+    dtype: Any, state_dtype: Any, rowwise: bool, duplicates: str, dim: int, options: dict[str, Any], isa: str
+) -> None:
+    table, state, _ids, _values = problem(30, dim, 60, dtype, state_dtype, rowwise, dim)
+    batches = [problem(30, dim, 60, dtype, state_dtype, rowwise, 100 * dim + s)[2:] for s in range(2)]
+    key = ("formerly refused", dtype, state_dtype, rowwise, duplicates, dim, tuple(sorted(options.items())))
+    run_both(key, table, state, batches, duplicates, options)
 
 
 def test_16bit_tables_refuse_mismatched_dtypes() -> None:

@@ -75,47 +75,12 @@ def test_grad_scaler_steps_are_torch_fused_bit_for_bit(
     assert scalers[0].get_scale() < 2.0**12 * 2**3  # the skip halved the scale once
 
 
-@pytest.mark.parametrize("dtype", DTYPES[2:])  # float16: GradScaler.unscale_ refuses its grads for torch's optimizer
-def test_16bit_sparse_grads_on_torch_s_path_are_unscaled_first(dtype: Any) -> None:
-    """A 16-bit embedding with maximize takes torch's own sparse Adagrad: under GradScaler its
-    grads are unscaled first, as GradScaler.unscale_ would, so the run equals torch's sparse
-    Adagrad (GradScaler unscaling for it) and fused Adagrad (for the dense param) bit for bit."""
-    checks = torch.sparse.check_sparse_tensor_invariants
-    was_enabled = checks.is_enabled()
-    checks.disable()  # explicit, as torch asks; every index is valid
-    try:
-        torch.manual_seed(5)
-        emb = torch.nn.Embedding(20, 6, sparse=True).to(dtype)
-        dense = torch.nn.Parameter(torch.randn(6).to(dtype))
-        twin_emb, twin_dense = copy.deepcopy(emb), torch.nn.Parameter(dense.detach().clone())
-        ours = adagrad.torch.Adagrad([*emb.parameters(), dense], lr=0.1, maximize=True)
-        theirs_sparse = torch.optim.Adagrad(twin_emb.parameters(), lr=0.1, maximize=True)
-        theirs_dense = torch.optim.Adagrad([twin_dense], lr=0.1, fused=True, maximize=True)
-        scalers = [torch.amp.GradScaler("cpu", init_scale=2.0**6) for _ in range(2)]
-        for step in range(3):
-            ids = torch.tensor([1, 5, 5, 19, step])
-            ours.zero_grad()
-            scalers[0].scale((emb(ids).float() @ dense.float()).square().sum()).backward()
-            scalers[0].step(ours)
-            scalers[0].update()
-            theirs_sparse.zero_grad()
-            theirs_dense.zero_grad()
-            loss = (twin_emb(ids).float() @ twin_dense.float()).square().sum()
-            scalers[1].scale(loss).backward()  # the same scale: both scalers see the same grads
-            scalers[1].step(theirs_sparse)
-            scalers[1].step(theirs_dense)
-            scalers[1].update()
-        assert torch.equal(emb.weight.detach(), twin_emb.weight.detach())
-        assert torch.equal(dense.detach(), twin_dense.detach())
-    finally:
-        if was_enabled:
-            checks.enable()
-
-
+@pytest.mark.parametrize("maximize", [False, True], ids=["descend", "maximize"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_native_sparse_grads_under_grad_scaler_are_the_unscaled_step(dtype: Any) -> None:
+def test_native_sparse_grads_under_grad_scaler_are_the_unscaled_step(dtype: Any, maximize: bool) -> None:
     """A native sparse step under GradScaler (a power-of-two scale: exact) equals the same step
-    given the unscaled grads, and leaves the unscaled grads in p.grad."""
+    given the unscaled grads, and leaves the unscaled grads in p.grad; 16-bit tables with maximize
+    too (once torch's own sparse path, now a switch of the native kernel)."""
     checks = torch.sparse.check_sparse_tensor_invariants
     was_enabled = checks.is_enabled()
     checks.disable()
@@ -123,8 +88,8 @@ def test_native_sparse_grads_under_grad_scaler_are_the_unscaled_step(dtype: Any)
         torch.manual_seed(6)
         emb = torch.nn.Embedding(30, 8, sparse=True).to(dtype)
         twin = copy.deepcopy(emb)
-        ours = adagrad.torch.Adagrad(emb.parameters(), lr=0.1)
-        plain = adagrad.torch.Adagrad(twin.parameters(), lr=0.1)
+        ours = adagrad.torch.Adagrad(emb.parameters(), lr=0.1, maximize=maximize)
+        plain = adagrad.torch.Adagrad(twin.parameters(), lr=0.1, maximize=maximize)
         scaler = torch.amp.GradScaler("cpu", init_scale=2.0**5)
         for step in range(3):
             ids = torch.tensor([2, 7, 7, 29, step])

@@ -237,6 +237,17 @@ def test_l1_gives_exact_zeros(torch_cls: Any, numpy_cls: Any, state_names: Any, 
     assert sum(int((w == 0).sum()) for w in params_of(plain)) == 0
 
 
+def force_16bit_onto_the_fallback(monkeypatch: Any) -> None:
+    """The native kernels take 16-bit CPU params: these tests hand them to the torch fallback, as a
+    param on another device would be."""
+    native_order = adagrad.torch.adapter.native_order
+    monkeypatch.setattr(
+        adagrad.torch.adapter,
+        "native_order",
+        lambda p: False if p.dtype in (torch.float16, torch.bfloat16) else native_order(p),
+    )
+
+
 FALLBACK_DTYPES = [
     pytest.param(torch.float16, 2e-2, id="f16"),
     pytest.param(torch.bfloat16, 1e-1, id="bf16"),
@@ -266,10 +277,18 @@ def fallback_run(torch_cls: Any, options: dict[str, Any], dtype: torch.dtype) ->
 @pytest.mark.parametrize("options", OPTIONS)
 @pytest.mark.parametrize(("torch_cls", "numpy_cls", "state_names"), RULES)
 def test_the_torch_fallback_follows_the_formula(
-    torch_cls: Any, numpy_cls: Any, state_names: Any, options: dict[str, Any], dtype: torch.dtype, tolerance: float
+    torch_cls: Any,
+    numpy_cls: Any,
+    state_names: Any,
+    options: dict[str, Any],
+    dtype: torch.dtype,
+    tolerance: float,
+    monkeypatch: Any,
 ) -> None:
-    """Params the kernel does not take (float16, bfloat16 here; other devices alike) are updated by
-    the rule's formula in torch ops: close to the native float64 run, not the same bits."""
+    """Params the kernel does not take (on other devices; here 16-bit params forced onto the
+    fallback) are updated by the rule's formula in torch ops: close to the native float64 run, not
+    the same bits."""
+    force_16bit_onto_the_fallback(monkeypatch)
     low, reference = fallback_run(torch_cls, options, dtype)
     for a, p in zip(low, reference.parameters()):
         np.testing.assert_allclose(a, p.detach().numpy(), rtol=tolerance, atol=tolerance)
@@ -285,7 +304,7 @@ def test_the_torch_fallback_in_float64_is_the_native_maths(
     native = Model(torch.float64)
     native_opt = torch_cls(groups_of(native, options), **options)
     run_torch(native_opt, native, range(STEPS))
-    monkeypatch.setattr(adagrad.torch, "_native_order", lambda p, dtypes: False)
+    monkeypatch.setattr(adagrad.torch.adapter, "native_order", lambda p: False)
     forced = Model(torch.float64)
     forced_opt = torch_cls(groups_of(forced, options), **options)
     run_torch(forced_opt, forced, range(STEPS))
@@ -318,9 +337,9 @@ def test_a_tensor_lr_and_a_scheduler_are_read_at_every_step(torch_cls: Any, nump
 
 
 def test_the_drop_ins_share_one_adapter() -> None:
-    base = adagrad.torch._NativeOptimizer
+    base = adagrad.torch.adapter.NativeOptimizer
     for cls in (adagrad.torch.Adagrad, adagrad.torch.ProximalAdagrad, adagrad.torch.AdagradDA):
         assert issubclass(cls, base) and issubclass(cls, torch.optim.Optimizer)
         for name in ("load_state_dict", "_build_plans", "_current_plans", "_as_rows", "_check_loaded_state"):
             assert getattr(cls, name) is getattr(base, name)
-        assert "step" not in vars(cls) or vars(cls)["step"].__qualname__ == "_NativeOptimizer.step"  # torch wraps it
+        assert "step" not in vars(cls) or vars(cls)["step"].__qualname__ == "NativeOptimizer.step"  # torch wraps it

@@ -248,6 +248,17 @@ def test_a_sparse_grad_not_by_rows_of_a_table_is_refused(shape: tuple[int, ...],
     assert torch.equal(w.detach(), torch.ones(shape, dtype=dtype))
 
 
+def force_16bit_onto_the_fallback(monkeypatch: Any) -> None:
+    """The native kernels take 16-bit CPU params: these tests hand them to the torch fallback, as a
+    param on another device would be."""
+    native_order = adagrad.torch.adapter.native_order
+    monkeypatch.setattr(
+        adagrad.torch.adapter,
+        "native_order",
+        lambda p: False if p.dtype in (torch.float16, torch.bfloat16) else native_order(p),
+    )
+
+
 FALLBACK_DTYPES = [
     pytest.param(torch.float16, 2e-2, id="f16"),
     pytest.param(torch.bfloat16, 1e-1, id="bf16"),
@@ -256,9 +267,13 @@ FALLBACK_DTYPES = [
 
 @pytest.mark.parametrize(("dtype", "tolerance"), FALLBACK_DTYPES)
 @pytest.mark.parametrize("options", OPTIONS)
-def test_the_torch_fallback_follows_the_formula(options: dict[str, Any], dtype: torch.dtype, tolerance: float) -> None:
-    """Params the kernel does not take (float16, bfloat16 here; other devices alike) are updated by
-    the rule's formula in torch ops: close to the native float64 run, not the same bits."""
+def test_the_torch_fallback_follows_the_formula(
+    options: dict[str, Any], dtype: torch.dtype, tolerance: float, monkeypatch: Any
+) -> None:
+    """Params the kernel does not take (on other devices; here 16-bit params forced onto the
+    fallback) are updated by the rule's formula in torch ops: close to the native float64 run, not
+    the same bits."""
+    force_16bit_onto_the_fallback(monkeypatch)
     low, reference = fallback_run(Decay, options, dtype)
     for a, p in zip(low, reference.parameters()):
         np.testing.assert_allclose(a, p.detach().numpy(), rtol=tolerance, atol=tolerance)
@@ -271,7 +286,7 @@ def test_the_torch_fallback_in_float64_is_the_native_maths(options: dict[str, An
     native = Model(torch.float64)
     native_opt = Decay(groups_of(native, options), **options)
     run_torch(native_opt, native, range(STEPS))
-    monkeypatch.setattr(adagrad.torch, "_native_order", lambda p, dtypes: False)
+    monkeypatch.setattr(adagrad.torch.adapter, "native_order", lambda p: False)
     forced = Model(torch.float64)
     forced_opt = Decay(groups_of(forced, options), **options)
     run_torch(forced_opt, forced, range(STEPS))
@@ -311,7 +326,7 @@ def test_the_defaults_and_the_shared_adapter() -> None:
         "accumulator_decay_rate": 0.9,
     }
     assert group["initial_accumulator_value"] == 0.1 and group["duplicates"] == "sum"
-    base = adagrad.torch._NativeOptimizer
+    base = adagrad.torch.adapter.NativeOptimizer
     assert issubclass(Decay, base) and issubclass(Decay, torch.optim.Optimizer)
     for name in ("load_state_dict", "_build_plans", "_current_plans", "_as_rows", "_check_loaded_state"):
         assert getattr(Decay, name) is getattr(base, name)

@@ -21,8 +21,8 @@ common_optimizers = pytest.importorskip("torch.testing._internal.common_optimize
 
 import adagrad  # noqa: E402
 import adagrad.torch  # noqa: E402
-from adagrad._torch_grads import numpy_view  # noqa: E402
 from adagrad.torch import torch_vector_width  # noqa: E402
+from adagrad.torch.grads import numpy_view  # noqa: E402
 from test_torch_composite import explicit_sparse_invariant_checks  # noqa: E402, F401  (autouse: here too)
 from test_torch_optim_db import INPUTS, models  # noqa: E402
 
@@ -155,29 +155,30 @@ def test_sparse_grads_of_16bit_params_are_native(dtype: Any, rowwise: bool) -> N
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sparse_grads_with_maximize_take_torch_s_own_path(dtype: Any) -> None:
-    """maximize is not among the 16-bit sparse kernels' options: torch's own sparse Adagrad
-    updates those params (the same bits as torch.optim.Adagrad); the dense ones stay native."""
+def test_sparse_grads_with_maximize_are_native(dtype: Any) -> None:
+    """maximize is a switch of the one sparse kernel for 16-bit tables too: the sparse params take
+    the native step (adagrad.Adagrad over the same rows is the oracle, bit for bit), the dense ones
+    stay torch fused's bits."""
     torch.manual_seed(5)
-    ours_e = torch.nn.Embedding(20, 6, sparse=True).to(dtype)
-    theirs_e = copy.deepcopy(ours_e)
+    emb = torch.nn.Embedding(20, 6, sparse=True).to(dtype)
+    twin = numpy_view(emb.weight.detach().clone())
     dense = torch.nn.Parameter(torch.randn(40).to(dtype))
     dense_twin = torch.nn.Parameter(dense.detach().clone())
-    ours = adagrad.torch.Adagrad([*ours_e.parameters(), dense], lr=0.1, maximize=True)
-    theirs_sparse = torch.optim.Adagrad(theirs_e.parameters(), lr=0.1, maximize=True)
+    ours = adagrad.torch.Adagrad([*emb.parameters(), dense], lr=0.1, maximize=True)
+    numpy_opt = adagrad.Adagrad([twin], lr=0.1, maximize=True)
     theirs_dense = torch.optim.Adagrad([dense_twin], lr=0.1, fused=True, maximize=True)
     for step in range(3):
-        ids = torch.tensor([1, 5, 5, 19, step])
-        for e, opt in ((ours_e, ours), (theirs_e, theirs_sparse)):
-            opt.zero_grad()
-            e(ids).float().square().sum().backward()
-        g = torch.randn(40).to(dtype)
-        dense.grad, dense_twin.grad = g.clone(), g.clone()
+        ours.zero_grad()
+        emb(torch.tensor([1, 5, 5, 19, step])).float().square().sum().backward()
+        g = emb.weight.grad
+        numpy_opt.step([adagrad.SparseGrad(g._indices()[0].numpy(), numpy_view(g._values()).copy())])
+        grad = torch.randn(40).to(dtype)
+        dense.grad, dense_twin.grad = grad.clone(), grad.clone()
         ours.step()
-        theirs_sparse.step()
         theirs_dense.step()
-    same_bits(ours_e.weight, theirs_e.weight)
+    np.testing.assert_array_equal(numpy_view(emb.weight.detach()).view(np.uint16), twin.view(np.uint16))
     same_bits(dense, dense_twin)
+    assert not ours._plans[0].fallback
 
 
 def test_bfloat16_training_end_to_end_learns() -> None:

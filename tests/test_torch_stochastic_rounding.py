@@ -15,7 +15,7 @@ pytest.importorskip("ml_dtypes")
 
 import adagrad  # noqa: E402
 import adagrad.torch  # noqa: E402
-from adagrad._torch_grads import numpy_view  # noqa: E402
+from adagrad.torch.grads import numpy_view  # noqa: E402
 
 DTYPES = [pytest.param(torch.float16, id="float16"), pytest.param(torch.bfloat16, id="bfloat16")]
 

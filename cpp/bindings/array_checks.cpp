@@ -32,10 +32,16 @@ std::string shape_string(const FloatArray& a) {
   return out + ")";
 }
 
-std::string TensorName::operator()(Role role) const {
-  static const char* const kPrefix[] = {"param ", "grad of ", "state sum of ", "grad indices of ", "grad sum of "};
+std::string TensorName::operator()(Role role, const StateSpec* state) const {
+  static const char* const kPrefix[] = {"param ", "grad of ", "grad indices of "};
+  static const char* const kDense[] = {"param", "grad", "indices"};
+  static const char* const kSparse[] = {"table", "values", "indices"};
+  if (role == Role::state) {
+    if (label.is_none()) return sparse ? state->sparse_argument : state->dense_argument;
+    return state->of + std::string(py::str(label));
+  }
   const auto r = static_cast<int>(role);
-  if (label.is_none()) return arguments[r];
+  if (label.is_none()) return (sparse ? kSparse : kDense)[r];
   return kPrefix[r] + std::string(py::str(label));
 }
 
@@ -81,29 +87,29 @@ bool known_dtype(const py::detail::PyArrayDescr_Proxy* descr, Dtype& out) {
 
 }  // namespace
 
-FloatArray float_array(py::handle obj, const TensorName& name, Role role) {
+FloatArray float_array(py::handle obj, const TensorName& name, Role role, const StateSpec* state) {
   if (!npy::get().PyArray_Check_(obj.ptr())) {
-    throw py::type_error(name(role) + " must be a numpy.ndarray of float32, float64, float16 or bfloat16, got " +
+    throw py::type_error(name(role, state) + " must be a numpy.ndarray of float32, float64, float16 or bfloat16, got " +
                          type_name(obj));
   }
   const auto* a = py::detail::array_proxy(obj.ptr());
   const auto* descr = py::detail::array_descriptor_proxy(a->descr);
   Dtype dtype{};
   if (!known_dtype(descr, dtype)) {
-    throw py::type_error(name(role) + " must have dtype float32, float64, float16 or bfloat16 (native byte order), got " +
+    throw py::type_error(name(role, state) + " must have dtype float32, float64, float16 or bfloat16 (native byte order), got " +
                          dtype_name(a) + "; convert it yourself: a hidden copy would not be updated");
   }
   const int flags = a->flags;
   const bool c_order = (flags & npy::NPY_ARRAY_C_CONTIGUOUS_) != 0;
   if (!c_order && (flags & npy::NPY_ARRAY_F_CONTIGUOUS_) == 0) {
-    throw py::value_error(name(role) + " must be contiguous (C or Fortran order), got strides of a view; "
+    throw py::value_error(name(role, state) + " must be contiguous (C or Fortran order), got strides of a view; "
                           "pass a contiguous array (a hidden copy would not be updated)");
   }
   if ((flags & npy::NPY_ARRAY_ALIGNED_) == 0) {
-    throw py::value_error(name(role) + " is not aligned to its element size");
+    throw py::value_error(name(role, state) + " is not aligned to its element size");
   }
   if (role != Role::grad && (flags & npy::NPY_ARRAY_WRITEABLE_) == 0) {
-    throw py::value_error(name(role) + " is read-only; it is updated in place and must be writeable");
+    throw py::value_error(name(role, state) + " is read-only; it is updated in place and must be writeable");
   }
   std::size_t size = 1;
   for (int i = 0; i < a->nd; ++i) size *= static_cast<std::size_t>(a->dimensions[i]);
@@ -111,51 +117,75 @@ FloatArray float_array(py::handle obj, const TensorName& name, Role role) {
           a->dimensions, c_order};
 }
 
-bool plain_dense_arrays(py::handle param, py::handle grad, py::handle sum, DenseArrays& out) {
+bool plain_dense_arrays(py::handle param, py::handle grad, const py::handle* states, std::size_t n_states,
+                        DenseArrays& out) {
   static PyTypeObject* const array_type = npy::get().PyArray_Type_;
-  PyObject* const objects[3] = {param.ptr(), grad.ptr(), sum.ptr()};
-  for (PyObject* o : objects) {
-    if (Py_TYPE(o) != array_type) return false;
+  if (Py_TYPE(param.ptr()) != array_type || Py_TYPE(grad.ptr()) != array_type) return false;
+  for (std::size_t j = 0; j < n_states; ++j) {
+    if (Py_TYPE(states[j].ptr()) != array_type) return false;
   }
-  const auto* p = py::detail::array_proxy(objects[0]);
-  const auto* g = py::detail::array_proxy(objects[1]);
-  const auto* s = py::detail::array_proxy(objects[2]);
-  if (g->descr != p->descr || s->descr != p->descr || g->nd != p->nd || s->nd != p->nd) return false;
+  const auto* p = py::detail::array_proxy(param.ptr());
+  const auto* g = py::detail::array_proxy(grad.ptr());
+  if (g->descr != p->descr || g->nd != p->nd) return false;
   const auto* descr = py::detail::array_descriptor_proxy(p->descr);
   const bool f32 = descr->type_num == npy::NPY_FLOAT_;
   if ((!f32 && descr->type_num != npy::NPY_DOUBLE_) || descr->byteorder == kSwappedByteOrder) return false;
   const int read = npy::NPY_ARRAY_C_CONTIGUOUS_ | npy::NPY_ARRAY_ALIGNED_;
   const int written = read | npy::NPY_ARRAY_WRITEABLE_;
-  if ((p->flags & written) != written || (s->flags & written) != written || (g->flags & read) != read) return false;
+  if ((p->flags & written) != written || (g->flags & read) != read) return false;
   std::size_t size = 1;
   for (int i = 0; i < p->nd; ++i) {
     const py::ssize_t extent = p->dimensions[i];
-    if (g->dimensions[i] != extent || s->dimensions[i] != extent) return false;
+    if (g->dimensions[i] != extent) return false;
     size *= static_cast<std::size_t>(extent);
   }
+  for (std::size_t j = 0; j < n_states; ++j) {
+    const auto* s = py::detail::array_proxy(states[j].ptr());
+    if (s->descr != p->descr || s->nd != p->nd || (s->flags & written) != written) return false;
+    for (int i = 0; i < p->nd; ++i) {
+      if (s->dimensions[i] != p->dimensions[i]) return false;
+    }
+    out.states[j] = s->data;
+  }
   const Dtype dtype = f32 ? Dtype::f32 : Dtype::f64;
-  out = {dtype, dtype, p->data, g->data, s->data, size, size * (f32 ? sizeof(float) : sizeof(double))};
+  const std::size_t nbytes = size * (f32 ? sizeof(float) : sizeof(double));
+  out.dtype = out.state_dtype = dtype;
+  out.param = p->data;
+  out.grad = g->data;
+  out.size = size;
+  out.nbytes = out.state_nbytes = nbytes;
   return true;
 }
 
-DenseArrays checked_dense_arrays(py::handle param, py::handle grad, py::handle sum, const TensorName& name) {
+DenseArrays checked_dense_arrays(py::handle param, py::handle grad, const py::handle* states, const StateSpec* specs,
+                                 std::size_t n_states, const TensorName& name) {
   const FloatArray p = float_array(param, name, Role::param);
   const FloatArray g = float_array(grad, name, Role::grad);
-  const FloatArray s = float_array(sum, name, Role::sum);
   require_same_layout(p, g, name, Role::grad);
-  if (s.ndim == 1 && p.ndim == 2 && s.size == static_cast<std::size_t>(p.shape[0])) {
-    throw py::value_error(name(Role::param) + " keeps row-wise state (one accumulator per row): "
-                          "give its grad as (indices, values)");
+  DenseArrays out{p.dtype, p.dtype, p.data, g.data, {}, p.size, p.nbytes, p.nbytes};
+  for (std::size_t j = 0; j < n_states; ++j) {
+    const FloatArray s = float_array(states[j], name, Role::state, &specs[j]);
+    if (j == 0 && s.ndim == 1 && p.ndim == 2 && s.size == static_cast<std::size_t>(p.shape[0])) {
+      throw py::value_error(name(Role::param) + " keeps row-wise state (one accumulator per row): "
+                            "give its grad as (indices, values)");
+    }
+    require_same_layout(p, s, name, Role::state, &specs[j], true);
+    if (j > 0 && s.dtype != out.state_dtype) {
+      throw py::type_error(name(Role::state, &specs[j]) + " must have the dtype of " +
+                           name(Role::state, &specs[0]));
+    }
+    out.state_dtype = s.dtype;
+    out.states[j] = s.data;
+    out.state_nbytes = s.nbytes;
   }
-  require_same_layout(p, s, name, Role::sum, true);
-  return {p.dtype, s.dtype, p.data, g.data, s.data, p.size, p.nbytes};
+  return out;
 }
 
 void require_same_layout(const FloatArray& ref, const FloatArray& other, const TensorName& name, Role role,
-                         bool float32_state_allowed) {
+                         const StateSpec* state, bool float32_state_allowed) {
   const bool master_state = float32_state_allowed && is_16bit(ref.dtype) && other.dtype == Dtype::f32;
   if (other.dtype != ref.dtype && !master_state) {
-    throw py::type_error(name(role) + " has dtype " + dtype_name(py::detail::array_proxy(other.owner.ptr())) + " but " +
+    throw py::type_error(name(role, state) + " has dtype " + dtype_name(py::detail::array_proxy(other.owner.ptr())) + " but " +
                          name(Role::param) + " has " + dtype_name(py::detail::array_proxy(ref.owner.ptr())) +
                          (float32_state_allowed && is_16bit(ref.dtype) ? "; it must be the param's or float32"
                                                                        : "; they must match"));
@@ -163,7 +193,7 @@ void require_same_layout(const FloatArray& ref, const FloatArray& other, const T
   bool same_shape = other.ndim == ref.ndim;
   for (int i = 0; same_shape && i < ref.ndim; ++i) same_shape = other.shape[i] == ref.shape[i];  // no memcmp call
   if (!same_shape) {
-    throw py::value_error(name(role) + " has shape " + shape_string(other) + " but " + name(Role::param) + " has " +
+    throw py::value_error(name(role, state) + " has shape " + shape_string(other) + " but " + name(Role::param) + " has " +
                           shape_string(ref) + "; they must match");
   }
   // Both contiguous; the element order differs only if one is C-only and the other Fortran-only
@@ -173,27 +203,28 @@ void require_same_layout(const FloatArray& ref, const FloatArray& other, const T
     const auto* r = py::detail::array_proxy(ref.owner.ptr());
     const int both = npy::NPY_ARRAY_C_CONTIGUOUS_ | npy::NPY_ARRAY_F_CONTIGUOUS_;
     if ((o->flags & both) != both && (r->flags & both) != both) {
-      throw py::value_error(name(role) + " is in " + order_name(other) + " order but " + name(Role::param) +
+      throw py::value_error(name(role, state) + " is in " + order_name(other) + " order but " + name(Role::param) +
                             " is in " + order_name(ref) + " order; they must match");
     }
   }
 }
 
-void OverlapChecker::add(const void* data, std::size_t nbytes, const TensorName& name, Role role) {
+void OverlapChecker::add(const void* data, std::size_t nbytes, const TensorName& name, Role role,
+                         const StateSpec* state) {
   if (nbytes == 0) return;
   const auto b = reinterpret_cast<std::uintptr_t>(data);
-  (role == Role::grad || role == Role::indices ? read_ : written_).push_back({b, b + nbytes, name, role});
+  (role == Role::grad || role == Role::indices ? read_ : written_).push_back({b, b + nbytes, name, role, state});
 }
 
 void OverlapChecker::add_read(const void* data, std::size_t nbytes, const TensorName& name, Role role) {
   if (nbytes == 0) return;
   const auto b = reinterpret_cast<std::uintptr_t>(data);
-  read_.push_back({b, b + nbytes, name, role});
+  read_.push_back({b, b + nbytes, name, role, nullptr});
 }
 
 std::string OverlapChecker::written_name(std::uintptr_t address) const {
   for (const Range& r : written_) {
-    if (r.begin <= address && address < r.end) return r.name(r.role);
+    if (r.begin <= address && address < r.end) return r.name(r.role, r.state);
   }
   return "an array";
 }
@@ -251,7 +282,7 @@ void OverlapChecker::check() {
 
 void OverlapChecker::report_clash() {
   auto clash = [](const Range& x, const Range& y) {
-    throw py::value_error(x.name(x.role) + " and " + y.name(y.role) +
+    throw py::value_error(x.name(x.role, x.state) + " and " + y.name(y.role, y.state) +
                           " share memory; every parameter, gradient and state must be its own buffer");
   };
   auto by_begin = [](const Range& x, const Range& y) { return x.begin < y.begin; };

@@ -12,24 +12,27 @@
 #include <vector>
 
 #include "adagrad/dense.hpp"
+#include "adagrad/rules/declare.hpp"
 
 namespace adagrad::bindings {
 
 namespace py = pybind11;
 
-// The role of an array in one tensor's update, and how errors name it.
-enum class Role { param, grad, sum, indices, grad_sum };
+// The role of an array in one tensor's update, and how errors name it: a state is named by its
+// rule's StateSpec (rules/declare.hpp).
+enum class Role { param, grad, indices, state };
 
-// label None: the functional form's argument names ("param", "grad", "state_sum");
+// AdagradDecay's per-row counts of decays done, named like a state.
+inline constexpr StateSpec kDecayCounts{"decay_count", "decay_counts", "decay_counts", "decay counts of "};
+
+// label None: the functional form's argument names ("param", "grad", "state_sum"; the sparse form's
+// "table", "values", "state");
 // label a str such as "'fc.weight'" or "params[3]": "param 'fc.weight'", "grad of 'fc.weight'", ...
 // Built only when an error is raised.
 struct TensorName {
   py::handle label;  // borrowed: must outlive every use, including error messages
-  const char* const* arguments = kDenseArguments;  // the names used when label is None
-  std::string operator()(Role role) const;
-
-  static constexpr const char* kDenseArguments[] = {"param", "grad", "state_sum", "indices", "grad_sum"};
-  static constexpr const char* kSparseArguments[] = {"table", "values", "state", "indices", "grad_sum"};
+  bool sparse = false;  // label None: the sparse form's argument names
+  std::string operator()(Role role, const StateSpec* state = nullptr) const;
 };
 
 struct FloatArray {
@@ -43,35 +46,38 @@ struct FloatArray {
   bool c_order;  // C-contiguous (else Fortran-contiguous only)
 };
 
-// A float32/float64/float16/bfloat16 (ml_dtypes.bfloat16) ndarray, aligned, native byte order, C- or Fortran-contiguous; params and
-// state sums must also be writeable, grads are only read.
-FloatArray float_array(py::handle obj, const TensorName& name, Role role);
+// A float32/float64/float16/bfloat16 (ml_dtypes.bfloat16) ndarray, aligned, native byte order, C- or
+// Fortran-contiguous; params and states must also be writeable, grads are only read.
+FloatArray float_array(py::handle obj, const TensorName& name, Role role, const StateSpec* state = nullptr);
 
-// The common case of a dense update, read from the three array headers at once: exact ndarrays
-// sharing one float dtype object (native byte order), C-contiguous and aligned, one shape, param
-// and sum writeable. Fills `out` and returns true; false when anything differs, and then the
-// checks above run one by one (they raise, or accept a valid but less common layout).
+// The common case of a dense update, read from the array headers at once: exact ndarrays sharing
+// one float32 or float64 dtype object (native byte order), C-contiguous and aligned, one shape,
+// param and states writeable. Fills `out` and returns true; false when anything differs, and then
+// the checks above run one by one (they raise, or accept a valid but less common layout).
 struct DenseArrays {
   Dtype dtype;
   Dtype state_dtype;  // dtype, or float32 for a 16-bit param (checked_dense_arrays alone)
   void* param;
   const void* grad;
-  void* sum;
+  void* states[kMaxStates];
   std::size_t size;
   std::size_t nbytes;
+  std::size_t state_nbytes;
 };
-bool plain_dense_arrays(py::handle param, py::handle grad, py::handle sum, DenseArrays& out);
+bool plain_dense_arrays(py::handle param, py::handle grad, const py::handle* states, std::size_t n_states,
+                        DenseArrays& out);
 // The same, one check at a time: raises a TypeError / ValueError naming the array, or accepts any
 // valid layout (Fortran order, ndarray subclasses, equal dtypes of distinct dtype objects).
-DenseArrays checked_dense_arrays(py::handle param, py::handle grad, py::handle sum, const TensorName& name);
+DenseArrays checked_dense_arrays(py::handle param, py::handle grad, const py::handle* states, const StateSpec* specs,
+                                 std::size_t n_states, const TensorName& name);
 
 // "(3, 4)", "(5,)": the array's shape as Python prints it, for messages.
 std::string shape_string(const FloatArray& a);
 
-// The grad or state sum must have the param's dtype, shape and memory order; a 16-bit param's
+// The grad or a state must have the param's dtype, shape and memory order; a 16-bit param's
 // state may also be float32 when float32_state_allowed.
 void require_same_layout(const FloatArray& param, const FloatArray& other, const TensorName& name, Role role,
-                         bool float32_state_allowed = false);
+                         const StateSpec* state = nullptr, bool float32_state_allowed = false);
 
 // A byte range [begin, end).
 struct Span {
@@ -81,8 +87,10 @@ struct Span {
 // Raises ValueError if any written buffer overlaps another written or read buffer.
 class OverlapChecker {
  public:
-  void add(const FloatArray& a, const TensorName& name, Role role) { add(a.data, a.nbytes, name, role); }
-  void add(const void* data, std::size_t nbytes, const TensorName& name, Role role);
+  void add(const FloatArray& a, const TensorName& name, Role role, const StateSpec* state = nullptr) {
+    add(a.data, a.nbytes, name, role, state);
+  }
+  void add(const void* data, std::size_t nbytes, const TensorName& name, Role role, const StateSpec* state = nullptr);
   void clear() {
     written_.clear();
     read_.clear();
@@ -108,6 +116,7 @@ class OverlapChecker {
     std::uintptr_t begin, end;
     TensorName name;
     Role role;
+    const StateSpec* state;
   };
   std::vector<Range> written_, read_;
   const std::vector<Span>* sorted_ = nullptr;

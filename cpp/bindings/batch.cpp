@@ -140,45 +140,12 @@ StepBatch::~StepBatch() {
   lists_.in_use = false;
 }
 
-void StepBatch::check_rule_takes_batch_options(const DenseOptions& o, const TensorName& name) const {
-  if (o.rule != Rule::adagrad && (grad_scale_ || clip_.rule != ClipRule::none)) {
-    throw py::value_error(name(Role::param) +
-                          ": grad_scale and the clip options are Adagrad's; the composite rules take neither");
-  }
-}
-
-void StepBatch::check_16bit_takes(const DenseOptions& o, const TensorName& name) const {
-  if (o.rule != Rule::adagrad) {
-    throw py::type_error(name(Role::param) + ": float16 and bfloat16 params take Adagrad's rule alone (the composite "
-                         "rules and AdagradDecay take float32 and float64)");
-  }
-  if (clip_.rule != ClipRule::none) {  // the 16-bit kernels have no clip variants (half_dense_variant)
-    throw py::type_error(name(Role::param) + ": float16 and bfloat16 params take no clip yet (clip_value, "
-                         "max_grad_norm, clip_norm_per_tensor take float32 and float64 params)");
-  }
-}
-
-void* StepBatch::checked_grad_sum(py::handle grad_sum, const FloatArray& param, const DenseOptions& o,
-                                  const TensorName& name) {
-  const bool needed = o.rule == Rule::dual_averaging;
-  if (!needed) {
-    if (grad_sum && !grad_sum.is_none()) throw py::value_error(name(Role::grad_sum) + " is Adagrad-DA's alone");
-    return nullptr;
-  }
-  if (!grad_sum || grad_sum.is_none()) throw py::value_error(name(Role::grad_sum) + " is required by Adagrad-DA");
-  const FloatArray a = float_array(grad_sum, name, Role::grad_sum);
-  require_same_layout(param, a, name, Role::grad_sum);
-  overlap_.add(a, name, Role::grad_sum);
-  owners_.push_back(py::reinterpret_borrow<py::object>(grad_sum));
-  return a.data;
-}
-
-std::int64_t* StepBatch::checked_decay_counts(py::handle counts, std::size_t rows, const DenseOptions& o,
+std::int64_t* StepBatch::checked_decay_counts(py::handle counts, std::size_t rows, const StepOptions& o,
                                               const TensorName& name, const FloatArray* dense_param,
                                               std::size_t* counted_rows) {
   const bool given = counts && !counts.is_none();
-  const std::string what = (name.label.is_none() ? std::string("decay_counts") : "decay counts of " + name(Role::param));
-  if (o.rule != Rule::adagrad_decay) {
+  const std::string what = name(Role::state, &kDecayCounts);
+  if (o.rule_index() != rule_index<AdagradDecayRule>) {
     if (given) throw py::value_error(what + " are AdagradDecay's alone");
     return nullptr;
   }
@@ -202,56 +169,50 @@ std::int64_t* StepBatch::checked_decay_counts(py::handle counts, std::size_t row
                           ",)" + (dense_param != nullptr ? " (one count, or one per row of a 2-D table)" : ""));
   }
   if (counted_rows != nullptr) *counted_rows = rows;
-  overlap_.add(a->data, rows * sizeof(std::int64_t), name, Role::sum);
+  overlap_.add(a->data, rows * sizeof(std::int64_t), name, Role::state, &kDecayCounts);
   owners_.push_back(py::reinterpret_borrow<py::object>(counts));
   return reinterpret_cast<std::int64_t*>(a->data);
 }
 
-void StepBatch::add_dense(py::handle param, py::handle grad, py::handle sum, const TensorName& name,
-                          const DenseOptions& o, std::int64_t step, int variant_override, py::handle grad_sum,
-                          py::handle decay_counts) {
-  check_rule_takes_batch_options(o, name);
+void StepBatch::add_dense(py::handle param, py::handle grad, const TensorStates& states, const TensorName& name,
+                          const StepOptions& o, std::int64_t step) {
   DenseArrays a;
   // The one-read check first (~40% of the per-tensor cost of the step-by-step one).
-  if (!plain_dense_arrays(param, grad, sum, a)) a = checked_dense_arrays(param, grad, sum, name);
-  if (is_16bit(a.dtype)) check_16bit_takes(o, name);
+  if (!plain_dense_arrays(param, grad, states.arrays, states.count, a)) {
+    a = checked_dense_arrays(param, grad, states.arrays, states.specs, states.count, name);
+  }
   overlap_.add(a.param, a.nbytes, name, Role::param);
   overlap_.add(a.grad, a.nbytes, name, Role::grad);
-  overlap_.add(a.sum, a.nbytes, name, Role::sum);
-  void* grad_sum_data = nullptr;
-  if (o.rule == Rule::dual_averaging || (grad_sum && !grad_sum.is_none())) {
-    grad_sum_data = checked_grad_sum(grad_sum, float_array(param, name, Role::param), o, name);
+  for (std::size_t j = 0; j < states.count; ++j) {
+    overlap_.add(a.states[j], a.state_nbytes, name, Role::state, &states.specs[j]);
   }
   std::int64_t* decay_count_data = nullptr;
   std::size_t decay_rows = 0;
-  if (o.rule == Rule::adagrad_decay || (decay_counts && !decay_counts.is_none())) {
+  if (o.rule_index() == rule_index<AdagradDecayRule> || (states.decay_counts && !states.decay_counts.is_none())) {
     const FloatArray p = float_array(param, name, Role::param);
-    decay_count_data = checked_decay_counts(decay_counts, 0, o, name, &p, &decay_rows);
+    decay_count_data = checked_decay_counts(states.decay_counts, 0, o, name, &p, &decay_rows);
   }
   if (clip_.measures_norm()) {
     dense_span_.push_back(checked_.size());
     dense_options_.emplace_back(with_batch_options(o), step);
   }
   if (nonfinite_ != NonFinite::propagate || clip_.measures_norm()) check_later(a.dtype, a.grad, a.size, grad, name);
-  DenseTensor& t = dense_.emplace_back(coefficients(a.dtype, o, step));
-  t.state_dtype = a.state_dtype;
+  DenseTensor& t = dense_.emplace_back(coefficients(a.dtype, a.state_dtype, o, step));
   t.param = a.param;
   t.grad = a.grad;
-  t.sum = a.sum;
-  t.grad_sum = grad_sum_data;
+  for (std::size_t j = 0; j < states.count; ++j) t.states[j] = a.states[j];
   t.decay_counts = decay_count_data;
   t.decay_rows = decay_rows;
   t.n = a.size;
-  if (variant_override >= 0) t.variant = variant_override;
-  for (const py::handle h : {param, grad, sum}) owners_.push_back(py::reinterpret_borrow<py::object>(h));
+  owners_.push_back(py::reinterpret_borrow<py::object>(param));
+  owners_.push_back(py::reinterpret_borrow<py::object>(grad));
+  for (std::size_t j = 0; j < states.count; ++j) owners_.push_back(py::reinterpret_borrow<py::object>(states.arrays[j]));
 }
 
-void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle values, py::handle state,
-                           const TensorName& name, const DenseOptions& o, Duplicates duplicates, std::int64_t step,
-                           int variant_override, py::handle grad_sum, py::handle decay_counts) {
-  check_rule_takes_batch_options(o, name);
+void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle values, const TensorStates& states,
+                           const TensorName& name, const StepOptions& o, Duplicates duplicates, std::int64_t step,
+                           SparseProblem::Floor floor) {
   FloatArray tab = float_array(table, name, Role::param);
-  if (is_16bit(tab.dtype)) check_16bit_takes(o, name);
   if (tab.ndim != 2 || !tab.c_order) {
     throw py::value_error(name(Role::param) + " must be a 2-D C-contiguous array (rows, dim) for sparse updates, got shape " +
                           shape_string(tab) + (tab.c_order ? "" : " in Fortran order"));
@@ -259,50 +220,67 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
   const auto rows = static_cast<std::size_t>(tab.shape[0]), dim = static_cast<std::size_t>(tab.shape[1]);
   Indices idx = index_array(indices, name);
   FloatArray val = float_array(values, name, Role::grad);
-  FloatArray st = float_array(state, name, Role::sum);
   if (val.dtype != tab.dtype) throw py::type_error(name(Role::grad) + " must have the dtype of " + name(Role::param));
-  if (st.dtype != tab.dtype && !(is_16bit(tab.dtype) && st.dtype == Dtype::f32)) {
-    throw py::type_error(name(Role::sum) + " must have the dtype of " + name(Role::param) +
-                         (is_16bit(tab.dtype) ? " or float32" : ""));
-  }
   // The benchmark's floor with values reads a whole batch's values for its distinct rows.
-  const bool any_value_rows = variant_override == kFloorWithValuesVariant;
+  const bool any_value_rows = floor == SparseProblem::Floor::with_values;
   if (val.ndim != 2 || (!any_value_rows && static_cast<std::size_t>(val.shape[0]) != idx.size) ||
       static_cast<std::size_t>(val.shape[1]) != dim || !val.c_order) {
     throw py::value_error(name(Role::grad) + " must be C-contiguous of shape (len(indices), dim) = (" +
                           std::to_string(idx.size) + ", " + std::to_string(dim) + "), got " + shape_string(val));
   }
-  const bool elementwise = st.ndim == 2 && static_cast<std::size_t>(st.shape[0]) == rows &&
-                           static_cast<std::size_t>(st.shape[1]) == dim && st.c_order;
-  const bool rowwise = st.ndim == 1 && static_cast<std::size_t>(st.shape[0]) == rows;
-  if (!elementwise && !rowwise) {
-    throw py::value_error(name(Role::sum) + " must have shape (rows, dim) = (" + std::to_string(rows) + ", " +
-                          std::to_string(dim) + ") for element-wise Adagrad or (rows,) = (" + std::to_string(rows) +
-                          ",) for row-wise Adagrad, got " + shape_string(st));
+  // The first state picks element-wise (rows, dim) or row-wise (rows,) state; the others (Adagrad-DA's
+  // grad sum) are laid out like the table, in the first one's dtype.
+  std::vector<FloatArray> st;
+  bool rowwise = false;
+  for (std::size_t j = 0; j < states.count; ++j) {
+    const StateSpec* spec = &states.specs[j];
+    FloatArray s = float_array(states.arrays[j], name, Role::state, spec);
+    if (j > 0) {
+      require_same_layout(tab, s, name, Role::state, spec, true);
+      if (s.dtype != st[0].dtype) {
+        throw py::type_error(name(Role::state, spec) + " must have the dtype of " + name(Role::state, &states.specs[0]));
+      }
+      st.push_back(std::move(s));
+      continue;
+    }
+    if (s.dtype != tab.dtype && !(is_16bit(tab.dtype) && s.dtype == Dtype::f32)) {
+      throw py::type_error(name(Role::state, spec) + " must have the dtype of " + name(Role::param) +
+                           (is_16bit(tab.dtype) ? " or float32" : ""));
+    }
+    const bool elementwise = s.ndim == 2 && static_cast<std::size_t>(s.shape[0]) == rows &&
+                             static_cast<std::size_t>(s.shape[1]) == dim && s.c_order;
+    rowwise = s.ndim == 1 && static_cast<std::size_t>(s.shape[0]) == rows;
+    if (!elementwise && !rowwise) {
+      throw py::value_error(name(Role::state, spec) + " must have shape (rows, dim) = (" + std::to_string(rows) + ", " +
+                            std::to_string(dim) + ") for element-wise Adagrad or (rows,) = (" + std::to_string(rows) +
+                            ",) for row-wise Adagrad, got " + shape_string(s));
+    }
+    if (rowwise && floor == SparseProblem::Floor::none && o.rule_index() == rule_index<StreamRule>) {
+      throw py::value_error("the sparse ceiling and floors take element-wise state only");
+    }
+    if (rowwise && o.rule_index() != rule_index<AdagradRule>) {
+      throw py::value_error(name(Role::state, spec) + " must have shape (rows, dim) = (" + std::to_string(rows) + ", " +
+                            std::to_string(dim) + "): row-wise state is Adagrad's alone, got " + shape_string(s));
+    }
+    st.push_back(std::move(s));
   }
   if (rowwise && dim == 0) throw py::value_error("row-wise Adagrad needs dim >= 1");
-  if (rowwise && o.rule != Rule::adagrad) {
-    throw py::value_error(name(Role::sum) + " must have shape (rows, dim) = (" + std::to_string(rows) + ", " +
-                          std::to_string(dim) + "): row-wise state is Adagrad's alone, got " + shape_string(st));
-  }
-  void* const grad_sum_data = checked_grad_sum(grad_sum, tab, o, name);
-  std::int64_t* const decay_count_data = checked_decay_counts(decay_counts, rows, o, name);
+  std::int64_t* const decay_count_data = checked_decay_counts(states.decay_counts, rows, o, name);
   if (idx.size >= (std::size_t{1} << 32)) throw py::value_error(name(Role::indices) + " has 2**32 or more entries");
   overlap_.add(tab, name, Role::param);
-  overlap_.add(st, name, Role::sum);
+  for (std::size_t j = 0; j < st.size(); ++j) overlap_.add(st[j], name, Role::state, &states.specs[j]);
   overlap_.add(val, name, Role::grad);
   overlap_.add_read(idx.data, idx.size * (idx.int64 ? 8 : 4), name, Role::indices);
-  if (variant_override >= 0 && rowwise) throw py::value_error("the sparse ceiling and floors take element-wise state only");
-  const SparseProblem problem{tab.dtype,     st.dtype,   tab.data,   rows,
-                              dim,           idx.data,   idx.int64,
-                              idx.size,      val.data,   st.data,
-                              grad_sum_data, decay_count_data, rowwise,    duplicates,
-                              with_batch_options(o), step, variant_override,
-                              val.ndim == 2 ? static_cast<std::size_t>(val.shape[0]) : 0};
+  if (floor != SparseProblem::Floor::none && rowwise) {
+    throw py::value_error("the sparse ceiling and floors take element-wise state only");
+  }
+  SparseProblem problem{tab.dtype, st.empty() ? tab.dtype : st[0].dtype, tab.data, rows, dim, idx.data, idx.int64,
+                        idx.size, val.data, {}, decay_count_data, rowwise, duplicates, with_batch_options(o), step,
+                        floor, val.ndim == 2 ? static_cast<std::size_t>(val.shape[0]) : 0};
+  for (std::size_t j = 0; j < st.size(); ++j) problem.states[j] = st[j].data;
   if (!sparse_kernel_exists(kBaselineKernels, problem)) {  // every ISA's table has the same entries
     throw py::type_error(name(Role::param) + " is a " + std::string(adagrad::dtype_name(tab.dtype)) +
-                         " table: its sparse updates take Adagrad without maximize, decoupled_weight_decay, "
-                         "eps_inside_sqrt or a clip, and no benchmark floor (float32 and float64 tables take them all)");
+                         " table: the benchmark floors take float32 and float64 tables");
   }
   if (const std::size_t bad = first_bad_index(problem); bad != idx.size) {
     throw py::value_error(name(Role::indices) + "[" + std::to_string(bad) + "] = " +
@@ -314,24 +292,25 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
     check_later(val.dtype, val.data, val.size, val.owner, name);
   }
   sparse_.push_back(problem);
-  for (py::object* owner : {&tab.owner, &idx.owner, &val.owner, &st.owner}) owners_.push_back(std::move(*owner));
+  for (py::object* owner : {&tab.owner, &idx.owner, &val.owner}) owners_.push_back(std::move(*owner));
+  for (FloatArray& s : st) owners_.push_back(std::move(s.owner));
 }
 
 void StepBatch::reserve(std::size_t tensors) {
   dense_.reserve(tensors);
-  owners_.reserve(3 * tensors);
+  owners_.reserve((2 + kMaxStates) * tensors);
   overlap_.reserve(tensors);
 }
 
-DenseOptions StepBatch::with_batch_options(const DenseOptions& o) const {
+StepOptions StepBatch::with_batch_options(const StepOptions& o) const {
   if (!grad_scale_ && clip_.rule == ClipRule::none) return o;
-  DenseOptions with = o;
+  StepOptions with = o;
   if (grad_scale_) {
-    with.scale_grads = true;
-    with.grad_scale = *grad_scale_;
+    with.transform.scale_grads = true;
+    with.transform.grad_scale = *grad_scale_;
   }
-  with.clip = clip_.rule;
-  with.clip_threshold = clip_.threshold;
+  with.transform.clip = clip_.rule;
+  with.transform.clip_threshold = clip_.threshold;
   return with;
 }
 
@@ -339,29 +318,32 @@ void StepBatch::apply_norms(const std::vector<double>& norms) {
   const auto norm_of = [&](std::size_t span) { return clip_.rule == ClipRule::global_norm ? grad_norm_ : norms[span]; };
   for (std::size_t i = 0; i < dense_.size(); ++i) {
     DenseTensor& t = dense_[i];
-    DenseOptions& o = dense_options_[i].first;
-    o.clip_norm = norm_of(dense_span_[i]);
-    t = make_dense_tensor(t.dtype, t.state_dtype, t.param, t.grad, t.sum, t.grad_sum, t.n, o, dense_options_[i].second);
+    StepOptions& o = dense_options_[i].first;
+    o.transform.clip_norm = norm_of(dense_span_[i]);
+    const DenseTensor fresh = make_dense_tensor(t.dtype, t.state_dtype, o, dense_options_[i].second);
+    t.plain = fresh.plain;  // a clip that now applies is not the plain case
+    t.c32 = fresh.c32;
+    t.c64 = fresh.c64;
+    t.c32_narrowed = fresh.c32_narrowed;
   }
-  for (std::size_t i = 0; i < sparse_.size(); ++i) sparse_[i].options.clip_norm = norm_of(sparse_span_[i]);
+  for (std::size_t i = 0; i < sparse_.size(); ++i) sparse_[i].options.transform.clip_norm = norm_of(sparse_span_[i]);
 }
 
-const DenseTensor& StepBatch::coefficients(Dtype dtype, const DenseOptions& o, std::int64_t step) {
-  const auto same = [](const DenseOptions& a, const DenseOptions& b) {
-    return a.rule == b.rule && a.lr == b.lr && a.lr_decay == b.lr_decay && a.weight_decay == b.weight_decay &&
-           a.eps == b.eps && a.maximize == b.maximize && a.decoupled_weight_decay == b.decoupled_weight_decay &&
-           a.eps_inside_sqrt == b.eps_inside_sqrt && a.l1 == b.l1 && a.l2 == b.l2 && a.decay_step == b.decay_step &&
-           a.decay_rate == b.decay_rate && a.decay_floor == b.decay_floor &&
-           a.narrowed_constants_width == b.narrowed_constants_width &&
-           a.stochastic_rounding == b.stochastic_rounding && a.sr_seed == b.sr_seed;
+const DenseTensor& StepBatch::coefficients(Dtype dtype, Dtype state_dtype, const StepOptions& o, std::int64_t step) {
+  // A tensor's stochastic-rounding stream is its own: the rest is the group's.
+  const auto same = [](const StepOptions& a, const StepOptions& b) {
+    TransformOptions at = a.transform;
+    at.sr_stream = b.transform.sr_stream;
+    return a.rule == b.rule && at == b.transform && a.narrowed_constants_width == b.narrowed_constants_width;
   };
   // grad_scale and clip are the batch's, the same for every tensor: the options compared are the caller's.
-  if (!last_.valid || last_.dtype != dtype || last_.step != step || !same(last_.options, o)) {
-    last_ = {true, dtype, step, o, make_dense_tensor(dtype, dtype, nullptr, nullptr, nullptr, nullptr, 0, with_batch_options(o), step)};
+  if (!last_.valid || last_.dtype != dtype || last_.state_dtype != state_dtype || last_.step != step ||
+      !same(last_.options, o)) {
+    last_ = {true, dtype, state_dtype, step, o, make_dense_tensor(dtype, state_dtype, with_batch_options(o), step)};
   }
-  if (o.stochastic_rounding) {  // each tensor's own stream (its key; the rest is the group's)
-    const SrKey key = sr_key(o.sr_seed, o.sr_stream, step);
-    last_.tensor.c32.sr_key = last_.tensor.c32_narrowed.sr_key = key;
+  if (o.transform.stochastic_rounding) {  // each tensor's own stream (its key; the rest is the group's)
+    const SrKey key = sr_key(o.transform.sr_seed, o.transform.sr_stream, step);
+    last_.tensor.c32.transform.sr_key = last_.tensor.c32_narrowed.transform.sr_key = key;
   }
   return last_.tensor;
 }
@@ -380,7 +362,7 @@ bool StepBatch::run() {
     py::gil_scoped_release release;
     if (clip_.measures_norm()) {
       std::vector<double>& norms = lists_.norms;
-      grad_norm_ = grad_norms(kernels, checked_, clip_.norm, with_batch_options(DenseOptions{}), norms);
+      grad_norm_ = grad_norms(kernels, checked_, clip_.norm, with_batch_options(StepOptions{}).transform, norms);
       // A finite norm means finite grads; otherwise (or a float64 sum of squares beyond the range)
       // the check says which grad, if any, is not finite.
       if (nonfinite_ != NonFinite::propagate && !std::isfinite(grad_norm_)) bad = first_nonfinite(kernels, checked_);

@@ -25,11 +25,21 @@ class NonFiniteGrad : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The rule's state arrays of one tensor, as the caller handed them: its float states in its kStates
+// order (specs), and AdagradDecay's decay counts (null handle for the other rules).
+struct TensorStates {
+  const py::handle* arrays;
+  const StateSpec* specs;
+  std::size_t count;
+  py::handle decay_counts;
+};
+
 class StepBatch {
  public:
   // nonfinite: what run() does if a grad holds a NaN or an infinity. grad_scale: every grad of
   // the batch is divided by it first (loss scaling), or not at all when empty. clip: then every
-  // grad is clipped (ClipRule); the norm rules measure the norms first, in run().
+  // grad is clipped (ClipRule); the norm rules measure the norms first, in run(). Both apply to
+  // every rule.
   explicit StepBatch(NonFinite nonfinite = NonFinite::propagate, std::optional<double> grad_scale = std::nullopt,
                      ClipRequest clip = {});
   ~StepBatch();
@@ -39,20 +49,18 @@ class StepBatch {
   // Room for this many tensors: no reallocation while they are added.
   void reserve(std::size_t tensors);
 
-  // One dense update of param with grad and its state sum (same dtype, shape, order), by the
-  // options' rule; grad_sum: Adagrad-DA's sum of gradients (the same layout again), else null.
-  // AdagradDecay: decay_counts, int64, one count per row of a 2-D C-order param ((rows,)) or one for
-  // the whole array ((1,)).
-  void add_dense(py::handle param, py::handle grad, py::handle sum, const TensorName& name, const DenseOptions& o,
-                 std::int64_t step, int variant_override = -1, py::handle grad_sum = {}, py::handle decay_counts = {});
+  // One dense update of param with grad and its states (each of the param's dtype, shape and order;
+  // a 16-bit param's float states may be float32), by the options' rule. AdagradDecay's decay
+  // counts: int64, one count per row of a 2-D C-order param ((rows,)) or one for the whole array ((1,)).
+  void add_dense(py::handle param, py::handle grad, const TensorStates& states, const TensorName& name,
+                 const StepOptions& o, std::int64_t step);
 
-  // One sparse update of the rows `indices` of a 2-D param with `values`; the state's shape
-  // (rows, dim) or (rows,) picks element-wise or row-wise Adagrad (the composite rules: element-wise
-  // only, and Adagrad-DA's grad_sum of the table's shape). Checks every index.
-  // AdagradDecay's sparse form also takes decay_counts: int64 (rows,), the decays each row has had.
-  void add_sparse(py::handle table, py::handle indices, py::handle values, py::handle state, const TensorName& name,
-                  const DenseOptions& o, Duplicates duplicates, std::int64_t step, int variant_override = -1,
-                  py::handle grad_sum = {}, py::handle decay_counts = {});
+  // One sparse update of the rows `indices` of a 2-D param with `values`; the first state's shape
+  // (rows, dim) or (rows,) picks element-wise or row-wise state (row-wise: rules with kRowwise).
+  // Checks every index. AdagradDecay's decay counts: int64 (rows,), the decays each row has had.
+  void add_sparse(py::handle table, py::handle indices, py::handle values, const TensorStates& states,
+                  const TensorName& name, const StepOptions& o, Duplicates duplicates, std::int64_t step,
+                  SparseProblem::Floor floor = SparseProblem::Floor::none);
 
   // The overlap check across everything added, then, with the GIL released, the check of every
   // grad for NaN and infinity (unless nonfinite is propagate) and the arithmetic. Returns true
@@ -65,23 +73,17 @@ class StepBatch {
   double grad_norm() const { return grad_norm_; }
 
  private:
-  // The options with the batch's own: the loss scale and the clip (Adagrad's alone: a composite
-  // rule's tensor in a batch with either is refused).
-  DenseOptions with_batch_options(const DenseOptions& o) const;
-  void check_rule_takes_batch_options(const DenseOptions& o, const TensorName& name) const;
-  // A float16 / bfloat16 param: Adagrad's rule, no clip (TypeError otherwise).
-  void check_16bit_takes(const DenseOptions& o, const TensorName& name) const;
-  // Adagrad-DA's grad sum: an array of the param's layout (checked), or null when the rule has none.
-  void* checked_grad_sum(py::handle grad_sum, const FloatArray& param, const DenseOptions& o, const TensorName& name);
-  // AdagradDecay's per-row decay counts of a sparse update (checked), or null for other rules.
-  // rows: the length required; 0: (1,) or, for a 2-D C-order param, (param rows,) (the dense form).
-  std::int64_t* checked_decay_counts(py::handle counts, std::size_t rows, const DenseOptions& o, const TensorName& name,
+  // The options with the batch's own: the loss scale and the clip.
+  StepOptions with_batch_options(const StepOptions& o) const;
+  // AdagradDecay's per-row decay counts (checked), or null for other rules. rows: the length
+  // required; 0: (1,) or, for a 2-D C-order param, (param rows,) (the dense form).
+  std::int64_t* checked_decay_counts(py::handle counts, std::size_t rows, const StepOptions& o, const TensorName& name,
                                      const FloatArray* dense_param = nullptr, std::size_t* counted_rows = nullptr);
   // Norm rules: each tensor's clip from the norms measured, its coefficients made again.
   void apply_norms(const std::vector<double>& norms);
-  // The variant and coefficients for these options and step, computed once for a run of tensors
-  // that share them (a param group): the division and the fma cost ~10 ns a tensor otherwise.
-  const DenseTensor& coefficients(Dtype dtype, const DenseOptions& o, std::int64_t step);
+  // The rule and coefficients for these options and step, computed once for a run of tensors that
+  // share them (a param group): the division and the fma cost ~10 ns a tensor otherwise.
+  const DenseTensor& coefficients(Dtype dtype, Dtype state_dtype, const StepOptions& o, std::int64_t step);
   void check_later(Dtype dtype, const void* data, std::size_t size, py::handle grad, const TensorName& name);
   [[noreturn]] void report_nonfinite(std::size_t index) const;
 
@@ -91,10 +93,10 @@ class StepBatch {
   double grad_norm_;
   struct LastCoefficients {
     bool valid = false;
-    Dtype dtype{};
+    Dtype dtype{}, state_dtype{};
     std::int64_t step = 0;
-    DenseOptions options;
-    DenseTensor tensor{};  // variant and coefficients; no arrays
+    StepOptions options;
+    DenseTensor tensor{};  // rule and coefficients; no arrays
   } last_;
   struct CheckedName {
     py::handle array;  // borrowed: owners holds it
@@ -116,7 +118,7 @@ class StepBatch {
     std::vector<CheckedName> checked_names;  // raise only: for the message
     // Norm rules only: each dense tensor's options (with the batch's) and step, and the span of
     // each dense tensor and of each sparse problem in `checked`.
-    std::vector<std::pair<DenseOptions, std::int64_t>> dense_options;
+    std::vector<std::pair<StepOptions, std::int64_t>> dense_options;
     std::vector<std::size_t> dense_span, sparse_span;
     std::vector<double> norms;
   };
@@ -129,7 +131,7 @@ class StepBatch {
   OverlapChecker& overlap_ = lists_.overlap;
   std::vector<GradSpan>& checked_ = lists_.checked;
   std::vector<CheckedName>& checked_names_ = lists_.checked_names;
-  std::vector<std::pair<DenseOptions, std::int64_t>>& dense_options_ = lists_.dense_options;
+  std::vector<std::pair<StepOptions, std::int64_t>>& dense_options_ = lists_.dense_options;
   std::vector<std::size_t>& dense_span_ = lists_.dense_span;
   std::vector<std::size_t>& sparse_span_ = lists_.sparse_span;
 };

@@ -6,9 +6,9 @@
 #include "batch.hpp"
 
 namespace adagrad::bindings {
-void register_dense(pybind11::module_& m);
+void register_benchmarks(pybind11::module_& m);
 void register_runtime(pybind11::module_& m);
-void register_sparse(pybind11::module_& m);
+void register_step(pybind11::module_& m);
 }  // namespace adagrad::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -24,7 +24,7 @@ PYBIND11_MODULE(_core, m) {
   // A NaN or infinity in a grad under nonfinite="raise"; re-exported as adagrad.NonFiniteGradError.
   pybind11::register_exception<adagrad::bindings::NonFiniteGrad>(m, "NonFiniteGradError", PyExc_ValueError);
   adagrad::bindings::register_runtime(m);
-  adagrad::bindings::register_dense(m);
-  adagrad::bindings::register_sparse(m);
+  adagrad::bindings::register_step(m);
+  adagrad::bindings::register_benchmarks(m);
   m.attr("__version__") = ADAGRAD_VERSION;
 }

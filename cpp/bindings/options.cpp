@@ -1,5 +1,6 @@
 #include "options.hpp"
 
+#include <array>
 #include <limits>
 #include <utility>
 
@@ -19,16 +20,6 @@ Duplicates duplicates_mode(py::handle obj) {
     if (mode == "sequential") return Duplicates::sequential;
   }
   throw py::value_error("duplicates must be 'sum' or 'sequential', got " + std::string(py::repr(obj)));
-}
-
-Rule composite_rule(py::handle name) {
-  if (PyUnicode_Check(name.ptr())) {
-    if (PyUnicode_CompareWithASCIIString(name.ptr(), "proximal") == 0) return Rule::proximal;
-    if (PyUnicode_CompareWithASCIIString(name.ptr(), "dual_averaging") == 0) return Rule::dual_averaging;
-    if (PyUnicode_CompareWithASCIIString(name.ptr(), "adagrad_decay") == 0) return Rule::adagrad_decay;
-  }
-  throw py::value_error("rule must be 'proximal', 'dual_averaging' or 'adagrad_decay', got " +
-                        std::string(py::repr(name)));
 }
 
 std::int64_t positive_int_option(py::handle obj, const std::string& where, const char* option) {
@@ -56,19 +47,107 @@ std::int64_t checked_step(py::handle step) {
   return t;
 }
 
-void set_stochastic_rounding(DenseOptions& o, py::handle seed, const std::string& where) {
-  if (seed.is_none()) return;
-  if (is_bool(seed) || !PyIndex_Check(seed.ptr())) {
-    throw py::type_error(where + "seed must be an int, got " + type_name(seed));
+int rule_named(py::handle name) {
+  int found = -1;
+  if (PyUnicode_Check(name.ptr())) {
+    for (int i = 0; i < kRuleCount; ++i) {
+      Rules::visit(i, [&](auto rule) {
+        using Rule = decltype(rule);
+        if (rule_index<Rule> != rule_index<StreamRule> && PyUnicode_CompareWithASCIIString(name.ptr(), Rule::kName) == 0) {
+          found = i;
+        }
+      });
+    }
   }
+  if (found < 0) {
+    throw py::value_error("rule must be 'adagrad', 'proximal', 'dual_averaging' or 'adagrad_decay', got " +
+                          std::string(py::repr(name)));
+  }
+  return found;
+}
+
+py::handle required_item(py::handle options, PyObject* key, const char* name, const std::string& where) {
+  if (!PyDict_Check(options.ptr())) throw py::type_error(where + "the options must be a dict, got " + type_name(options));
+  PyObject* value = PyDict_GetItemWithError(options.ptr(), key);
+  if (value == nullptr) {
+    if (PyErr_Occurred()) throw py::error_already_set();
+    throw py::value_error(where + "the options have no '" + name + "'");
+  }
+  return value;
+}
+
+namespace {
+
+// The record keys of a rule's options, made once (interned: a dict lookup compares pointers first).
+template <class Rule>
+const std::array<PyObject*, Rule::kOptions.size()>& option_keys() {
+  static const auto keys = [] {
+    std::array<PyObject*, Rule::kOptions.size()> out{};
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = PyUnicode_InternFromString(Rule::kOptions[i].name);
+    return out;
+  }();
+  return keys;
+}
+
+template <class Rule>
+typename Rule::Options options_of(py::handle options, const std::string& where) {
+  typename Rule::Options o;
+  const auto& keys = option_keys<Rule>();
+  const auto prefix = [&] { return where; };
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const OptionField<typename Rule::Options>& f = Rule::kOptions[i];
+    const py::handle value = required_item(options, keys[i], f.name, where);
+    switch (f.check) {
+      case Check::flag:
+        o.*(f.flag) = flag_option(value, prefix, f.name);
+        break;
+      case Check::positive_int:
+        o.*(f.integer) = positive_int_option(value, where, f.name);
+        break;
+      default: {
+        const double x = real_option(value, prefix, f.name);
+        try {
+          check_real_option(x, f.check, f.name);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(where + e.what());
+        }
+        o.*(f.real) = x;
+      }
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
+RuleOptions rule_options(int rule, py::handle options, const std::string& where) {
+  RuleOptions out;
+  Rules::visit(rule, [&](auto r) {
+    using Rule = decltype(r);
+    out.template emplace<rule_index<Rule>>(options_of<Rule>(options, where));
+  });
+  return out;
+}
+
+StepOptions group_options(int rule, py::handle options, const std::string& where) {
+  static PyObject* const maximize = PyUnicode_InternFromString("maximize");
+  static PyObject* const stochastic = PyUnicode_InternFromString("stochastic_rounding");
+  static PyObject* const seed_key = PyUnicode_InternFromString("seed");
+  StepOptions o{rule_options(rule, options, where), {}, 0};
+  const auto prefix = [&] { return where; };
+  o.transform.maximize = flag_option(required_item(options, maximize, "maximize", where), prefix, "maximize");
+  o.transform.stochastic_rounding =
+      flag_option(required_item(options, stochastic, "stochastic_rounding", where), prefix, "stochastic_rounding");
+  const py::handle seed = required_item(options, seed_key, "seed", where);
+  if (is_bool(seed) || !PyIndex_Check(seed.ptr())) throw py::type_error(where + "seed must be an int, got " + type_name(seed));
   const auto as_int = py::reinterpret_steal<py::int_>(PyNumber_Index(seed.ptr()));
   const unsigned long long value = PyLong_AsUnsignedLongLong(as_int.ptr());
   if (value == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
     PyErr_Clear();
     throw py::value_error(where + "seed must be an int from 0 to 2**64 - 1, got " + std::string(py::str(seed)));
   }
-  o.stochastic_rounding = true;
-  o.sr_seed = value;
+  o.transform.sr_seed = value;
+  return o;
 }
 
 NonFinite nonfinite_mode(py::handle obj) {

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "adagrad/grad_norm.hpp"
-#include "adagrad/hyper.hpp"
+#include "adagrad/options.hpp"
 #include "adagrad/sparse.hpp"
 
 namespace adagrad::bindings {
@@ -44,78 +44,34 @@ bool flag_option(py::handle obj, const Where& where, const char* option) {
   return PyObject_IsTrue(obj.ptr()) == 1;
 }
 
-// The options in their Python order: lr, lr_decay, weight_decay, eps, maximize,
-// decoupled_weight_decay, eps_inside_sqrt. `where` prefixes every message.
-template <class Where>
-DenseOptions checked_options(const py::handle (&h)[7], const Where& where) {
-  DenseOptions o{real_option(h[0], where, "lr"),
-                 real_option(h[1], where, "lr_decay"),
-                 real_option(h[2], where, "weight_decay"),
-                 real_option(h[3], where, "eps"),
-                 flag_option(h[4], where, "maximize"),
-                 flag_option(h[5], where, "decoupled_weight_decay"),
-                 flag_option(h[6], where, "eps_inside_sqrt")};
-  try {
-    validate(o);
-  } catch (const std::invalid_argument& e) {
-    throw py::value_error(where() + e.what());
-  }
-  return o;
-}
-
 // For calls whose errors need no prefix.
 inline std::string nowhere() { return {}; }
-
-// "proximal", "dual_averaging" or "adagrad_decay": a rule by its name in the optimizers' group tuples.
-Rule composite_rule(py::handle name);
 
 // An int (not a bool) from 1 to 2**63 - 1; `option` names it in messages.
 std::int64_t positive_int_option(py::handle obj, const std::string& where, const char* option);
 
-// A composite rule's options: lr, l1, l2, each a finite real number >= 0.
-template <class Where>
-DenseOptions checked_rule_options(Rule rule, py::handle lr, py::handle l1, py::handle l2, const Where& where) {
-  DenseOptions o;
-  o.rule = rule;
-  o.lr = real_option(lr, where, "lr");
-  o.l1 = real_option(l1, where, "l1");
-  o.l2 = real_option(l2, where, "l2");
-  try {
-    validate(o);
-  } catch (const std::invalid_argument& e) {
-    throw py::value_error(where() + e.what());
-  }
-  return o;
-}
+// The registry index (rules/registry.hpp) of the rule a record names: "adagrad", "proximal",
+// "dual_averaging", "adagrad_decay" (a ValueError otherwise; the benchmarks' "stream" is not one).
+int rule_named(py::handle name);
 
-// AdagradDecay's options: lr (finite, >= 0), accumulator_decay_step (an int >= 1),
-// accumulator_decay_rate (in (0, 1)), initial_accumulator_value (finite, > 0: also the floor).
-template <class Where>
-DenseOptions checked_decay_options(py::handle lr, py::handle decay_step, py::handle decay_rate, py::handle initial,
-                                   const Where& where) {
-  DenseOptions o;
-  o.rule = Rule::adagrad_decay;
-  o.lr = real_option(lr, where, "lr");
-  o.decay_step = positive_int_option(decay_step, where(), "accumulator_decay_step");
-  o.decay_rate = real_option(decay_rate, where, "accumulator_decay_rate");
-  o.decay_floor = real_option(initial, where, "initial_accumulator_value");
-  try {
-    validate(o);
-  } catch (const std::invalid_argument& e) {
-    throw py::value_error(where() + e.what());
-  }
-  return o;
-}
+// options[key]: a borrowed reference; a TypeError if options is not a dict, a ValueError naming the
+// key if it lacks it.
+py::handle required_item(py::handle options, PyObject* key, const char* name, const std::string& where);
+
+// The rule's options, read from a param group (a dict holding at least the rule's options by name:
+// rules/*.hpp, kOptions), each checked; `where` prefixes every message.
+RuleOptions rule_options(int rule, py::handle options, const std::string& where);
+
+// The options of one update of the rule read from a param group: the rule's, then the per-group
+// transforms every rule takes: maximize (a bool), stochastic_rounding (a bool) and seed (an int from
+// 0 to 2**64 - 1). The batch's loss scale and clip are added by StepBatch.
+StepOptions group_options(int rule, py::handle options, const std::string& where);
 
 // "sum" or "sequential" (the sparse update's treatment of repeated indices).
 Duplicates duplicates_mode(py::handle obj);
 
 // The 1-based number of an update: an int (not a bool) from 1 to 2**63 - 2.
 std::int64_t checked_step(py::handle step);
-
-// Stochastic rounding's seed: None (round to nearest even) or an int (not a bool) from 0 to 2**64 - 1.
-// Sets o.stochastic_rounding and o.sr_seed; `where` prefixes messages.
-void set_stochastic_rounding(DenseOptions& o, py::handle seed, const std::string& where);
 
 // What a step does when a gradient holds a NaN or an infinity.
 enum class NonFinite {

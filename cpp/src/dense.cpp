@@ -18,21 +18,23 @@ constexpr std::size_t kInlineElements = std::size_t{1} << 15;
 constexpr std::size_t kChunkElements = std::size_t{1} << 14;
 
 template <class P, class S>
-void run_typed(const DenseVariants<P, S>& fns, const DenseTensor& t, std::size_t begin, std::size_t end,
-               const DenseCoeffs<compute_t<P>>& c) {
-  if (c.stochastic && c.sr_first_index != begin) {  // the elements' numbers start at the chunk's offset
-    DenseCoeffs<compute_t<P>> chunk = c;
-    chunk.sr_first_index = begin;
+void run_typed(const PairKernels<P, S>& fns, const DenseTensor& t, std::size_t begin, std::size_t end,
+               const Coeffs<compute_t<P>>& c) {
+  if (c.transform.stochastic && c.transform.sr_first_index != begin) {  // numbers start at the chunk's offset
+    Coeffs<compute_t<P>> chunk = c;
+    chunk.transform.sr_first_index = begin;
     return run_typed(fns, t, begin, end, chunk);
   }
-  auto* grad_sum = static_cast<S*>(t.grad_sum);
-  fns.fn[t.variant](static_cast<P*>(t.param) + begin, static_cast<const P*>(t.grad) + begin,
-                    static_cast<S*>(t.sum) + begin, grad_sum ? grad_sum + begin : nullptr, end - begin, c);
+  S* states[kMaxStates] = {};
+  for (std::size_t j = 0; j < kMaxStates; ++j) {
+    if (t.states[j] != nullptr) states[j] = static_cast<S*>(t.states[j]) + begin;
+  }
+  fns.dense[t.rule][t.plain](static_cast<P*>(t.param) + begin, static_cast<const P*>(t.grad) + begin, states, end - begin, c);
 }
 
 // A 16-bit param: its first n - n % narrowed_width elements with the narrowed constants, if any.
 template <class P, class S>
-void run_16bit(const DenseVariants<P, S>& fns, const DenseTensor& t, std::size_t begin, std::size_t end) {
+void run_16bit(const PairKernels<P, S>& fns, const DenseTensor& t, std::size_t begin, std::size_t end) {
   const std::size_t body_end = t.narrowed_width == 0 ? 0 : t.n - t.n % t.narrowed_width;
   if (begin < body_end) run_typed(fns, t, begin, std::min(end, body_end), t.c32_narrowed);
   if (end > body_end) run_typed(fns, t, std::max(begin, body_end), end, t.c32);
@@ -42,13 +44,13 @@ void run_range(const KernelTable& k, const DenseTensor& t, std::size_t begin, st
   const bool master = t.state_dtype == Dtype::f32;
   switch (t.dtype) {
     case Dtype::f32:
-      return run_typed(k.dense_f32, t, begin, end, t.c32);
+      return run_typed(k.f32, t, begin, end, t.c32);
     case Dtype::f64:
-      return run_typed(k.dense_f64, t, begin, end, t.c64);
+      return run_typed(k.f64, t, begin, end, t.c64);
     case Dtype::f16:
-      return master ? run_16bit(k.dense_f16_f32, t, begin, end) : run_16bit(k.dense_f16, t, begin, end);
+      return master ? run_16bit(k.f16_f32, t, begin, end) : run_16bit(k.f16, t, begin, end);
     case Dtype::bf16:
-      return master ? run_16bit(k.dense_bf16_f32, t, begin, end) : run_16bit(k.dense_bf16, t, begin, end);
+      return master ? run_16bit(k.bf16_f32, t, begin, end) : run_16bit(k.bf16, t, begin, end);
   }
 }
 
@@ -90,19 +92,20 @@ const char* dtype_name(Dtype dtype) {
   return kNames[static_cast<int>(dtype)];
 }
 
-DenseTensor make_dense_tensor(Dtype dtype, Dtype state_dtype, void* param, const void* grad, void* sum, void* grad_sum,
-                              std::size_t n, const DenseOptions& options, std::int64_t step) {
-  const int variant = dtype == Dtype::f64 ? dense_variant<double>(options) : dense_variant<float>(options);
-  DenseTensor t{dtype, state_dtype, variant, param, grad, sum, grad_sum, n, nullptr, 0, {}, {}, 0, {}};
+DenseTensor make_dense_tensor(Dtype dtype, Dtype state_dtype, const StepOptions& options, std::int64_t step) {
+  DenseTensor t{dtype, state_dtype, options.rule_index(), false, nullptr, nullptr, {}, 0, nullptr, 0, {}, {}, 0, {}};
   if (dtype == Dtype::f64) {
-    t.c64 = dense_coeffs<double>(options, step);
+    t.c64 = coeffs_of<double>(options, step);
+    t.plain = is_plain(t.c64);
     return t;
   }
-  t.c32 = dense_coeffs<float>(options, step);
-  if (is_16bit(dtype) && options.narrowed_constants_width != 0) {
+  t.c32 = coeffs_of<float>(options, step);
+  t.plain = is_plain(t.c32);
+  auto* adagrad = std::get_if<rule_index<AdagradRule>>(&t.c32.rule);
+  if (is_16bit(dtype) && options.narrowed_constants_width != 0 && adagrad != nullptr) {
     t.narrowed_width = options.narrowed_constants_width;
     t.c32_narrowed = t.c32;
-    auto& c = t.c32_narrowed;
+    auto& c = *std::get_if<rule_index<AdagradRule>>(&t.c32_narrowed.rule);
     const auto narrow_16 = dtype == Dtype::f16 ? &narrowed<float16> : &narrowed<bfloat16>;
     c.clr = narrow_16(c.clr);
     c.eps = narrow_16(c.eps);
@@ -143,14 +146,28 @@ namespace {
 
 // AdagradDecay: each row of the array takes the decays due since its last update (rows behind the
 // step's count: after sparse updates of some rows, or always one when a period ends).
-template <class T>
-void catch_up_rows(const DenseTensor& t, const DenseCoeffs<T>& c) {
+template <class T, class S>
+void catch_up_rows(const DenseTensor& t, const Coeffs<T>& coeffs) {
+  const auto& c = *std::get_if<rule_index<AdagradDecayRule>>(&coeffs.rule);
   const std::size_t row = t.decay_rows == 0 ? 0 : t.n / t.decay_rows;
   for (std::size_t r = 0; r < t.decay_rows; ++r) {
-    const std::int64_t due = c.decay_periods - t.decay_counts[r];
+    const std::int64_t due = c.periods - t.decay_counts[r];
     if (due <= 0) continue;
-    decay_sums(static_cast<T*>(t.sum) + r * row, row, due, c.decay_rate, c.decay_floor);
-    t.decay_counts[r] = c.decay_periods;
+    decay_sums(static_cast<S*>(t.states[0]) + r * row, row, due, c.rate, c.floor);
+    t.decay_counts[r] = c.periods;
+  }
+}
+
+void catch_up(const DenseTensor& t) {
+  switch (t.state_dtype) {
+    case Dtype::f64:
+      return catch_up_rows<double, double>(t, t.c64);
+    case Dtype::f32:
+      return catch_up_rows<float, float>(t, t.c32);
+    case Dtype::f16:
+      return catch_up_rows<float, float16>(t, t.c32);
+    case Dtype::bf16:
+      return catch_up_rows<float, bfloat16>(t, t.c32);
   }
 }
 
@@ -158,12 +175,7 @@ void catch_up_rows(const DenseTensor& t, const DenseCoeffs<T>& c) {
 
 void run_dense(const KernelTable& k, const std::vector<DenseTensor>& tensors) {
   for (const auto& t : tensors) {
-    if (t.decay_counts == nullptr) continue;
-    if (t.dtype == Dtype::f64) {
-      catch_up_rows(t, t.c64);
-    } else {
-      catch_up_rows(t, t.c32);  // float32 alone: the other rules refuse 16-bit params
-    }
+    if (t.decay_counts != nullptr) catch_up(t);
   }
   std::size_t total = 0;
   for (const auto& t : tensors) total += t.n;

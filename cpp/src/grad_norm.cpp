@@ -16,24 +16,51 @@ struct Unscale {
   double f32_scale, f32_inv, f64_scale, f64_inv;
 };
 
-Unscale unscale_of(const DenseOptions& o) {
+Unscale unscale_of(const TransformOptions& o) {
   const GradScaleMode mode = grad_scale_mode(o);
   const float s32 = static_cast<float>(o.scale_grads ? o.grad_scale : 1.0);
   const auto s64 = static_cast<double>(s32);
   return {mode, s64, static_cast<double>(1.0f / s32), s64, 1.0 / s64};
 }
 
+double nan_max(double a, double b);
+
+// A 16-bit grad's elements [begin, end) widened to float32 (exact), kNormBlock at a time: its norm
+// is the norm of the float32 values.
+template <class H>
+double widened_norm(const KernelTable& k, const H* x, std::size_t n, NormType type, const Unscale& u) {
+  float block[kNormBlock];
+  double out = 0.0;
+  for (std::size_t b = 0; b < n; b += kNormBlock) {  // a sum of squares: n <= kNormBlock
+    const std::size_t m = std::min(kNormBlock, n - b);
+    for (std::size_t i = 0; i < m; ++i) block[i] = widen(x[b + i]);
+    out = type == NormType::two ? k.norm_f32.sum_squares[static_cast<int>(u.mode)](block, m, u.f32_scale, u.f32_inv)
+                                : nan_max(out, k.norm_f32.max_abs(block, m));
+  }
+  return out;
+}
+
 double block_norm(const KernelTable& k, const GradSpan& s, std::size_t begin, std::size_t end, NormType type,
                   const Unscale& u) {
   const std::size_t n = end - begin;
   const auto mode = static_cast<int>(u.mode);
-  if (s.dtype == Dtype::f32) {
-    const float* x = static_cast<const float*>(s.data) + begin;
-    return type == NormType::two ? k.norm_f32.sum_squares[mode](x, n, u.f32_scale, u.f32_inv)
-                                 : k.norm_f32.max_abs(x, n);
+  switch (s.dtype) {
+    case Dtype::f32: {
+      const float* x = static_cast<const float*>(s.data) + begin;
+      return type == NormType::two ? k.norm_f32.sum_squares[mode](x, n, u.f32_scale, u.f32_inv)
+                                   : k.norm_f32.max_abs(x, n);
+    }
+    case Dtype::f64: {
+      const double* x = static_cast<const double*>(s.data) + begin;
+      return type == NormType::two ? k.norm_f64.sum_squares[mode](x, n, u.f64_scale, u.f64_inv)
+                                   : k.norm_f64.max_abs(x, n);
+    }
+    case Dtype::f16:
+      return widened_norm(k, static_cast<const float16*>(s.data) + begin, n, type, u);
+    case Dtype::bf16:
+      return widened_norm(k, static_cast<const bfloat16*>(s.data) + begin, n, type, u);
   }
-  const double* x = static_cast<const double*>(s.data) + begin;
-  return type == NormType::two ? k.norm_f64.sum_squares[mode](x, n, u.f64_scale, u.f64_inv) : k.norm_f64.max_abs(x, n);
+  return 0.0;
 }
 
 double nan_max(double a, double b) {
@@ -48,10 +75,10 @@ double max_of(const double* v, std::size_t n) {
 }
 
 // The largest |g| of a span, unscaled once, in the span's dtype (monotonic rounding: see max_abs).
-double unscaled_max(double m, Dtype dtype, const DenseOptions& o) {
+double unscaled_max(double m, Dtype dtype, const TransformOptions& o) {
   if (!o.scale_grads) return m;
   const auto s = static_cast<float>(o.grad_scale);
-  if (dtype == Dtype::f32) return static_cast<double>(static_cast<float>(m) / s);
+  if (dtype != Dtype::f64) return static_cast<double>(static_cast<float>(m) / s);
   return m / static_cast<double>(s);
 }
 
@@ -68,7 +95,7 @@ double pairwise_sum(double* v, std::size_t n) {
   return v[0];
 }
 
-double grad_norms(const KernelTable& k, const std::vector<GradSpan>& spans, NormType type, const DenseOptions& scale,
+double grad_norms(const KernelTable& k, const std::vector<GradSpan>& spans, NormType type, const TransformOptions& scale,
                   std::vector<double>& norms) {
   const Unscale u = unscale_of(scale);
   // One result per block: block b of span i at first_block[i] + b.

@@ -93,23 +93,14 @@ void group_rows(const Index* indices, std::size_t k, std::uint32_t parts, std::u
   w.unique = unique;
 }
 
-const SparseVariants<float>& sparse_kernels(const KernelTable& k, float, float) { return k.sparse_f32; }
-const SparseVariants<double>& sparse_kernels(const KernelTable& k, double, double) { return k.sparse_f64; }
-const SparseVariants<float16>& sparse_kernels(const KernelTable& k, float16, float16) { return k.sparse_f16; }
-const SparseVariants<float16, float>& sparse_kernels(const KernelTable& k, float16, float) { return k.sparse_f16_f32; }
-const SparseVariants<bfloat16>& sparse_kernels(const KernelTable& k, bfloat16, bfloat16) { return k.sparse_bf16; }
-const SparseVariants<bfloat16, float>& sparse_kernels(const KernelTable& k, bfloat16, float) {
-  return k.sparse_bf16_f32;
-}
-
 template <class P, class S>
-SparseFn<P, S> pick_kernel(const SparseVariants<P, S>& kernels, SparseMode mode, int variant, std::size_t dim) {
+SparseFn<P, S> pick_kernel(const PairKernels<P, S>& kernels, int rule, bool plain, SparseMode mode, std::size_t dim) {
   if (mode == SparseMode::sum) {
     for (int i = 0; i < kFixedDimCount; ++i) {
-      if (dim == kFixedDims[i]) return kernels.fixed_sum[i][variant];
+      if (dim == kFixedDims[i]) return kernels.fixed_sum[rule][i][plain];
     }
   }
-  return kernels.fn[static_cast<int>(mode)][variant];
+  return kernels.sparse[rule][static_cast<int>(mode)][plain];
 }
 
 // Below this many value elements (k * dim) a call runs on the calling thread alone.
@@ -136,41 +127,37 @@ std::uint32_t part_count(const SparseProblem& p) {
 
 // A part's task over the whole problem; the grouping (or the floor's rows) is the caller's to add.
 template <class P, class S>
-SparseTask<P, S> task_for(const SparseProblem& p, const DenseCoeffs<compute_t<P>>& coeffs, PartSpace& w,
+SparseTask<P, S> task_for(const SparseProblem& p, const Coeffs<compute_t<P>>& coeffs, PartSpace& w,
                           std::uint32_t parts, std::uint32_t part) {
   using C = compute_t<P>;
   w.scratch.resize(std::max<std::size_t>(p.dim, 16) * sizeof(C));  // at least one register (floor_rows)
-  return {static_cast<P*>(p.table),
-          static_cast<S*>(p.state),
-          static_cast<S*>(p.grad_sum),
-          p.decay_counts,
-          static_cast<const P*>(p.values),
-          p.dim,
-          &coeffs,
-          reinterpret_cast<C*>(w.scratch.data()),
-          nullptr,
-          nullptr,
-          nullptr,
-          0,
-          p.indices,
-          p.indices_int64,
-          p.k,
-          parts,
-          part};
+  SparseTask<P, S> t{};
+  t.table = static_cast<P*>(p.table);
+  for (std::size_t j = 0; j < kMaxStates; ++j) t.states[j] = static_cast<S*>(p.states[j]);
+  t.decay_counts = p.decay_counts;
+  t.values = static_cast<const P*>(p.values);
+  t.dim = p.dim;
+  t.coeffs = &coeffs;
+  t.scratch = reinterpret_cast<C*>(w.scratch.data());
+  t.indices = p.indices;
+  t.indices_int64 = p.indices_int64;
+  t.k = p.k;
+  t.parts = parts;
+  t.part = part;
+  return t;
 }
 
 template <class P, class S>
-SparseFn<P, S> kernel_of(const KernelTable& table, const SparseProblem& p) {
-  const int variant = p.variant >= 0 ? p.variant : dense_variant<compute_t<P>>(p.options);
-  return pick_kernel(sparse_kernels(table, P{}, S{}), mode_of(p), variant, p.dim);
+SparseFn<P, S> kernel_of(const KernelTable& table, const SparseProblem& p, bool plain) {
+  return pick_kernel(pair_kernels(table, P{}, S{}), p.options.rule_index(), plain, mode_of(p), p.dim);
 }
 
 template <class P, class S>
 void run_typed(const KernelTable& table, const SparseProblem& p) {
   if (p.k == 0) return;
   using C = compute_t<P>;
-  const SparseFn<P, S> kernel = kernel_of<P, S>(table, p);
-  const DenseCoeffs<C> coeffs = dense_coeffs<C>(p.options, p.step);
+  const Coeffs<C> coeffs = coeffs_of<C>(p.options, p.step);
+  const SparseFn<P, S> kernel = kernel_of<P, S>(table, p, is_plain(coeffs));
   const std::uint32_t parts = part_count(p);
   std::vector<PartSpace>& spaces = calling_threads_parts(parts);
   parallel_for(parts, [&](std::size_t part_index) {
@@ -197,7 +184,7 @@ void run_typed(const KernelTable& table, const SparseProblem& p) {
 template <class T>
 void run_floor_typed(const KernelTable& table, const SparseProblem& p) {
   if (p.k == 0) return;
-  const DenseCoeffs<T> coeffs = dense_coeffs<T>(p.options, p.step);
+  const Coeffs<T> coeffs = coeffs_of<T>(p.options, p.step);
   const std::uint32_t parts = part_count(p);
   std::vector<PartSpace>& spaces = calling_threads_parts(parts);
   parallel_for(parts, [&](std::size_t part_index) {
@@ -212,9 +199,9 @@ void run_floor_typed(const KernelTable& table, const SparseProblem& p) {
     t.rows = w.floor_rows.data();
     t.unique = w.floor_rows.size();
     const std::size_t begin = p.value_rows * part / parts, end = p.value_rows * (part + 1) / parts;
-    t.values = p.variant == kFloorWithValuesVariant ? t.values + begin * p.dim : nullptr;
+    t.values = p.floor == SparseProblem::Floor::with_values ? t.values + begin * p.dim : nullptr;
     t.k = end - begin;  // the value rows to read
-    sparse_kernels(table, T{}, T{}).floor(t);
+    pair_kernels(table, T{}, T{}).floor(t);
   });
 }
 
@@ -252,7 +239,7 @@ decltype(auto) with_types(const SparseProblem& p, F&& f) {
 }
 
 void run_sparse(const KernelTable& kernels, const SparseProblem& p) {
-  if (p.variant == kFloorVariant || p.variant == kFloorWithValuesVariant) {
+  if (p.floor != SparseProblem::Floor::none) {
     if (p.dtype == Dtype::f32) {
       run_floor_typed<float>(kernels, p);
     } else {
@@ -264,9 +251,9 @@ void run_sparse(const KernelTable& kernels, const SparseProblem& p) {
 }
 
 bool sparse_kernel_exists(const KernelTable& kernels, const SparseProblem& p) {
-  if (p.variant == kFloorVariant || p.variant == kFloorWithValuesVariant) return !is_16bit(p.dtype);
+  if (p.floor != SparseProblem::Floor::none) return !is_16bit(p.dtype);
   return with_types(p, [&](auto table, auto state) {
-    return kernel_of<decltype(table), decltype(state)>(kernels, p) != nullptr;
+    return kernel_of<decltype(table), decltype(state)>(kernels, p, false) != nullptr;
   });
 }
 

@@ -1,12 +1,13 @@
-// The sparse row kernels, written once. Each kernels_<isa>.cpp includes this file after
-// dense_kernel.inl (whose dense_apply and rowwise_row they share): one call updates the rows of one
-// part of a table (kernels.hpp, SparseTask), with no function call and no set-up per row.
+// The sparse row kernels, written once for every rule. Each kernels_<isa>.cpp includes this file
+// after dense_kernel.inl (whose update_lanes the element-wise rows share): one call updates the rows
+// of one part of a table (kernels.hpp, SparseTask), with no function call and no set-up per row.
 //
 // Schedule (FBGEMM's, made exact): rows are visited in a fixed order (occurrences in input order, or
 // unique rows in order of first occurrence) and the lines of the row kRowsAhead rows further on are
 // prefetched, so that the memory latency of random rows overlaps the arithmetic. A row's
 // occurrences are summed in input order from +0, as the dense-equivalent gradient
-// np.add.at(zeros, indices, values) is, so every path gives the same bits.
+// np.add.at(zeros, indices, values) is, so every path gives the same bits; the transforms then
+// apply to the summed row.
 #pragma once
 
 #include <cstddef>
@@ -42,36 +43,39 @@ inline __attribute__((always_inline)) bool owns(const Task& t, std::uint64_t row
   return t.parts == 1 || row_part(row, t.parts) == t.part;
 }
 
-// One group of lanes of the update (or, for kStreamVariant, the ceiling's state += g, row += g).
-// a: the grad sum's lanes (Adagrad-DA), else null. index: the first lane's number for stochastic
-// rounding (duplicates = sum: its element's offset in the table, row * dim + j; sequential: in the
-// values, occurrence * dim + j, so that each occurrence of a repeated row draws fresh bits).
-template <class O, int kVariant, class P, class S>
-inline __attribute__((always_inline)) void apply_lanes(P* __restrict p, typename O::R g, S* __restrict s,
-                                                       S* __restrict a, const DenseConsts<O>& k,
-                                                       std::uint64_t index) {
-  if constexpr (kVariant == kStreamVariant) {
-    store_as<O>(s, O::add(load_as<O>(s), g));
-    store_as<O>(p, O::add(load_as<O>(p), g));
-  } else {
-    update_lanes<O, kVariant>(p, g, s, a, k, index);
+// The rule's state rows of table row r (element-wise: r * dim, row-wise: r).
+template <class Rule, class P, class S>
+inline __attribute__((always_inline)) RuleStates<Rule, S> states_at(const SparseTask<P, S>& t, std::size_t offset) {
+  return rule_states<Rule>(t.states).offset(offset);
+}
+
+// The table and state lines of row r, about to be written.
+template <class Rule, bool kRowwise, class P, class S>
+inline __attribute__((always_inline)) void prefetch_row(const SparseTask<P, S>& t, std::size_t r) {
+  const std::size_t d = t.dim;
+  prefetch_lines<1>(t.table + r * d, d);
+  for (std::size_t j = 0; j < Rule::kStates.size(); ++j) {
+    prefetch_lines<1>(kRowwise ? t.states[j] + r : t.states[j] + r * d, kRowwise ? 1 : d);
   }
 }
 
-// The dense update of one row of d elements with gradient g (a value row, or a summed row in the
+// The update of one row of d elements with gradient g (a value row, or a summed row in the
 // compute type). kFromZero: the gradient is +0 + g, a sum of one occurrence from +0 (it differs
-// from g only for g = -0, and then so may the result).
-template <class V, int kVariant, bool kFromZero, class P, class S, class G>
-inline __attribute__((always_inline)) void update_row(P* __restrict p, const G* __restrict g, S* __restrict s,
-                                                      S* __restrict a, std::size_t d, const DenseConsts<V>& kv,
-                                                      const DenseConsts<ScalarVec<typename V::T>>& ks,
+// from g only for g = -0, and then so may the result). index: the row's first element's number for
+// stochastic rounding (duplicates = sum: its offset in the table, row * dim; sequential: in the
+// values, occurrence * dim, so that each occurrence of a repeated row draws fresh bits).
+template <class V, class Rule, bool kPlain, bool kFromZero, class P, class S, class G>
+inline __attribute__((always_inline)) void update_row(P* __restrict p, const G* __restrict g,
+                                                      const RuleStates<Rule, S>& s, std::size_t d,
+                                                      const Lanes<V, Rule>& kv,
+                                                      const Lanes<ScalarVec<typename V::T>, Rule>& ks,
                                                       std::uint64_t index) {
   using T = typename V::T;
   auto one = [&](auto ops, const auto& k, std::size_t j) {
     using O = decltype(ops);
     typename O::R gv = load_as<O>(g + j);
     if constexpr (kFromZero) gv = O::add(O::set1(T(0)), gv);
-    apply_lanes<O, kVariant>(p + j, gv, s + j, grad_sum_row<kVariant>(a, j), k, index + j);
+    update_lanes<O, Rule, kPlain>(p + j, gv, s.offset(j), k, index + j);
   };
   std::size_t j = 0;
   if constexpr (V::W > 1) {
@@ -82,13 +86,14 @@ inline __attribute__((always_inline)) void update_row(P* __restrict p, const G* 
 
 // AdagradDecay: row r's sums take the decays due since it was last touched (decay_sums), once per
 // update of the row, before it; its count of decays done becomes the step's.
-template <int kVariant, class Task>
-inline __attribute__((always_inline)) void catch_up_decays(const Task& t, std::size_t r) {
-  if constexpr (variant_rule(kVariant) == Rule::adagrad_decay) {
-    const std::int64_t due = t.coeffs->decay_periods - t.decay_counts[r];
+template <class Rule, class P, class S>
+inline __attribute__((always_inline)) void catch_up_decays(const SparseTask<P, S>& t, std::size_t r) {
+  if constexpr (Rule::kDecayCounts) {
+    const auto& c = rule_coeffs<Rule>(*t.coeffs);
+    const std::int64_t due = c.periods - t.decay_counts[r];
     if (due > 0) {
-      decay_sums(t.state + r * t.dim, t.dim, due, t.coeffs->decay_rate, t.coeffs->decay_floor);
-      t.decay_counts[r] = t.coeffs->decay_periods;
+      decay_sums(t.states[0] + r * t.dim, t.dim, due, c.rate, c.floor);
+      t.decay_counts[r] = c.periods;
     }
   }
 }
@@ -119,52 +124,53 @@ void sum_chain(typename V::T* __restrict out, const P* __restrict values, const 
 }
 
 // Unique row u's table and state lines, and the value rows of all its occurrences (sum modes).
-template <bool kRowwise, class Task>
-inline __attribute__((always_inline)) void prefetch_unique(const Task& t, std::size_t u, std::size_t d) {
-  const std::size_t r = t.rows[u];
-  prefetch_lines<1>(t.table + r * d, d);
-  prefetch_lines<1>(kRowwise ? t.state + r : t.state + r * d, kRowwise ? 1 : d);
-  if (t.grad_sum != nullptr) prefetch_lines<1>(t.grad_sum + r * d, d);
+template <class Rule, bool kRowwise, class P, class S>
+inline __attribute__((always_inline)) void prefetch_unique(const SparseTask<P, S>& t, std::size_t u) {
+  prefetch_row<Rule, kRowwise>(t, t.rows[u]);
   for (std::uint32_t o = t.first[u]; o != kEndOfChain; o = t.next[o]) {
-    prefetch_lines<0>(t.values + static_cast<std::size_t>(o) * d, d);
+    prefetch_lines<0>(t.values + static_cast<std::size_t>(o) * t.dim, t.dim);
   }
 }
 
 // duplicates = sum, element-wise state, any row length: each unique row updated once with its
 // summed gradient (a row seen once straight from its value row, others summed into scratch).
-template <class V, int kVariant, class P, class S>
+template <class V, class Rule, bool kPlain, class P, class S>
 void sum_rows(const SparseTask<P, S>& t) {
   using T = typename V::T;
   const std::size_t d = t.dim;
-  const DenseConsts<V> kv(*t.coeffs);
-  const DenseConsts<ScalarVec<T>> ks(*t.coeffs);
+  const Lanes<V, Rule> kv(*t.coeffs);
+  const Lanes<ScalarVec<T>, Rule> ks(*t.coeffs);
   for (std::size_t u = 0; u < t.unique; ++u) {
-    if (u + kRowsAhead < t.unique) prefetch_unique<false>(t, u + kRowsAhead, d);
+    if (u + kRowsAhead < t.unique) prefetch_unique<Rule, false>(t, u + kRowsAhead);
     const std::size_t r = t.rows[u];
     const std::uint32_t o = t.first[u];
-    S* const a = grad_sum_row<kVariant>(t.grad_sum, r * d);
-    catch_up_decays<kVariant>(t, r);
+    catch_up_decays<Rule>(t, r);
+    const RuleStates<Rule, S> s = states_at<Rule>(t, r * d);
     if (t.next[o] == kEndOfChain) {
-      update_row<V, kVariant, true>(t.table + r * d, t.values + static_cast<std::size_t>(o) * d, t.state + r * d, a,
-                                    d, kv, ks, r * d);
+      update_row<V, Rule, kPlain, true>(t.table + r * d, t.values + static_cast<std::size_t>(o) * d, s, d, kv, ks,
+                                        r * d);
     } else {
       sum_chain<V>(t.scratch, t.values, t.next, o, d);
-      update_row<V, kVariant, false>(t.table + r * d, t.scratch, t.state + r * d, a, d, kv, ks, r * d);
+      update_row<V, Rule, kPlain, false>(t.table + r * d, t.scratch, s, d, kv, ks, r * d);
     }
   }
 }
 
 // duplicates = sum, element-wise state, rows of exactly kD elements: the summed gradient of a row
 // stays in kD / W registers from its first value row to its update.
-template <class V, int kVariant, std::size_t kD, class P, class S>
+template <class V, class Rule, bool kPlain, std::size_t kD, class P, class S>
 void sum_rows_fixed(const SparseTask<P, S>& t) {
   using T = typename V::T;
   using R = typename V::R;
   constexpr std::size_t kRegs = kD / V::W;
-  const DenseConsts<V> kv(*t.coeffs);
+  const Lanes<V, Rule> kv(*t.coeffs);
   const R zero = V::set1(T(0));
+  // The task's pointers in locals: the compiler cannot tell that a row's stores leave them as they
+  // were, and would read them again after each.
+  P* const table = t.table;
+  const RuleStates<Rule, S> states = rule_states<Rule>(t.states);
   for (std::size_t u = 0; u < t.unique; ++u) {
-    if (u + kRowsAhead < t.unique) prefetch_unique<false>(t, u + kRowsAhead, kD);
+    if (u + kRowsAhead < t.unique) prefetch_unique<Rule, false>(t, u + kRowsAhead);
     std::uint32_t o = t.first[u];
     const P* v = t.values + static_cast<std::size_t>(o) * kD;
     R g[kRegs];
@@ -174,10 +180,10 @@ void sum_rows_fixed(const SparseTask<P, S>& t) {
       for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(g[q], load_as<V>(v + q * V::W));
     }
     const std::size_t r = t.rows[u];
-    catch_up_decays<kVariant>(t, r);
+    catch_up_decays<Rule>(t, r);
+    const RuleStates<Rule, S> s = states.offset(r * kD);
     for (std::size_t q = 0; q < kRegs; ++q) {
-      apply_lanes<V, kVariant>(t.table + r * kD + q * V::W, g[q], t.state + r * kD + q * V::W,
-                               grad_sum_row<kVariant>(t.grad_sum, r * kD + q * V::W), kv, r * kD + q * V::W);
+      update_lanes<V, Rule, kPlain>(table + r * kD + q * V::W, g[q], s.offset(q * V::W), kv, r * kD + q * V::W);
     }
   }
 }
@@ -185,16 +191,14 @@ void sum_rows_fixed(const SparseTask<P, S>& t) {
 // Every occurrence i of a row this part owns, in input order: update(i, row). Prefetches the
 // table, state and value lines of the occurrence kRowsAhead * parts positions on (about kRowsAhead
 // owned ones); no grouping pass.
-template <bool kRowwise, class Task, class Update>
-inline __attribute__((always_inline)) void for_each_owned_occurrence(const Task& t, Update update) {
+template <class Rule, bool kRowwise, class P, class S, class Update>
+inline __attribute__((always_inline)) void for_each_owned_occurrence(const SparseTask<P, S>& t, Update update) {
   const std::size_t d = t.dim, ahead = kRowsAhead * t.parts;
   for (std::size_t i = 0; i < t.k; ++i) {
     if (i + ahead < t.k) {
       const std::uint64_t next_row = index_of(t, i + ahead);
       if (owns(t, next_row)) {
-        prefetch_lines<1>(t.table + next_row * d, d);
-        prefetch_lines<1>(kRowwise ? t.state + next_row : t.state + next_row * d, kRowwise ? 1 : d);
-        if (t.grad_sum != nullptr) prefetch_lines<1>(t.grad_sum + next_row * d, d);
+        prefetch_row<Rule, kRowwise>(t, static_cast<std::size_t>(next_row));
         prefetch_lines<0>(t.values + (i + ahead) * d, d);
       }
     }
@@ -204,44 +208,111 @@ inline __attribute__((always_inline)) void for_each_owned_occurrence(const Task&
 }
 
 // duplicates = sequential, element-wise state: each occurrence the dense update of its row.
-template <class V, int kVariant, class P, class S>
+template <class V, class Rule, bool kPlain, class P, class S>
 void sequential_rows(const SparseTask<P, S>& t) {
   using T = typename V::T;
   const std::size_t d = t.dim;
-  const DenseConsts<V> kv(*t.coeffs);
-  const DenseConsts<ScalarVec<T>> ks(*t.coeffs);
-  for_each_owned_occurrence<false>(t, [&](std::size_t i, std::size_t r) {
-    catch_up_decays<kVariant>(t, r);
-    update_row<V, kVariant, false>(t.table + r * d, t.values + i * d, t.state + r * d,
-                                   grad_sum_row<kVariant>(t.grad_sum, r * d), d, kv, ks, i * d);
+  const Lanes<V, Rule> kv(*t.coeffs);
+  const Lanes<ScalarVec<T>, Rule> ks(*t.coeffs);
+  for_each_owned_occurrence<Rule, false>(t, [&](std::size_t i, std::size_t r) {
+    catch_up_decays<Rule>(t, r);
+    update_row<V, Rule, kPlain, false>(t.table + r * d, t.values + i * d, states_at<Rule>(t, r * d), d, kv, ks,
+                                       i * d);
   });
 }
 
+// The canonical 8-lane sum of squares (kernels.hpp). Registers of W lanes hold canonical lanes
+// when W divides 8; wider registers fall back to the scalar lanes, with the same result.
+template <class V>
+typename V::T sum_of_squares8(const typename V::T* __restrict g, std::size_t d) {
+  using T = typename V::T;
+  using S = ScalarVec<T>;
+  T lanes[8] = {};
+  std::size_t j = 0;
+  if constexpr (V::W > 1 && 8 % V::W == 0) {
+    constexpr std::size_t kRegs = 8 / V::W;
+    typename V::R acc[kRegs];
+    for (std::size_t r = 0; r < kRegs; ++r) acc[r] = V::set1(T(0));
+    for (; j + 8 <= d; j += 8) {
+      for (std::size_t r = 0; r < kRegs; ++r) {
+        const typename V::R x = V::load(g + j + r * V::W);
+        acc[r] = V::fmadd(x, x, acc[r]);
+      }
+    }
+    for (std::size_t r = 0; r < kRegs; ++r) V::store(lanes + r * V::W, acc[r]);
+  }
+  for (; j < d; ++j) lanes[j % 8] = S::fmadd(g[j], g[j], lanes[j % 8]);
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
+// A row of a table with its one accumulator (Adagrad's row-wise state); grad: the row's gradient in
+// the compute type, rewritten here. A 16-bit accumulator is rounded on store, the update using its
+// unrounded value, as element-wise. index: the row's first element's number (stochastic rounding).
+//   1. g_j <- transformed(g_j), then the coupled weight decay: the gradient the update sees
+//   2. s <- s + (sum of g_j^2) / d, in sum_of_squares8's order
+//   3. theta_j <- decoupled(theta_j) - (clr * g_j) / (sqrt(s) + eps)   [eps inside: / sqrt(s + eps)]
+template <class V, class Rule, bool kPlain, class P, class St>
+void rowwise_row(P* __restrict param, typename V::T* __restrict grad, St* __restrict state, std::size_t d,
+                 const Coeffs<typename V::T>& c, std::uint64_t index) {
+  using T = typename V::T;
+  using S = ScalarVec<T>;
+  const Lanes<V, Rule> kv(c);
+  const Lanes<S, Rule> ks(c);
+  auto prepare = [&](auto ops, const auto& k, std::size_t i) {
+    using O = decltype(ops);
+    const typename O::R g = transformed(O::load(grad + i), k.transform);
+    O::store(grad + i, Rule::coupled(load_as<O>(param + i), g, k.rule));
+  };
+  std::size_t i = 0;
+  if constexpr (!kPlain) {  // the plain case: the gradient as it is
+    if constexpr (V::W > 1) {
+      for (; i + V::W <= d; i += V::W) prepare(V{}, kv, i);
+    }
+    for (; i < d; ++i) prepare(S{}, ks, i);
+  }
+  const auto& rc = rule_coeffs<Rule>(c);
+  const T s = to_compute<T>(*state) + sum_of_squares8<V>(grad, d) / static_cast<T>(d);
+  *state = to_storage<St>(s);
+  const T denom = !kPlain && rc.eps_inside_sqrt ? S::sqrt(s + rc.eps) : S::sqrt(s) + rc.eps;
+  auto apply = [&](auto ops, const auto& k, std::size_t j) {
+    using O = decltype(ops);
+    typename O::R p = load_as<O>(param + j);
+    if constexpr (!kPlain) p = Rule::decoupled(p, k.rule);
+    const typename O::R updated = O::sub(p, O::div(O::mul(O::set1(rc.clr), O::load(grad + j)), O::set1(denom)));
+    store_param<O, kPlain>(param + j, updated, k.transform, index + j);
+  };
+  i = 0;
+  if constexpr (V::W > 1) {
+    for (; i + V::W <= d; i += V::W) apply(V{}, kv, i);
+  }
+  for (; i < d; ++i) apply(S{}, ks, i);
+}
+
 // duplicates = sum, row-wise state: the summed row in scratch, then the row-wise update.
-template <class V, int kVariant, class P, class S>
+template <class V, class Rule, bool kPlain, class P, class S>
 void rowwise_sum_rows(const SparseTask<P, S>& t) {
   const std::size_t d = t.dim;
   for (std::size_t u = 0; u < t.unique; ++u) {
-    if (u + kRowsAhead < t.unique) prefetch_unique<true>(t, u + kRowsAhead, d);
+    if (u + kRowsAhead < t.unique) prefetch_unique<Rule, true>(t, u + kRowsAhead);
     sum_chain<V>(t.scratch, t.values, t.next, t.first[u], d);
     const std::size_t r = t.rows[u];
-    rowwise_row<V, kVariant>(t.table + r * d, t.scratch, t.state + r, d, *t.coeffs, r * d);
+    rowwise_row<V, Rule, kPlain>(t.table + r * d, t.scratch, t.states[0] + r, d, *t.coeffs, r * d);
   }
 }
 
 // duplicates = sequential, row-wise state.
-template <class V, int kVariant, class P, class S>
+template <class V, class Rule, bool kPlain, class P, class S>
 void rowwise_sequential_rows(const SparseTask<P, S>& t) {
   using T = typename V::T;
   const std::size_t d = t.dim;
-  for_each_owned_occurrence<true>(t, [&](std::size_t i, std::size_t r) {
+  for_each_owned_occurrence<Rule, true>(t, [&](std::size_t i, std::size_t r) {
     // The row-wise kernel rewrites its gradient: a copy, in the compute type.
     if constexpr (is_16bit_storage<P>) {
       for (std::size_t j = 0; j < d; ++j) t.scratch[j] = widen(t.values[i * d + j]);
     } else {
       std::memcpy(t.scratch, t.values + i * d, d * sizeof(T));
     }
-    rowwise_row<V, kVariant>(t.table + r * d, t.scratch, t.state + r, d, *t.coeffs, i * d);
+    rowwise_row<V, Rule, kPlain>(t.table + r * d, t.scratch, t.states[0] + r, d, *t.coeffs, i * d);
   });
 }
 
@@ -253,7 +324,8 @@ void floor_rows(const SparseTask<typename V::T, typename V::T>& t) {
   using T = typename V::T;
   using S = ScalarVec<T>;
   const std::size_t d = t.dim;
-  const T zero = t.coeffs->eps * T(0);  // a zero the compiler cannot see through: the loads and stores stay
+  T* const state = t.states[0];
+  const T zero = T(t.dim) * T(0);  // a zero the compiler cannot see through: the loads and stores stay
   if (t.values != nullptr) {
     typename V::R acc = V::set1(zero);
     T tail = zero;
@@ -274,10 +346,10 @@ void floor_rows(const SparseTask<typename V::T, typename V::T>& t) {
     if (u + kRowsAhead < t.unique) {
       const std::size_t ahead = t.rows[u + kRowsAhead];
       prefetch_lines<1>(t.table + ahead * d, d);
-      prefetch_lines<1>(t.state + ahead * d, d);
+      prefetch_lines<1>(state + ahead * d, d);
     }
     const std::size_t r = t.rows[u];
-    for (T* x : {t.table + r * d, t.state + r * d}) {
+    for (T* x : {t.table + r * d, state + r * d}) {
       std::size_t j = 0;
       if constexpr (V::W > 1) {
         for (; j + V::W <= d; j += V::W) touch(V{}, x, j);
@@ -289,64 +361,42 @@ void floor_rows(const SparseTask<typename V::T, typename V::T>& t) {
 
 // A fixed row length keeps its registers only if the row fits in 16 of them; longer rows take the
 // any-length kernel (its bits are the same).
-template <class V, int kVariant, std::size_t kD, class P, class S>
+template <class V, class Rule, bool kPlain, std::size_t kD, class P, class S>
 constexpr SparseFn<P, S> fixed_sum_kernel() {
-  if constexpr (is_16bit_storage<P> && !half_sparse_variant(kVariant)) {
-    return nullptr;
-  } else if constexpr (kD % V::W == 0 && kD / V::W <= 16) {
-    return &sum_rows_fixed<V, kVariant, kD, P, S>;
+  if constexpr (kD % V::W == 0 && kD / V::W <= 16) {
+    return &sum_rows_fixed<V, Rule, kPlain, kD, P, S>;
   } else {
-    return &sum_rows<V, kVariant, P, S>;
+    return &sum_rows<V, Rule, kPlain, P, S>;
   }
 }
 
-template <class V, std::size_t kD, class P, class S, std::size_t... I>
-constexpr void fill_fixed(SparseFn<P, S> (&out)[kKernelVariants], std::index_sequence<I...>) {
-  ((out[I] = fixed_sum_kernel<V, static_cast<int>(I), kD, P, S>()), ...);
-}
-
-// The kernel of one mode and variant: the ceiling has a sum schedule only, the row-wise modes are
-// Adagrad's only, 16-bit tables half_sparse_variant()'s only (null otherwise).
-template <class V, SparseMode kMode, int kVariant, class P, class S>
+// The kernel of one mode: the row-wise modes are the rules' with row-wise state only (null
+// otherwise), and the ceiling (StreamRule) has a sum schedule only.
+template <class V, class Rule, bool kPlain, SparseMode kMode, class P, class S>
 constexpr SparseFn<P, S> sparse_kernel() {
-  constexpr bool kAdagrad = variant_rule(kVariant) == Rule::adagrad && kVariant != kStreamVariant;
-  if constexpr (is_16bit_storage<P> && !half_sparse_variant(kVariant)) {
+  constexpr bool kStream = rule_index<Rule> == rule_index<StreamRule>;
+  if constexpr (kMode == SparseMode::sum) {
+    return &sum_rows<V, Rule, kPlain, P, S>;
+  } else if constexpr (kStream) {
     return nullptr;
-  } else if constexpr (kMode == SparseMode::sum) {
-    return &sum_rows<V, kVariant, P, S>;
-  } else if constexpr (kMode == SparseMode::sequential && kVariant != kStreamVariant) {
-    return &sequential_rows<V, kVariant, P, S>;
-  } else if constexpr (kMode == SparseMode::rowwise_sum && kAdagrad) {
-    return &rowwise_sum_rows<V, kVariant, P, S>;
-  } else if constexpr (kMode == SparseMode::rowwise_sequential && kAdagrad) {
-    return &rowwise_sequential_rows<V, kVariant, P, S>;
+  } else if constexpr (kMode == SparseMode::sequential) {
+    return &sequential_rows<V, Rule, kPlain, P, S>;
+  } else if constexpr (!Rule::kRowwise) {
+    return nullptr;
+  } else if constexpr (kMode == SparseMode::rowwise_sum) {
+    return &rowwise_sum_rows<V, Rule, kPlain, P, S>;
   } else {
-    return nullptr;
+    return &rowwise_sequential_rows<V, Rule, kPlain, P, S>;
   }
 }
 
 template <class V, class P, class S>
 constexpr SparseFn<P, S> floor_kernel() {
-  if constexpr (is_16bit_storage<P>) {
-    return nullptr;  // the benchmark's floors are float32's
+  if constexpr (is_16bit_storage<P> || !std::is_same_v<P, S>) {
+    return nullptr;  // the benchmark's floors are float32's and float64's
   } else {
     return &floor_rows<V>;
   }
-}
-
-template <class V, class P, class S, std::size_t... I>
-constexpr SparseVariants<P, S> sparse_variants(std::index_sequence<I...> variants) {
-  SparseVariants<P, S> table{{{sparse_kernel<V, SparseMode::sum, static_cast<int>(I), P, S>()...},
-                              {sparse_kernel<V, SparseMode::sequential, static_cast<int>(I), P, S>()...},
-                              {sparse_kernel<V, SparseMode::rowwise_sum, static_cast<int>(I), P, S>()...},
-                              {sparse_kernel<V, SparseMode::rowwise_sequential, static_cast<int>(I), P, S>()...}},
-                             {},
-                             floor_kernel<V, P, S>()};
-  fill_fixed<V, kFixedDims[0], P, S>(table.fixed_sum[0], variants);
-  fill_fixed<V, kFixedDims[1], P, S>(table.fixed_sum[1], variants);
-  fill_fixed<V, kFixedDims[2], P, S>(table.fixed_sum[2], variants);
-  fill_fixed<V, kFixedDims[3], P, S>(table.fixed_sum[3], variants);
-  return table;
 }
 
 }  // namespace

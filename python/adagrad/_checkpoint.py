@@ -13,7 +13,7 @@ A checkpoint is a NumPy ``.npz`` archive (a zip of ``.npy`` files, no pickles) w
 - ``param_<j>``: the j-th param itself, only when saved with ``params=True``.
 
 The optimizer describes itself (its option, state and format names, its checks): this module
-imports none of them.
+imports none of them. Reading (:func:`read`) needs nothing native: the reference optimizers use it.
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import _core
-
 if TYPE_CHECKING:
-    from ._optimizer_core import Optimizer
+    from .optim import Optimizer
 
-VERSION = 2  # 2: the clip options; a version 1 file (none) loads as no clipping
-READS = (1, 2)
+# 2: the clip options (a version 1 file has none: no clipping); 3: every rule's groups hold the
+# transforms (maximize, state_dtype, stochastic_rounding, seed): an older file's group lacking one
+# loads with its default.
+VERSION = 3
+READS = (1, 2, 3)
 _CLIP_DEFAULTS: dict[str, Any] = {
     "max_grad_norm": None,
     "norm_type": 2.0,
@@ -69,10 +70,12 @@ def _step_option_json(name: str, value: Any) -> Any:
 
 
 def _meta(opt: Optimizer, params: bool) -> dict[str, Any]:
+    from ._core import __version__  # here, not at the top: reading a checkpoint needs nothing native
+
     return {
         "format": opt.CHECKPOINT_FORMAT,
         "version": VERSION,
-        "adagrad_version": _core.__version__,
+        "adagrad_version": __version__,
         "params": params,
         **{name: _step_option_json(name, getattr(opt, name)) for name in opt.STEP_OPTION_NAMES},
         "param_groups": [
@@ -211,10 +214,15 @@ def _check_array(what: str, saved: np.ndarray | None, current: np.ndarray, path:
     return saved
 
 
-def load(opt: Optimizer, path: Any) -> None:
+def read(path: Any, format_name: str) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+    """(the path as a str, the checked 'meta', every member) of a checkpoint of `format_name`."""
     path = os.fsdecode(os.fspath(path))
     members = _read(path)
-    meta = _meta_of(members, path, opt.CHECKPOINT_FORMAT)
+    return path, _meta_of(members, path, format_name), members
+
+
+def load(opt: Optimizer, path: Any) -> None:
+    path, meta, members = read(path, opt.CHECKPOINT_FORMAT)
 
     # 1. Check everything; nothing is modified before all checks pass.
     saved_groups = meta["param_groups"]
@@ -243,6 +251,8 @@ def load(opt: Optimizer, path: Any) -> None:
         if not isinstance(saved, dict) or saved.get("keys") != layout.keys:
             held = saved.get("keys") if isinstance(saved, dict) else saved
             raise ValueError(f"{where}holds params {held!r}, this optimizer {layout.keys!r}")
+        if meta["version"] < 3:
+            saved = {**opt.TRANSFORM_DEFAULTS, **saved}
         missing = [name for name in opt.GROUP_OPTION_NAMES if name not in saved]
         if missing:
             raise ValueError(f"{where}has no {missing[0]!r}")

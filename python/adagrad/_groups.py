@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ._core import Record
 
 Key = Union[int, str]
 
@@ -33,6 +36,13 @@ class GroupLayout:
     # Every state array per param by name (the rule's STATE_NAMES), "sum" among them.
     states: dict[str, list[np.ndarray]] = field(default_factory=dict)
     first: int = 0  # the ordinal of the group's first param among all the optimizer's params
+    # The group's record for the native step (adagrad._core.step), made once; a step sets its
+    # options, params and grads.
+    record: Record = field(default_factory=lambda: empty_record())
+
+
+def empty_record() -> Record:
+    return {}
 
 
 def _is_group_dict(obj: Any) -> bool:

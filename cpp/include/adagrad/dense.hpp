@@ -2,42 +2,38 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
-#include "adagrad/hyper.hpp"
+#include "adagrad/dtype.hpp"
 #include "adagrad/kernels.hpp"
+#include "adagrad/options.hpp"
 
 namespace adagrad {
 
-// float16 and bfloat16 are computed in float32 (half.hpp).
-enum class Dtype { f32, f64, f16, bf16 };
-std::size_t dtype_size(Dtype dtype);
-const char* dtype_name(Dtype dtype);
-inline bool is_16bit(Dtype dtype) { return dtype == Dtype::f16 || dtype == Dtype::bf16; }
-
 struct DenseTensor {
   Dtype dtype;        // the param's and the grad's
-  Dtype state_dtype;  // the sum's: dtype, or f32 for a 16-bit param (float32 master state)
-  int variant;
+  Dtype state_dtype;  // the float states': dtype, or f32 for a 16-bit param (float32 master state)
+  int rule;           // registry.hpp's index
+  bool plain;         // the kernels compiled for the plain case (options.hpp, is_plain)
   void* param;
   const void* grad;
-  void* sum;
-  void* grad_sum;  // Adagrad-DA's sum of gradients, else null
+  void* states[kMaxStates];  // the rule's float states, in its kStates order
   std::size_t n;
   // AdagradDecay: the decays each of decay_rows rows (n / decay_rows elements each) has had, else
   // null. run_dense first gives every row the decays due by this step.
   std::int64_t* decay_counts;
   std::size_t decay_rows;
-  DenseCoeffs<float> c32;   // used when dtype is f32, f16 or bf16
-  DenseCoeffs<double> c64;  // used when dtype == f64
-  // DenseOptions::narrowed_constants_width: elements [0, n - n % width) take c32_narrowed, whose
+  Coeffs<float> c32;   // used when dtype is f32, f16 or bf16
+  Coeffs<double> c64;  // used when dtype == f64
+  // StepOptions::narrowed_constants_width: elements [0, n - n % width) take c32_narrowed, whose
   // clr, eps and weight_decay are rounded to the 16-bit dtype (and back); 0: none do.
   std::size_t narrowed_width;
-  DenseCoeffs<float> c32_narrowed;
+  Coeffs<float> c32_narrowed;
 };
 
-DenseTensor make_dense_tensor(Dtype dtype, Dtype state_dtype, void* param, const void* grad, void* sum, void* grad_sum, std::size_t n,
-                              const DenseOptions& options, std::int64_t step);
+// A tensor's rule, dtypes and constants (no arrays yet) for these options at this step.
+DenseTensor make_dense_tensor(Dtype dtype, Dtype state_dtype, const StepOptions& options, std::int64_t step);
 
 // Calls with fewer elements in all run on the calling thread alone.
 std::size_t parallel_threshold();

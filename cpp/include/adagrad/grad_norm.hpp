@@ -1,4 +1,4 @@
-// The norm of a step's gradients, for clipping (hyper.hpp, ClipRule): deterministic, so that every
+// The norm of a step's gradients, for clipping (transforms.hpp, ClipRule): deterministic, so that every
 // thread count, every ISA and the reference give the same bits.
 //
 // 2-norm: each grad is cut into blocks of kNormBlock elements (kernels.hpp); a block's sum of
@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "adagrad/dense.hpp"
-#include "adagrad/hyper.hpp"
 #include "adagrad/kernels.hpp"
+#include "adagrad/transforms.hpp"
 
 namespace adagrad {
 
@@ -24,9 +24,10 @@ enum class NormType { two, inf };
 double pairwise_sum(double* v, std::size_t n);
 
 // norms[i] = the norm of spans[i]; returns the norm of all of them together. `scale` holds the
-// loss scale (DenseOptions::scale_grads, grad_scale). Reads only; big calls are split over the
-// thread pool in blocks, whose results are combined in a fixed order.
+// loss scale (TransformOptions::scale_grads, grad_scale). A 16-bit grad is widened to float32 (its
+// compute type) first: its norm is the norm of the float32 values. Reads only; big calls are split
+// over the thread pool in blocks, whose results are combined in a fixed order.
 double grad_norms(const KernelTable& kernels, const std::vector<GradSpan>& spans, NormType type,
-                  const DenseOptions& scale, std::vector<double>& norms);
+                  const TransformOptions& scale, std::vector<double>& norms);
 
 }  // namespace adagrad

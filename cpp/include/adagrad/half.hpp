@@ -96,6 +96,26 @@ inline float16 narrow_f16(float f) {
 inline float16 narrow(float f, float16) { return narrow_f16(f); }
 inline bfloat16 narrow(float f, bfloat16) { return narrow_bf16(f); }
 
+// One element of storage S in the compute type T, and back: a 16-bit format widened (exact) and
+// narrowed to nearest even, the other types as they are.
+template <class T, class S>
+inline T to_compute(S x) {
+  if constexpr (is_16bit_storage<S>) {
+    return widen(x);
+  } else {
+    return static_cast<T>(x);
+  }
+}
+
+template <class S, class T>
+inline S to_storage(T x) {
+  if constexpr (is_16bit_storage<S>) {
+    return narrow(x, S{});
+  } else {
+    return static_cast<S>(x);
+  }
+}
+
 }  // namespace
 
 }  // namespace adagrad

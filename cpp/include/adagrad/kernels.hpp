@@ -1,29 +1,30 @@
-// The table of kernels one instruction set provides. Each kernels_<isa>.cpp defines one table,
-// constant-initialised so that no code built for that ISA runs before dispatch picked it.
+// The table of kernels one instruction set provides: rule x param dtype x state dtype, each entry one
+// instantiation of one kernel body (dense_kernel.inl, sparse_kernel.inl). Each kernels_<isa>.cpp
+// defines one table, constant-initialised so that no code built for that ISA runs before dispatch
+// picked it.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 #include "adagrad/half.hpp"
-#include "adagrad/hyper.hpp"
+#include "adagrad/rules/registry.hpp"
+#include "adagrad/transforms.hpp"
 
 namespace adagrad {
 
-// In place over contiguous buffers of n elements; param, grad, sum and grad_sum never overlap.
-// grad_sum: Adagrad-DA's sum of gradients (variant_has_grad_sum), otherwise unused (null).
-// P: the param's (and grad's) storage, S: the state's (half.hpp); computed in compute_t<P>.
-template <class P, class S = P>
-using DenseFn = void (*)(P* param, const P* grad, S* sum, S* grad_sum, std::size_t n,
-                         const DenseCoeffs<compute_t<P>>& c);
-
-// fn[v] for every variant v of hyper.hpp: Adagrad's, then fn[kStreamVariant], the memory ceiling for
-// benchmarks (the same traffic with no arithmetic to speak of: read param, grad and sum; write param
-// and sum), then the composite rules'.
-template <class P, class S = P>
-struct DenseVariants {
-  DenseFn<P, S> fn[kKernelVariants];
+// The constants of one update in the compute type T: the transforms' and the rule's.
+template <class T>
+struct Coeffs {
+  Transform<T> transform;
+  RuleCoeffs<T> rule;  // the alternative of the rule the kernel is for
 };
+
+// In place over contiguous buffers of n elements; param, grad and the states never overlap.
+// states[j]: the rule's state j (its kStates order). P: the param's (and grad's) storage, S: the
+// states' (half.hpp); computed in compute_t<P>.
+template <class P, class S = P>
+using DenseFn = void (*)(P* param, const P* grad, S* const* states, std::size_t n, const Coeffs<compute_t<P>>& c);
 
 // Sparse rows (sparse.hpp). One call of a sparse kernel updates the rows of one part of a table:
 // rows are dealt to parts by row_part(), each part is one task, and each row is updated by its one
@@ -38,17 +39,16 @@ inline std::uint32_t row_part(std::uint64_t row, std::uint32_t parts) {
   return static_cast<std::uint32_t>((mixed * parts) >> 32);
 }
 
-// P: the table's (and values') storage, S: the state's (half.hpp); computed in compute_t<P>, in which
+// P: the table's (and values') storage, S: the states' (half.hpp); computed in compute_t<P>, in which
 // a row's occurrences are summed too.
 template <class P, class S = P>
 struct SparseTask {
-  P* table;          // rows x dim, C order
-  S* state;          // rows x dim (element-wise) or rows (row-wise)
-  S* grad_sum;       // rows x dim: Adagrad-DA's sum of gradients (else null)
-  std::int64_t* decay_counts;  // rows: AdagradDecay's decays done per row (else null)
-  const P* values;   // k x dim: occurrence o's gradient row is values + o * dim
+  P* table;                      // rows x dim, C order
+  S* states[kMaxStates];         // the rule's states: rows x dim (element-wise) or rows (row-wise)
+  std::int64_t* decay_counts;    // rows: AdagradDecay's decays done per row (else null)
+  const P* values;               // k x dim: occurrence o's gradient row is values + o * dim
   std::size_t dim;
-  const DenseCoeffs<compute_t<P>>* coeffs;
+  const Coeffs<compute_t<P>>* coeffs;
   compute_t<P>* scratch;  // dim elements of the task's own (a summed row, a row-wise gradient)
   // duplicates = sum: the part's unique rows in order of first occurrence; rows[u] is the table
   // row of unique row u, first[u] its first occurrence, next[o] the occurrence after o of the same
@@ -68,7 +68,7 @@ template <class P, class S = P>
 using SparseFn = void (*)(const SparseTask<P, S>& task);
 
 // How the rows are updated. Element-wise state: each touched row as the dense update would;
-// row-wise state (one accumulator per row, SEMANTICS.md section 3):
+// row-wise state (one accumulator per row, SEMANTICS.md section 3; rules with kRowwise):
 //   s <- s + (sum of g_j^2) / d,   theta_j <- theta_j - (clr * g_j) / (sqrt(s) + eps)
 // with the sum of squares in one fixed order on every ISA, so that all paths give the same bits:
 // element j goes to lane j % 8 (fma, in increasing j, lanes start at +0), then
@@ -81,16 +81,18 @@ constexpr int kSparseModes = 4;
 constexpr std::size_t kFixedDims[] = {16, 32, 64, 128};
 constexpr int kFixedDimCount = 4;
 
-// fn[mode][variant], for any dim; fixed_sum[i][variant] for dim == kFixedDims[i] (mode sum). The
-// [kStreamVariant] entries of the sum modes are the benchmark's ceiling (the same schedule, with
-// state += g, row += g for the update). The row-wise modes are Adagrad's alone (null for the
-// composite rules). floor reads and writes each of the `unique` rows once (no grouping, no
-// arithmetic to speak of) and, when values is set, first reads k value rows.
-// 16-bit tables have the variants of half_sparse_variant() (hyper.hpp; null otherwise) and no floor.
+// The kernels of one (param, state) storage pair: per rule (registry.hpp order), the dense update,
+// the sparse modes for any row length (the row-wise ones null for rules without row-wise state) and
+// duplicates = sum at the fixed row lengths; each twice, [plain]: the one body with every switch a
+// runtime branch (0), and compiled for the plain case (1: no transform, and the rule's switches at
+// its plain() values where it declares one; is_plain, options.hpp), where the branches cost.
+// floor (benchmarks; float32 / float64 only, else null) reads and writes each of the `unique` rows
+// once (no grouping, no arithmetic to speak of) and, when values is set, first reads k value rows.
 template <class P, class S = P>
-struct SparseVariants {
-  SparseFn<P, S> fn[kSparseModes][kKernelVariants];
-  SparseFn<P, S> fixed_sum[kFixedDimCount][kKernelVariants];
+struct PairKernels {
+  DenseFn<P, S> dense[kRuleCount][2];
+  SparseFn<P, S> sparse[kRuleCount][kSparseModes][2];
+  SparseFn<P, S> fixed_sum[kRuleCount][kFixedDimCount][2];
   SparseFn<P, S> floor;
 };
 
@@ -119,19 +121,13 @@ using StochasticRoundFn = void (*)(const float* x, P* out, std::size_t n, std::u
 
 struct KernelTable {
   const char* name;
-  DenseVariants<float> dense_f32;
-  DenseVariants<double> dense_f64;
-  // 16-bit params and grads, with state of their own dtype or float32 (Adagrad's variants only).
-  DenseVariants<float16> dense_f16;
-  DenseVariants<float16, float> dense_f16_f32;
-  DenseVariants<bfloat16> dense_bf16;
-  DenseVariants<bfloat16, float> dense_bf16_f32;
-  SparseVariants<float> sparse_f32;
-  SparseVariants<double> sparse_f64;
-  SparseVariants<float16> sparse_f16;
-  SparseVariants<float16, float> sparse_f16_f32;
-  SparseVariants<bfloat16> sparse_bf16;
-  SparseVariants<bfloat16, float> sparse_bf16_f32;
+  PairKernels<float> f32;
+  PairKernels<double> f64;
+  // 16-bit params and grads, with state of their own dtype or float32.
+  PairKernels<float16> f16;
+  PairKernels<float16, float> f16_f32;
+  PairKernels<bfloat16> bf16;
+  PairKernels<bfloat16, float> bf16_f32;
   AllFiniteFn<float> all_finite_f32;
   AllFiniteFn<double> all_finite_f64;
   NormKernels<float> norm_f32;
@@ -139,6 +135,14 @@ struct KernelTable {
   StochasticRoundFn<float16> round_f16;
   StochasticRoundFn<bfloat16> round_bf16;
 };
+
+// The table's kernels for a (param, state) storage pair.
+inline const PairKernels<float>& pair_kernels(const KernelTable& k, float, float) { return k.f32; }
+inline const PairKernels<double>& pair_kernels(const KernelTable& k, double, double) { return k.f64; }
+inline const PairKernels<float16>& pair_kernels(const KernelTable& k, float16, float16) { return k.f16; }
+inline const PairKernels<float16, float>& pair_kernels(const KernelTable& k, float16, float) { return k.f16_f32; }
+inline const PairKernels<bfloat16>& pair_kernels(const KernelTable& k, bfloat16, bfloat16) { return k.bf16; }
+inline const PairKernels<bfloat16, float>& pair_kernels(const KernelTable& k, bfloat16, float) { return k.bf16_f32; }
 
 extern const KernelTable kBaselineKernels;
 #if defined(ADAGRAD_HAVE_AVX2)

@@ -5,8 +5,8 @@
 #include <cstdint>
 
 #include "adagrad/dense.hpp"
-#include "adagrad/hyper.hpp"
 #include "adagrad/kernels.hpp"
+#include "adagrad/options.hpp"
 
 namespace adagrad {
 
@@ -24,23 +24,17 @@ struct SparseProblem {
   bool indices_int64;
   std::size_t k;
   const void* values;  // k x dim, C order
-  void* state;         // rows x dim (element-wise) or rows (row-wise)
-  void* grad_sum;      // rows x dim: Adagrad-DA's sum of gradients (options.rule), else null
+  void* states[kMaxStates];    // the rule's float states: rows x dim (element-wise) or rows (row-wise)
   std::int64_t* decay_counts;  // rows: AdagradDecay's decays done per row, else null
   bool rowwise;
   Duplicates duplicates;
-  DenseOptions options;
+  StepOptions options;
   std::int64_t step;
-  // The dense kernel variant for the rows; -1: the options' one. Benchmarks only (element-wise
-  // state): kStreamVariant is the memory ceiling (the same schedule, trivial arithmetic);
-  // kFloorVariant / kFloorWithValuesVariant the floors (kernels.hpp, SparseVariants::floor: the
-  // indices taken as the rows to touch once each, with no grouping; the values read or not).
-  int variant = -1;
-  std::size_t value_rows = 0;  // rows of values: k, but for kFloorWithValuesVariant (any number)
+  // Benchmarks only (element-wise state): the indices taken as the rows to touch once each, with no
+  // grouping (kernels.hpp, PairKernels::floor), the values read (any number of rows) or not.
+  enum class Floor { none, without_values, with_values } floor = Floor::none;
+  std::size_t value_rows = 0;  // rows of values: k, but for Floor::with_values (any number)
 };
-
-constexpr int kFloorVariant = kKernelVariants;
-constexpr int kFloorWithValuesVariant = kKernelVariants + 1;
 
 // indices[i], whichever of int32 / int64 they are.
 std::int64_t index_at(const SparseProblem& p, std::size_t i);
@@ -52,8 +46,8 @@ std::size_t first_bad_index(const SparseProblem& p);
 // and the same bits for every thread count.
 void run_sparse(const KernelTable& kernels, const SparseProblem& p);
 
-// False where the kernel table has no kernel for the problem (a 16-bit table with options beyond
-// half_sparse_variant(), or a benchmark floor): the bindings refuse it before anything runs.
+// False where the kernel table has no kernel for the problem (row-wise state of a rule without it,
+// a benchmark floor of a 16-bit table): the bindings refuse it before anything runs.
 bool sparse_kernel_exists(const KernelTable& kernels, const SparseProblem& p);
 
 }  // namespace adagrad

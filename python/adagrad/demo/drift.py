@@ -129,7 +129,7 @@ def train_drift(
         Timed(
             adagrad.AdagradDecay(
                 [models[1]],
-                lr,
+                lr=lr,
                 accumulator_decay_step=decay_step,
                 accumulator_decay_rate=decay_rate,
                 initial_accumulator_value=L1_INITIAL_SUM,

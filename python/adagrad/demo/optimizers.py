@@ -77,4 +77,5 @@ def with_l1(name: str, l1: float) -> Callable[[Any, float], Any]:
 def state_sum(optimizer: Any, key: Any = 0) -> np.ndarray | None:
     """Adagrad's live accumulator s of one param, or None for an optimizer without one."""
     inner = optimizer.optimizer if isinstance(optimizer, Timed) else optimizer
-    return inner.state[key]["sum"] if isinstance(inner, adagrad.Adagrad) else None
+    adagrad_classes = (adagrad.Adagrad, adagrad.reference.Adagrad)  # the reference's is its own class
+    return inner.state[key]["sum"] if isinstance(inner, adagrad_classes) else None

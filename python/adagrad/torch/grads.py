@@ -1,4 +1,4 @@
-"""torch grads in the form the native step takes (imports torch; used by ``adagrad.torch``).
+"""torch grads in the form the native step takes.
 
 A dense grad is a NumPy view of the tensor (in the param's dim order). A sparse COO grad, of any
 sparse and dense dims, coalesced or not, becomes rows of a 2-D table: its sparse dims flattened
@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-NATIVE_DTYPES = (torch.float32, torch.float64)
-# Dense Adagrad also takes these natively (bfloat16 needs ml_dtypes for its NumPy view).
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
@@ -31,6 +29,8 @@ def bfloat16_dtype() -> Any:
 
 
 _BFLOAT16 = bfloat16_dtype()
+# The param dtypes the native kernels take (bfloat16 needs ml_dtypes for its NumPy view).
+NATIVE_DTYPES = (torch.float32, torch.float64, torch.float16) + ((torch.bfloat16,) if _BFLOAT16 is not None else ())
 
 
 def numpy_view(t: torch.Tensor) -> np.ndarray:
@@ -92,7 +92,7 @@ def sparse_rows(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> Sp
     update is the sum mode's)."""
     g = _on_cpu(g, name)
     values = g._values()
-    if values.dtype not in NATIVE_DTYPES + HALF_DTYPES:
+    if values.dtype not in NATIVE_DTYPES:
         raise TypeError(f"grad of {name} has dtype {values.dtype}; it must match its param's")
     if order is not None or g.sparse_dim() == 0:
         return as_array(g.to_dense(), order)
@@ -111,7 +111,7 @@ def unusual_dense_grad(g: torch.Tensor, order: tuple[int, ...] | None, name: str
     g = _on_cpu(g, name)
     if g.layout != torch.strided:
         raise ValueError(f"grad of {name} has layout {g.layout}; only dense and sparse COO grads are supported")
-    if g.dtype not in NATIVE_DTYPES + HALF_DTYPES:
+    if g.dtype not in NATIVE_DTYPES:
         raise TypeError(f"grad of {name} has dtype {g.dtype}; it must match its param's")
     return as_array(g, order)
 

@@ -1,0 +1,190 @@
+"""Each rule's stages after the grad's transforms, element-wise in the compute type T (float32 for
+16-bit arrays): every +, -, *, /, sqrt is one correctly rounded IEEE operation in T, fma rounds
+once. A rule takes the param, the transformed grad and its float states (all in T) and returns
+the new param and states; inf and NaN propagate as in the kernels.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from .exact import fma
+
+__all__ = [
+    "Rule",
+    "accumulate",
+    "adagrad",
+    "apply",
+    "corrected_lr",
+    "da_accumulate",
+    "da_apply",
+    "decayed",
+    "dual_averaging",
+    "proximal",
+    "proximal_apply",
+    "rowwise_accumulate",
+    "weight_decay",
+]
+
+# (param, grad, [float states]) -> (new param, [new float states]), all in the compute type.
+Rule = Callable[[np.ndarray, np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
+
+
+def _t(x: np.ndarray) -> type[np.floating[Any]]:
+    scalar: type[np.floating[Any]] = x.dtype.type
+    return scalar
+
+
+def corrected_lr(lr: float, lr_decay: float, step: int) -> float:
+    """clr = lr / fma(step - 1, lr_decay, 1) in IEEE double: the denominator rounded once (exact
+    rational arithmetic, then one rounding), as torch's fused kernel computes it where its
+    compiler contracts ``1 + (t - 1) * lr_decay`` to an fma (x86 AVX2/AVX-512 and aarch64 builds)."""
+    # step - 1 as the kernel sees it: an int64 converted to double (rounded beyond 2**53).
+    exact = Fraction(float(operator.index(step) - 1)) * Fraction(float(lr_decay)) + 1
+    try:
+        denominator = float(exact)
+    except OverflowError:  # rounds beyond the largest double
+        denominator = math.inf
+    return float(lr) / denominator  # float(): a NumPy float32 lr would keep the division in float32
+
+
+# -- Adagrad ----------------------------------------------------------------------------------
+
+
+def weight_decay(
+    p: np.ndarray, g: np.ndarray, *, wd: float, clr: float, decoupled: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(p, g) after weight decay: coupled g <- fma(p, T(wd), g); decoupled p <- p * T(1 - clr * wd)
+    (the factor in double, rounded once to T); nothing for wd = 0."""
+    t = _t(p)
+    if wd == 0:
+        return p, g
+    if decoupled:
+        return p * t(1 - clr * wd), g
+    return p, fma(p, np.full_like(p, wd), g)
+
+
+def accumulate(g: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """s <- fma(g, g, s)."""
+    return fma(g, g, s)
+
+
+def rowwise_accumulate(g: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """One accumulator per row: s <- s + (sum of g_j^2) / T(dim), the sum in a fixed order:
+    element j into lane j % 8 by fma in increasing j, then ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))."""
+    t = _t(g)
+    padded = np.zeros(-(-g.size // 8) * 8, t)  # a zero leaves a lane unchanged
+    padded[: g.size] = g
+    lanes = np.zeros(8, t)
+    for chunk in padded.reshape(-1, 8):
+        lanes = fma(chunk, chunk, lanes)
+    total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    return np.asarray(s + total / t(g.size))
+
+
+def apply(p: np.ndarray, g: np.ndarray, s: np.ndarray, *, clr: float, eps: float, eps_inside_sqrt: bool) -> np.ndarray:
+    """p - (T(clr) * g) / (sqrt(s) + T(eps)), or with eps inside the root: / sqrt(s + T(eps))."""
+    t = _t(p)
+    denominator = np.sqrt(s + t(eps)) if eps_inside_sqrt else np.sqrt(s) + t(eps)
+    return np.asarray(p - (t(clr) * g) / denominator)
+
+
+def adagrad(
+    p: np.ndarray,
+    g: np.ndarray,
+    states: list[np.ndarray],
+    *,
+    clr: float,
+    wd: float = 0.0,
+    decoupled: bool = False,
+    eps: float = 1e-10,
+    eps_inside_sqrt: bool = False,
+    rowwise: bool = False,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Adagrad: weight decay, then accumulate (element-wise; or row-wise: p and g one row, s its
+    one accumulator), then apply."""
+    (s,) = states
+    with np.errstate(all="ignore"):
+        p, g = weight_decay(p, g, wd=wd, clr=clr, decoupled=decoupled)
+        s = rowwise_accumulate(g, s) if rowwise else accumulate(g, s)
+        return apply(p, g, s, clr=clr, eps=eps, eps_inside_sqrt=eps_inside_sqrt), [s]
+
+
+# -- Proximal Adagrad -------------------------------------------------------------------------
+
+
+def proximal_apply(
+    p: np.ndarray, g: np.ndarray, s: np.ndarray, *, lr: float, l1: float, l2: float, eps: float = 0.0
+) -> np.ndarray:
+    """eta = T(lr) / (sqrt(s) + T(eps)) (no addition for eps = 0); v = fma(-eta, g, p);
+    if l1 > 0: v = sign(v) * max(fma(-eta, T(l1), |v|), 0)  (exact zeros);
+    p <- v / fma(eta, T(l2), 1)."""
+    t = _t(p)
+    root = np.sqrt(s) + t(eps) if eps > 0 else np.sqrt(s)
+    eta = t(lr) / root
+    v = fma(-eta, g, p)
+    if l1 > 0:
+        v = np.copysign(np.maximum(fma(-eta, np.full_like(v, l1), np.abs(v)), t(0)), v)
+    return np.asarray(v / fma(eta, np.full_like(v, l2), np.ones_like(v)))
+
+
+def proximal(
+    p: np.ndarray, g: np.ndarray, states: list[np.ndarray], *, lr: float, l1: float, l2: float, eps: float = 0.0
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Proximal Adagrad (TensorFlow's ApplyProximalAdagrad): accumulate, then the proximal apply."""
+    (s,) = states
+    with np.errstate(all="ignore"):
+        s = accumulate(g, s)
+        return proximal_apply(p, g, s, lr=lr, l1=l1, l2=l2, eps=eps), [s]
+
+
+# -- Adagrad-DA -------------------------------------------------------------------------------
+
+
+def da_accumulate(g: np.ndarray, a: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """a <- a + g;  s <- fma(g, g, s)."""
+    return np.asarray(a + g), fma(g, g, s)
+
+
+def da_apply(a: np.ndarray, s: np.ndarray, *, step: int, lr: float, l1: float, l2: float) -> np.ndarray:
+    """TensorFlow's constants l1_t = T(step) * T(l1), l2_t = T(l2) * (T(step) * T(lr)); then
+    p = -sign(a) * (T(lr) * max(|a| - l1_t, 0)) / (sqrt(s) + l2_t), whatever p was."""
+    t = _t(a)
+    step_t = t(operator.index(step))
+    l1_t, l2_t = step_t * t(l1), t(l2) * (step_t * t(lr))
+    shrunk = np.maximum(np.abs(a) - l1_t, t(0))
+    return np.asarray(-np.copysign((t(lr) * shrunk) / (np.sqrt(s) + l2_t), a))
+
+
+def dual_averaging(
+    p: np.ndarray, g: np.ndarray, states: list[np.ndarray], *, step: int, lr: float, l1: float, l2: float
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Adagrad-DA (TensorFlow's ApplyAdagradDA): accumulate a and s, then the closed-form apply."""
+    a, s = states
+    with np.errstate(all="ignore"):
+        a, s = da_accumulate(g, a, s)
+        return da_apply(a, s, step=step, lr=lr, l1=l1, l2=l2), [a, s]
+
+
+# -- AdagradDecay -----------------------------------------------------------------------------
+
+
+def decayed(s: np.ndarray, periods: int, rate: float, floor: float, t: type[np.floating[Any]]) -> np.ndarray:
+    """s decayed `periods` times, each decay s <- max(s * T(rate), T(floor)) computed in T (a NaN
+    product stays NaN) and rounded to s's dtype before the next; it stops early once a decay
+    changes nothing (then no later one can)."""
+    out = s.copy()
+    with np.errstate(all="ignore"):
+        for _ in range(periods):
+            product = out.astype(t) * t(rate)
+            nxt = np.where(np.isnan(product) | (product > t(floor)), product, t(floor)).astype(s.dtype)
+            if np.array_equal(nxt, out, equal_nan=True):
+                break
+            out = nxt
+    return out

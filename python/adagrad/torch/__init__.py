@@ -1,0 +1,44 @@
+r"""Drop-in ``torch.optim`` optimizers that run the native kernels: ``adagrad.torch.Adagrad``,
+``adagrad.torch.ProximalAdagrad``, ``adagrad.torch.AdagradDA`` and ``adagrad.torch.AdagradDecay``.
+
+Switch with one line::
+
+    optimizer = adagrad.torch.Adagrad(model.parameters(), lr=0.01)   # was torch.optim.Adagrad(...)
+
+Dense CPU float32, float64, float16 and bfloat16 params are updated in place, zero-copy, by one native
+call per step for all of them; for Adagrad bit for bit ``torch.optim.Adagrad(fused=True)``, for every
+rule bit for bit the NumPy optimizer of the same name. Sparse COO grads (``nn.Embedding`` and
+``nn.EmbeddingBag`` with ``sparse=True``, and any other layout) go through the sparse kernel in the
+same call. Importing this module runs adagrad's parallel steps on torch's OpenMP thread team
+(:func:`share_torch_threads`). Params on other devices are updated by torch ops: torch's own
+single-tensor Adagrad for Adagrad, the rule's formula in plain torch ops for the others; correct but
+not accelerated. Importing ``adagrad`` never needs torch; this package does
+(``pip install 'adagrad[torch]'``).
+
+Every drop-in is the one adapter (:mod:`adagrad.torch.adapter`) with its rule's declaration
+(:mod:`adagrad.rules`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import _core
+from .optimizers import Adagrad, AdagradDA, AdagradDecay, ProximalAdagrad, torch_vector_width
+
+__all__ = ["Adagrad", "AdagradDA", "AdagradDecay", "ProximalAdagrad", "share_torch_threads", "torch_vector_width"]
+
+
+def share_torch_threads(on: bool = True) -> bool:
+    """Run adagrad's parallel steps (all of them, NumPy ones too) on torch's OpenMP thread team
+    instead of adagrad's own pool; returns whether they now do (False where torch's CPU build
+    uses no OpenMP). Importing this module turns it on: in a training loop torch's OpenMP workers
+    keep spinning after the backward pass, and a pool of our own would wait for cores they hold
+    (bench/README.md, "Threads in a torch loop"). The team's size is the smaller of
+    ``adagrad.get_num_threads()`` and ``torch.get_num_threads()``. Results never depend on it."""
+    if on and "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        on = False
+    return bool(_core._use_openmp_team(on))
+
+
+share_torch_threads(True)
