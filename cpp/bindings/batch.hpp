@@ -62,6 +62,10 @@ class StepBatch {
                   const TensorName& name, const StepOptions& o, Duplicates duplicates, std::int64_t step,
                   SparseProblem::Floor floor = SparseProblem::Floor::none);
 
+  // After run() applies the update (and only then), *count = value: an optimizer's step count,
+  // written before fork() may copy the process (thread_pool.hpp, ParallelSection).
+  void count_on_success(std::int64_t* count, std::int64_t value);
+
   // The overlap check across everything added, then, with the GIL released, the check of every
   // grad for NaN and infinity (unless nonfinite is propagate) and the arithmetic. Returns true
   // when the update was applied; false when nonfinite is skip and a grad is not finite (nothing
@@ -121,6 +125,7 @@ class StepBatch {
     std::vector<std::pair<StepOptions, std::int64_t>> dense_options;
     std::vector<std::size_t> dense_span, sparse_span;
     std::vector<double> norms;
+    std::vector<std::pair<std::int64_t*, std::int64_t>> counts;  // count_on_success
   };
   Lists& free_lists();
   std::unique_ptr<Lists> own_lists_;  // only when this thread's reused lists are taken

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "adagrad/dense.hpp"
+#include "adagrad/fp_environment.hpp"
 #include "adagrad/rules/registry.hpp"
 #include "array_checks.hpp"
 #include "batch.hpp"
@@ -221,10 +222,9 @@ BatchOptions batch_options(py::handle step_options) {
 // skipped (nonfinite="skip" and a grad holds a NaN or an infinity: step counts unchanged too); with
 // a norm clip, (applied, norm of all grads).
 py::object step(const py::list& records, py::handle step_options) {
-  struct Slot {
-    std::int64_t* step;
-    std::int64_t value;
-  };
+  // The coefficients (lr / (1 + ...), eps narrowed to float) are worked out while the records are
+  // read: in the kernels' floating-point environment too, whatever the caller's.
+  const KernelFpEnvironment fp_environment;
   const BatchOptions batch_options_ = batch_options(step_options);
   StepBatch batch(batch_options_.nonfinite, batch_options_.grad_scale, batch_options_.clip);
   std::vector<Record> parsed;
@@ -235,8 +235,6 @@ py::object step(const py::list& records, py::handle step_options) {
     tensors += parsed.back().params.size;
   }
   batch.reserve(tensors);
-  std::vector<Slot> slots;
-  slots.reserve(tensors);
   for (const Record& r : parsed) {
     for (std::size_t i = 0; i < r.params.size; ++i) {
       const py::handle grad = r.grads[i];
@@ -268,13 +266,10 @@ py::object step(const py::list& records, py::handle step_options) {
       } else {
         batch.add_dense(r.params[i], grad, states, name, *options, t);
       }
-      if (r.steps != nullptr) slots.push_back({r.steps + i, t});
+      if (r.steps != nullptr) batch.count_on_success(r.steps + i, t);
     }
   }
   const bool applied = batch.run();
-  if (applied) {
-    for (const Slot& slot : slots) *slot.step = slot.value;
-  }
   const py::bool_ result(applied);
   if (!batch_options_.clip.measures_norm()) return result;
   return py::make_tuple(result, batch.grad_norm());
