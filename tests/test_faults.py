@@ -20,7 +20,6 @@ import pytest
 import adagrad
 from adagrad import _core
 from adagrad import reference as ref
-
 from conftest import assert_same_bits
 
 THREADED = 2 * adagrad.cpu_info()["parallel_threshold"]
@@ -132,7 +131,11 @@ def test_a_bad_thread_count_setting_raises_before_writing(value: str) -> None:
 )
 def test_info_reports_a_bad_setting_instead_of_crashing(variable: str, value: str, key: str) -> None:
     shown = subprocess.run(
-        [sys.executable, "-m", "adagrad", "info"], capture_output=True, text=True, timeout=60, env={**os.environ, variable: value}
+        [sys.executable, "-m", "adagrad", "info"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, variable: value},
     )
     assert shown.returncode == 2
     assert "Traceback" not in shown.stderr and f"{variable}='{value}'" in shown.stderr
@@ -148,6 +151,7 @@ def test_info_reports_a_bad_setting_instead_of_crashing(variable: str, value: st
 
 
 # -- a task that fails -----------------------------------------------------------------------
+
 
 @pytest.fixture
 def failing_task():
@@ -180,7 +184,7 @@ def test_a_failing_task_reaches_the_caller_and_the_pool_goes_on(failing_task, ta
 
 # -- the caller's floating-point environment ---------------------------------------------------
 
-_LIBM = ctypes.CDLL(ctypes.util.find_library("m"))
+_LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
 _ROUNDING = {  # <fenv.h>'s values differ by architecture
     "x86_64": {"nearest": 0x0, "downward": 0x400, "upward": 0x800, "toward-zero": 0xC00},
     "aarch64": {"nearest": 0x0, "upward": 0x400000, "downward": 0x800000, "toward-zero": 0xC00000},
@@ -240,6 +244,7 @@ def test_the_callers_fp_environment_does_not_change_the_bits(threads: int, kind:
 
 
 # -- fork() while another thread steps -------------------------------------------------------
+
 
 def test_fork_while_another_thread_steps_gives_a_consistent_child() -> None:
     # Adagrad with grads of ones: after n steps every sum is exactly n.

@@ -197,8 +197,9 @@ void reserve_for(const SparseProblem& p, Workspace& w) {
   for (auto* v : {&w.first, &w.last}) grow(*v, slices);
   grow(w.next, p.k);
   if (parts > 1) grow(w.order, slices);
-  // Each part's slots: a power of two below 4 c + 4 (and 16 at least) for c occurrences.
-  const std::size_t slot_bound = 4 * p.k + 20 * parts;
+  // Each part's slots: a power of two below 4 c + 4 (and 16 at least) for c occurrences; one
+  // part's exactly (resize writes every slot: the bound would be memory touched for nothing).
+  const std::size_t slot_bound = parts == 1 ? slot_count(p.k) : 4 * p.k + 20 * parts;
   if (!w.slots_free) {  // a call cut short (an exception in a task) may have left rows behind
     w.slots.assign(std::max(w.slots.size(), slot_bound), {Workspace::kFreeSlot, 0});
     w.slots_free = true;
