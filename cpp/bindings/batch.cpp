@@ -128,10 +128,11 @@ StepBatch::Lists& StepBatch::free_lists() {
   return reused;
 }
 
-StepBatch::StepBatch(NonFinite nonfinite, std::optional<double> grad_scale, ClipRequest clip)
+StepBatch::StepBatch(NonFinite nonfinite, std::optional<double> grad_scale, ClipRequest clip, bool openmp_team)
     : nonfinite_(nonfinite),
       grad_scale_(grad_scale),
       clip_(clip),
+      openmp_team_(openmp_team),
       grad_norm_(std::numeric_limits<double>::quiet_NaN()),
       lists_(free_lists()) {
   lists_.in_use = true;
@@ -377,7 +378,7 @@ bool StepBatch::run() {
     // Everything that can fail comes first: the thread count (a bad ADAGRAD_NUM_THREADS), the pool's
     // start, the sparse workspace. The section also holds the kernels' floating-point environment
     // and keeps fork() out until the counts below are written.
-    const ParallelSection section;
+    const ParallelSection section(openmp_team_);
     struct Release {
       ~Release() { release_sparse(); }
     } const release_workspace;

@@ -40,8 +40,9 @@ class StepBatch {
   // the batch is divided by it first (loss scaling), or not at all when empty. clip: then every
   // grad is clipped (ClipRule); the norm rules measure the norms first, in run(). Both apply to
   // every rule.
+  // openmp_team: run on torch's OpenMP team where it is shared (adagrad.torch's steps).
   explicit StepBatch(NonFinite nonfinite = NonFinite::propagate, std::optional<double> grad_scale = std::nullopt,
-                     ClipRequest clip = {});
+                     ClipRequest clip = {}, bool openmp_team = false);
   ~StepBatch();
   StepBatch(const StepBatch&) = delete;
   StepBatch& operator=(const StepBatch&) = delete;
@@ -94,6 +95,7 @@ class StepBatch {
   NonFinite nonfinite_;
   std::optional<double> grad_scale_;
   ClipRequest clip_;
+  bool openmp_team_;
   double grad_norm_;
   struct LastCoefficients {
     bool valid = false;

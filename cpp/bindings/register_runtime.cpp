@@ -61,6 +61,8 @@ void register_runtime(py::module_& m) {
   m.def("_use_openmp_team", &use_openmp_team, "on"_a,
         "Run parallel steps on the OpenMP thread team of the process's libgomp (PyTorch's), or not; returns "
         "whether it is used (False where no libgomp is loaded). adagrad.torch turns it on.");
+  m.def("_last_thread_team", &last_thread_team,
+        "Tests only: where this thread's last step ran its tasks: 'inline', 'own' or 'openmp'.");
   m.def("_fail_task", &fail_task, "index"_a,
         "Tests only: the parallel task of this index throws (RuntimeError in the caller); -1 turns it off.");
 }

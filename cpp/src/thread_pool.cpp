@@ -230,6 +230,7 @@ std::unique_ptr<Block[]> g_blocks;
 std::size_t g_block_count = 0;
 std::atomic<int> g_num_threads{0};  // 0: not yet read from the environment
 thread_local ParallelSection* t_section = nullptr;
+thread_local const char* t_last_team = "inline";
 
 // The fork gate: fork() waits until no section is open, and no section opens while it forks, so a
 // child never holds a step half written (or a count not yet advanced for sums that were). Atomics,
@@ -330,7 +331,7 @@ PoolStatus pool_status() {
   return {g_pool->wanted(), g_pool->started(), g_pool->refusal()};
 }
 
-ParallelSection::ParallelSection() : outer_(t_section) {
+ParallelSection::ParallelSection(bool openmp_team) : outer_(t_section) {
   if (outer_ != nullptr) {
     threads_ = outer_->threads_;
     return;
@@ -340,7 +341,8 @@ ParallelSection::ParallelSection() : outer_(t_section) {
   std::unique_lock<std::mutex> lock(g_run_mutex, std::defer_lock);
   try {
     if (wanted > 1 && lock.try_lock()) {  // else another caller's step has the pool: run inline
-      if (const OpenMpTeam* team = g_team.load(std::memory_order_acquire)) {
+      const OpenMpTeam* team = openmp_team ? g_team.load(std::memory_order_acquire) : nullptr;
+      if (team != nullptr) {
         team_ = true;
         threads_ = std::max(1, std::min(wanted, team->max_threads()));
       } else {
@@ -357,7 +359,9 @@ ParallelSection::ParallelSection() : outer_(t_section) {
     (void)lock.release();
   } else {
     threads_ = 1;
+    team_ = false;
   }
+  t_last_team = !leads_ ? "inline" : team_ ? "openmp" : "own";
   t_section = this;
 }
 
@@ -408,6 +412,8 @@ bool use_openmp_team(bool on) {
 }
 
 bool using_openmp_team() { return g_team.load(std::memory_order_acquire) != nullptr; }
+
+const char* last_thread_team() { return t_last_team; }
 
 void fail_task(long index) { g_fail_task.store(index < 0 ? -1 : index, std::memory_order_relaxed); }
 

@@ -45,7 +45,8 @@ class TaskRef {
 // done. Sections nest: an inner one is the outer one's.
 class ParallelSection {
  public:
-  ParallelSection();
+  // openmp_team: on the OpenMP team where use_openmp_team() made it available; else the own pool.
+  explicit ParallelSection(bool openmp_team = false);
   ~ParallelSection();
   ParallelSection(const ParallelSection&) = delete;
   ParallelSection& operator=(const ParallelSection&) = delete;
@@ -76,6 +77,9 @@ void parallel_for(std::size_t n_tasks, TaskRef fn);
 // libgomp is loaded. A forked child goes back to the own pool. Results never depend on either.
 bool use_openmp_team(bool on);
 bool using_openmp_team();
+
+// Tests only: where this thread's last section ran its tasks: "inline", "own" or "openmp".
+const char* last_thread_team();
 
 // Tests only: the task of this index (counted per parallel_for, the inline runs included) throws
 // std::runtime_error; -1 turns it off.
