@@ -217,7 +217,7 @@ BatchOptions batch_options(py::handle step_options) {
   static PyObject* const two = PyFloat_FromDouble(2.0);  // never freed: no decref after the interpreter ends
   return {nonfinite ? nonfinite_mode(nonfinite) : NonFinite::propagate, checked_grad_scale(get(k_scale)),
           checked_clip(get(k_max_norm), norm_type ? norm_type : py::handle(two), get(k_per_tensor), get(k_value)),
-          get(k_team).is(Py_True)};
+          get(k_team).ptr() == Py_True};
 }
 
 // One step over every record. Every tensor whose grad is not None is updated and, for records with
