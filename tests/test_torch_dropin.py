@@ -294,31 +294,46 @@ def team_restored() -> Any:
     torch.set_num_threads(threads)
 
 
+def _team_step(rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """One adagrad.torch step of a dense param and an embedding table's sparse grad; the params
+    after it and where the step ran its tasks."""
+    dense = torch.nn.Parameter(torch.from_numpy(rng.standard_normal(300_001).astype(np.float32)))
+    table = torch.nn.Parameter(torch.from_numpy(rng.standard_normal((5000, 64)).astype(np.float32)))
+    idx = torch.from_numpy((rng.zipf(1.2, 4000) - 1) % 5000)
+    dense.grad = torch.from_numpy(rng.standard_normal(300_001).astype(np.float32))
+    table.grad = torch.sparse_coo_tensor(
+        idx[None], torch.from_numpy(rng.standard_normal((4000, 64)).astype(np.float32)), (5000, 64)
+    )
+    adagrad.torch.Adagrad([dense, table], lr=0.1).step()
+    return dense.detach().clone(), table.detach().clone(), adagrad._core._last_thread_team()
+
+
 @pytest.mark.parametrize("torch_threads", [1, 2])
 def test_steps_on_torchs_openmp_team_give_the_same_bits(team_restored: Any, torch_threads: int) -> None:
-    """Importing adagrad.torch puts parallel steps on torch's OpenMP team (torch's CPU build has
-    one); dense and sparse steps there give the bits of adagrad's own pool and of the reference."""
+    """Importing adagrad.torch puts its optimizers' parallel steps on torch's OpenMP team (torch's
+    CPU build has one); dense and sparse steps there give the bits of adagrad's own pool."""
     if not adagrad.torch.share_torch_threads(True):
         pytest.skip("this torch build has no OpenMP team")
     assert adagrad.cpu_info()["thread_team"] == "openmp"
     torch.set_num_threads(torch_threads)
-    rng = np.random.default_rng(0)
-    for team in (True, False):
-        adagrad.torch.share_torch_threads(team)
-        param = rng.standard_normal(300_001).astype(np.float32)
-        grad, sums = rng.standard_normal(param.size).astype(np.float32), np.zeros_like(param)
-        table, state = rng.standard_normal((5000, 64)).astype(np.float32), np.zeros((5000, 64), np.float32)
-        idx = (rng.zipf(1.2, 4000) - 1) % 5000
-        values = rng.standard_normal((idx.size, 64)).astype(np.float32)
-        expected = param.copy(), sums.copy(), table.copy(), state.copy()
-        adagrad.update(param, grad, sums, step=1)
-        adagrad.sparse_update(table, idx, values, state, step=1)
-        adagrad.reference.update(expected[0], grad, expected[1], step=1)
-        adagrad.reference.sparse_update(expected[2], idx, values, expected[3], step=1)
-        for got, want in zip((param, sums, table, state), expected):
-            assert_same_bits(got, want)
-        rng = np.random.default_rng(0)  # the same problem again, on the other executor
+    on_team = _team_step(np.random.default_rng(0))
+    adagrad.torch.share_torch_threads(False)
+    on_own_pool = _team_step(np.random.default_rng(0))
     assert adagrad.cpu_info()["thread_team"] == "own"
+    for got, want in zip(on_team[:2], on_own_pool[:2]):
+        assert_same_bits(got.numpy(), want.numpy())
+    parallel = adagrad.get_num_threads() > 1
+    assert on_team[2] == ("openmp" if parallel and torch_threads > 1 else "inline")
+    assert on_own_pool[2] == ("own" if parallel else "inline")
+
+
+def test_numpy_steps_stay_on_the_own_pool_beside_adagrad_torch(team_restored: Any) -> None:
+    """The NumPy API's steps never go to torch's team: its barrier waits for a descheduled thread
+    (a loaded machine), the own pool's caller does not."""
+    adagrad.torch.share_torch_threads(True)
+    param, grad = np.ones(300_001, np.float32), np.full(300_001, 0.5, np.float32)
+    adagrad.update(param, grad, np.zeros_like(param), step=1, lr=0.1)
+    assert adagrad._core._last_thread_team() == ("own" if adagrad.get_num_threads() > 1 else "inline")
 
 
 def test_a_forked_child_steps_on_its_own_pool(team_restored: Any) -> None:

@@ -9,8 +9,11 @@
 #include <string>
 #include <thread>
 
+#include <pthread.h>
+
 #include "adagrad/dispatch.hpp"
 #include "adagrad/grad_norm.hpp"
+#include "adagrad/thread_pool.hpp"
 
 namespace adagrad::bindings {
 
@@ -55,6 +58,8 @@ Indices index_array(py::handle obj, const TensorName& name) {
 class InFlight {
  public:
   InFlight(const std::vector<Span>& mine, const OverlapChecker& names) : mine_(mine) {
+    static const int registered = pthread_atfork(nullptr, nullptr, &forget_in_child);
+    (void)registered;
     if (mine_.empty()) return;
     const Lock lock;
     for (const std::vector<Span>* other : running()) {
@@ -88,6 +93,11 @@ class InFlight {
       return f;
     }
   };
+  // A forked child has only the forking thread: the steps other threads were running are not its.
+  static void forget_in_child() {
+    running().clear();
+    Lock::flag().clear();
+  }
   static std::vector<const std::vector<Span>*>& running() {
     static std::vector<const std::vector<Span>*> all;
     return all;
@@ -118,10 +128,11 @@ StepBatch::Lists& StepBatch::free_lists() {
   return reused;
 }
 
-StepBatch::StepBatch(NonFinite nonfinite, std::optional<double> grad_scale, ClipRequest clip)
+StepBatch::StepBatch(NonFinite nonfinite, std::optional<double> grad_scale, ClipRequest clip, bool openmp_team)
     : nonfinite_(nonfinite),
       grad_scale_(grad_scale),
       clip_(clip),
+      openmp_team_(openmp_team),
       grad_norm_(std::numeric_limits<double>::quiet_NaN()),
       lists_(free_lists()) {
   lists_.in_use = true;
@@ -137,6 +148,7 @@ StepBatch::~StepBatch() {
   dense_options_.clear();
   dense_span_.clear();
   sparse_span_.clear();
+  lists_.counts.clear();
   lists_.in_use = false;
 }
 
@@ -298,6 +310,7 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
 
 void StepBatch::reserve(std::size_t tensors) {
   dense_.reserve(tensors);
+  lists_.counts.reserve(tensors);
   owners_.reserve((2 + kMaxStates) * tensors);
   overlap_.reserve(tensors);
 }
@@ -353,6 +366,8 @@ void StepBatch::check_later(Dtype dtype, const void* data, std::size_t size, py:
   if (nonfinite_ == NonFinite::raise) checked_names_.push_back({grad, name});
 }
 
+void StepBatch::count_on_success(std::int64_t* count, std::int64_t value) { lists_.counts.push_back({count, value}); }
+
 bool StepBatch::run() {
   overlap_.check();
   const KernelTable& kernels = active_kernels();  // may raise for a bad ADAGRAD_ISA: before any write
@@ -360,6 +375,14 @@ bool StepBatch::run() {
   std::size_t bad = checked_.size();
   {
     py::gil_scoped_release release;
+    // Everything that can fail comes first: the thread count (a bad ADAGRAD_NUM_THREADS), the pool's
+    // start, the sparse workspace. The section also holds the kernels' floating-point environment
+    // and keeps fork() out until the counts below are written.
+    const ParallelSection section(openmp_team_);
+    struct Release {
+      ~Release() { release_sparse(); }
+    } const release_workspace;
+    reserve_sparse(sparse_);
     if (clip_.measures_norm()) {
       std::vector<double>& norms = lists_.norms;
       grad_norm_ = grad_norms(kernels, checked_, clip_.norm, with_batch_options(StepOptions{}).transform, norms);
@@ -373,6 +396,7 @@ bool StepBatch::run() {
     if (bad == checked_.size()) {
       run_dense(kernels, dense_);
       for (const SparseProblem& p : sparse_) run_sparse(kernels, p);
+      for (const auto& [count, value] : lists_.counts) *count = value;
     }
   }
   if (bad == checked_.size()) return true;

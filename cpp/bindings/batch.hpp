@@ -40,8 +40,9 @@ class StepBatch {
   // the batch is divided by it first (loss scaling), or not at all when empty. clip: then every
   // grad is clipped (ClipRule); the norm rules measure the norms first, in run(). Both apply to
   // every rule.
+  // openmp_team: run on torch's OpenMP team where it is shared (adagrad.torch's steps).
   explicit StepBatch(NonFinite nonfinite = NonFinite::propagate, std::optional<double> grad_scale = std::nullopt,
-                     ClipRequest clip = {});
+                     ClipRequest clip = {}, bool openmp_team = false);
   ~StepBatch();
   StepBatch(const StepBatch&) = delete;
   StepBatch& operator=(const StepBatch&) = delete;
@@ -61,6 +62,10 @@ class StepBatch {
   void add_sparse(py::handle table, py::handle indices, py::handle values, const TensorStates& states,
                   const TensorName& name, const StepOptions& o, Duplicates duplicates, std::int64_t step,
                   SparseProblem::Floor floor = SparseProblem::Floor::none);
+
+  // After run() applies the update (and only then), *count = value: an optimizer's step count,
+  // written before fork() may copy the process (thread_pool.hpp, ParallelSection).
+  void count_on_success(std::int64_t* count, std::int64_t value);
 
   // The overlap check across everything added, then, with the GIL released, the check of every
   // grad for NaN and infinity (unless nonfinite is propagate) and the arithmetic. Returns true
@@ -90,6 +95,7 @@ class StepBatch {
   NonFinite nonfinite_;
   std::optional<double> grad_scale_;
   ClipRequest clip_;
+  bool openmp_team_;
   double grad_norm_;
   struct LastCoefficients {
     bool valid = false;
@@ -121,6 +127,7 @@ class StepBatch {
     std::vector<std::pair<StepOptions, std::int64_t>> dense_options;
     std::vector<std::size_t> dense_span, sparse_span;
     std::vector<double> norms;
+    std::vector<std::pair<std::int64_t*, std::int64_t>> counts;  // count_on_success
   };
   Lists& free_lists();
   std::unique_ptr<Lists> own_lists_;  // only when this thread's reused lists are taken

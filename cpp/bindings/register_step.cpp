@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "adagrad/dense.hpp"
+#include "adagrad/fp_environment.hpp"
 #include "adagrad/rules/registry.hpp"
 #include "array_checks.hpp"
 #include "batch.hpp"
@@ -192,6 +193,7 @@ struct BatchOptions {
   NonFinite nonfinite;
   std::optional<double> grad_scale;
   ClipRequest clip;
+  bool openmp_team;  // adagrad.torch's steps: torch's OpenMP team, where it is shared
 };
 
 BatchOptions batch_options(py::handle step_options) {
@@ -201,7 +203,8 @@ BatchOptions batch_options(py::handle step_options) {
   static PyObject* const k_norm_type = key("norm_type");
   static PyObject* const k_per_tensor = key("clip_norm_per_tensor");
   static PyObject* const k_value = key("clip_value");
-  if (step_options.is_none()) return {NonFinite::propagate, std::nullopt, {}};
+  static PyObject* const k_team = key("openmp_team");
+  if (step_options.is_none()) return {NonFinite::propagate, std::nullopt, {}, false};
   if (!PyDict_Check(step_options.ptr())) {
     throw py::type_error("the step options must be a dict, got " + type_name(step_options));
   }
@@ -213,7 +216,8 @@ BatchOptions batch_options(py::handle step_options) {
   const py::handle norm_type = item(step_options, k_norm_type);
   static PyObject* const two = PyFloat_FromDouble(2.0);  // never freed: no decref after the interpreter ends
   return {nonfinite ? nonfinite_mode(nonfinite) : NonFinite::propagate, checked_grad_scale(get(k_scale)),
-          checked_clip(get(k_max_norm), norm_type ? norm_type : py::handle(two), get(k_per_tensor), get(k_value))};
+          checked_clip(get(k_max_norm), norm_type ? norm_type : py::handle(two), get(k_per_tensor), get(k_value)),
+          get(k_team).ptr() == Py_True};
 }
 
 // One step over every record. Every tensor whose grad is not None is updated and, for records with
@@ -221,12 +225,11 @@ BatchOptions batch_options(py::handle step_options) {
 // skipped (nonfinite="skip" and a grad holds a NaN or an infinity: step counts unchanged too); with
 // a norm clip, (applied, norm of all grads).
 py::object step(const py::list& records, py::handle step_options) {
-  struct Slot {
-    std::int64_t* step;
-    std::int64_t value;
-  };
+  // The coefficients (lr / (1 + ...), eps narrowed to float) are worked out while the records are
+  // read: in the kernels' floating-point environment too, whatever the caller's.
+  const KernelFpEnvironment fp_environment;
   const BatchOptions batch_options_ = batch_options(step_options);
-  StepBatch batch(batch_options_.nonfinite, batch_options_.grad_scale, batch_options_.clip);
+  StepBatch batch(batch_options_.nonfinite, batch_options_.grad_scale, batch_options_.clip, batch_options_.openmp_team);
   std::vector<Record> parsed;
   parsed.reserve(records.size());
   std::size_t tensors = 0;
@@ -235,8 +238,6 @@ py::object step(const py::list& records, py::handle step_options) {
     tensors += parsed.back().params.size;
   }
   batch.reserve(tensors);
-  std::vector<Slot> slots;
-  slots.reserve(tensors);
   for (const Record& r : parsed) {
     for (std::size_t i = 0; i < r.params.size; ++i) {
       const py::handle grad = r.grads[i];
@@ -268,13 +269,10 @@ py::object step(const py::list& records, py::handle step_options) {
       } else {
         batch.add_dense(r.params[i], grad, states, name, *options, t);
       }
-      if (r.steps != nullptr) slots.push_back({r.steps + i, t});
+      if (r.steps != nullptr) batch.count_on_success(r.steps + i, t);
     }
   }
   const bool applied = batch.run();
-  if (applied) {
-    for (const Slot& slot : slots) *slot.step = slot.value;
-  }
   const py::bool_ result(applied);
   if (!batch_options_.clip.measures_norm()) return result;
   return py::make_tuple(result, batch.grad_norm());

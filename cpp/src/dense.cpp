@@ -174,19 +174,24 @@ void catch_up(const DenseTensor& t) {
 }  // namespace
 
 void run_dense(const KernelTable& k, const std::vector<DenseTensor>& tensors) {
+  std::size_t total = 0;
+  for (const auto& t : tensors) total += t.n;
+  const bool inline_only = total < kInlineElements || step_threads() == 1;
+  // The plan is allocated before AdagradDecay's catch-up writes anything.
+  std::vector<std::size_t> sizes;
+  TaskPlan plan;
+  if (!inline_only) {
+    sizes.reserve(tensors.size());
+    for (const auto& t : tensors) sizes.push_back(t.n);
+    plan = plan_tasks(sizes);
+  }
   for (const auto& t : tensors) {
     if (t.decay_counts != nullptr) catch_up(t);
   }
-  std::size_t total = 0;
-  for (const auto& t : tensors) total += t.n;
-  if (total < kInlineElements || get_num_threads() == 1) {
+  if (inline_only) {
     for (const auto& t : tensors) run_range(k, t, 0, t.n);
     return;
   }
-  std::vector<std::size_t> sizes;
-  sizes.reserve(tensors.size());
-  for (const auto& t : tensors) sizes.push_back(t.n);
-  const TaskPlan plan = plan_tasks(sizes);
   parallel_for(plan.task_starts.size() - 1, [&](std::size_t task) {
     for (std::size_t s = plan.task_starts[task]; s < plan.task_starts[task + 1]; ++s) {
       const Segment& seg = plan.segments[s];
@@ -198,7 +203,7 @@ void run_dense(const KernelTable& k, const std::vector<DenseTensor>& tensors) {
 std::size_t first_nonfinite(const KernelTable& k, const std::vector<GradSpan>& spans) {
   std::size_t total = 0;
   for (const auto& s : spans) total += s.n;
-  if (total < kInlineElements || get_num_threads() == 1) {
+  if (total < kInlineElements || step_threads() == 1) {
     for (std::size_t i = 0; i < spans.size(); ++i) {
       if (!span_finite(k, spans[i], 0, spans[i].n)) return i;
     }

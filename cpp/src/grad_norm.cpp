@@ -130,7 +130,7 @@ double grad_norms(const KernelTable& k, const std::vector<GradSpan>& spans, Norm
   };
   // Segments start at multiples of chunk_elements(), itself a multiple of kNormBlock: the blocks
   // are the same whatever the plan.
-  if (total < parallel_threshold() || get_num_threads() == 1) {
+  if (total < parallel_threshold() || step_threads() == 1) {
     for (std::size_t t = tasks; t-- > 0;) run_task(t);
   } else {
     parallel_for(tasks, [&](std::size_t task) { run_task(tasks - 1 - task); });

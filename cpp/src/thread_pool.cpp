@@ -9,8 +9,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -37,22 +39,42 @@ constexpr auto kSpinBeforeSleep = std::chrono::microseconds(200);
 // The tasks are cut into one contiguous block per thread. A thread drains its own block first,
 // then helps with the others: step after step each thread touches the same part of the arrays
 // (they stay in its cache, as with a static split), yet a stalled thread's work is picked up.
+// A task that throws is counted as done; the first exception is kept for the caller.
+struct alignas(64) Block {  // one cache line each: threads claim in different blocks
+  std::atomic<std::size_t> next{0};
+  std::size_t end = 0;
+};
+
+std::atomic<long> g_fail_task{-1};
+
+void run_task(TaskRef fn, std::size_t i) {
+  if (static_cast<long>(i) == g_fail_task.load(std::memory_order_relaxed)) {
+    throw std::runtime_error("injected failure of task " + std::to_string(i));
+  }
+  fn(i);
+}
+
 class Job {
  public:
-  Job(const std::function<void(std::size_t)>& fn, std::size_t n_tasks, std::size_t n_threads)
-      : fn_(fn), n_tasks_(n_tasks), blocks_(n_threads) {
-    for (std::size_t b = 0; b < n_threads; ++b) {
-      blocks_[b].next.store(n_tasks * b / n_threads, std::memory_order_relaxed);
-      blocks_[b].end = n_tasks * (b + 1) / n_threads;
+  Job(TaskRef fn, std::size_t n_tasks, Block* blocks, std::size_t n_blocks)
+      : fn_(fn), n_tasks_(n_tasks), blocks_(blocks), n_blocks_(n_blocks) {
+    for (std::size_t b = 0; b < n_blocks; ++b) {
+      blocks_[b].next.store(n_tasks * b / n_blocks, std::memory_order_relaxed);
+      blocks_[b].end = n_tasks * (b + 1) / n_blocks;
     }
   }
 
   void work(std::size_t thread_index) {
-    for (std::size_t k = 0; k < blocks_.size(); ++k) {
-      Block& block = blocks_[(thread_index + k) % blocks_.size()];
+    const KernelFpEnvironment fp;  // this thread's, whatever its owner set
+    for (std::size_t k = 0; k < n_blocks_; ++k) {
+      Block& block = blocks_[(thread_index + k) % n_blocks_];
       for (std::size_t i = block.next.fetch_add(1, std::memory_order_relaxed); i < block.end;
            i = block.next.fetch_add(1, std::memory_order_relaxed)) {
-        fn_(i);
+        try {
+          run_task(fn_, i);
+        } catch (...) {
+          if (!failed_.exchange(true, std::memory_order_acq_rel)) error_ = std::current_exception();
+        }
         done_.fetch_add(1, std::memory_order_release);
       }
     }
@@ -60,14 +82,18 @@ class Job {
 
   bool finished() const { return done_.load(std::memory_order_acquire) == n_tasks_; }
 
+  // After finished(): the first task's exception, if any, in the caller.
+  void rethrow() const {
+    if (failed_.load(std::memory_order_acquire)) std::rethrow_exception(error_);
+  }
+
  private:
-  struct alignas(64) Block {  // one cache line each: threads claim in different blocks
-    std::atomic<std::size_t> next{0};
-    std::size_t end = 0;
-  };
-  const std::function<void(std::size_t)>& fn_;
+  const TaskRef fn_;
   const std::size_t n_tasks_;
-  std::vector<Block> blocks_;
+  Block* const blocks_;
+  const std::size_t n_blocks_;
+  std::atomic<bool> failed_{false};
+  std::exception_ptr error_;
   alignas(64) std::atomic<std::size_t> done_{0};
 };
 
@@ -88,9 +114,23 @@ void spin_wait(const Done& done) {
 // wait cost 250-400 us per call (64K elements on 2 threads: 18 us otherwise).
 class ThreadPool {
  public:
-  explicit ThreadPool(int n_workers) {
+  // Starts the workers it can: a thread the system refuses (std::system_error, or std::bad_alloc
+  // for its state) ends the start-up, and the pool runs on the ones started. (Throwing then would
+  // destroy the started workers' pool under them: the process aborted or hung.)
+  explicit ThreadPool(int n_workers) : wanted_(n_workers) {
     workers_.reserve(static_cast<std::size_t>(n_workers));
-    for (int i = 0; i < n_workers; ++i) workers_.emplace_back([this, i] { worker_loop(static_cast<std::size_t>(i) + 1); });
+    for (int i = 0; i < n_workers; ++i) {
+      try {
+        workers_.emplace_back([this, i] { worker_loop(static_cast<std::size_t>(i) + 1); });
+      } catch (const std::exception& e) {
+        try {
+          refusal_ = e.what();
+        } catch (...) {
+          refusal_.clear();
+        }
+        break;
+      }
+    }
   }
 
   ~ThreadPool() {
@@ -102,8 +142,11 @@ class ThreadPool {
     for (auto& t : workers_) t.join();
   }
 
-  void run(std::size_t n_tasks, const std::function<void(std::size_t)>& fn) {
-    Job job(fn, n_tasks, workers_.size() + 1);
+  int wanted() const { return wanted_; }
+  int started() const { return static_cast<int>(workers_.size()); }
+  const std::string& refusal() const { return refusal_; }
+
+  void run(Job& job) {
     job_.store(&job, std::memory_order_seq_cst);
     generation_.fetch_add(1, std::memory_order_seq_cst);
     {
@@ -144,6 +187,8 @@ class ThreadPool {
     }
   }
 
+  const int wanted_;
+  std::string refusal_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_;
@@ -177,10 +222,32 @@ void run_in_team(void* data) {
   call->job->work(static_cast<std::size_t>(call->thread_num()));
 }
 
-// g_run_mutex is held for the whole of a parallel_for and while the pool is replaced.
+// g_run_mutex is held by the section that leads the pool (or the team), and while either is
+// replaced. g_blocks: the leading section's Job blocks, sized when it opens.
 std::mutex g_run_mutex;
 std::unique_ptr<ThreadPool> g_pool;
+std::unique_ptr<Block[]> g_blocks;
+std::size_t g_block_count = 0;
 std::atomic<int> g_num_threads{0};  // 0: not yet read from the environment
+thread_local ParallelSection* t_section = nullptr;
+thread_local const char* t_last_team = "inline";
+
+// The fork gate: fork() waits until no section is open, and no section opens while it forks, so a
+// child never holds a step half written (or a count not yet advanced for sums that were). Atomics,
+// not a lock: a child must be able to reset them, and glibc's rwlock checks its owner's thread id.
+std::atomic<int> g_open_sections{0};
+std::atomic<bool> g_forking{false};
+
+void enter_gate() {
+  for (;;) {
+    while (g_forking.load(std::memory_order_seq_cst)) std::this_thread::yield();
+    g_open_sections.fetch_add(1, std::memory_order_seq_cst);
+    if (!g_forking.load(std::memory_order_seq_cst)) return;
+    g_open_sections.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+void leave_gate() { g_open_sections.fetch_sub(1, std::memory_order_seq_cst); }
 
 int cpus_available() {
   cpu_set_t set;
@@ -200,13 +267,40 @@ int default_num_threads() {
   return static_cast<int>(n);
 }
 
+// With g_run_mutex held: the own pool for this many threads (the caller's one included), started
+// if need be; returns the threads it has.
+int own_pool(int threads) {
+  if (!g_pool || g_pool->wanted() != threads - 1) {
+    g_pool.reset();
+    g_pool = std::make_unique<ThreadPool>(threads - 1);
+  }
+  return g_pool->started() + 1;
+}
+
+// With g_run_mutex held: room for the blocks of `threads` threads.
+void reserve_blocks(int threads) {
+  const auto n = static_cast<std::size_t>(threads);
+  if (g_block_count >= n) return;
+  g_blocks = std::make_unique<Block[]>(n);
+  g_block_count = n;
+}
+
+void prepare_fork() {
+  g_forking.store(true, std::memory_order_seq_cst);
+  while (g_open_sections.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+  g_run_mutex.lock();
+}
+void after_fork_parent() {
+  g_run_mutex.unlock();
+  g_forking.store(false, std::memory_order_seq_cst);
+}
 // A forked child has only the forking thread: drop (leak) the parent's pool, whose threads are gone.
-void prepare_fork() { g_run_mutex.lock(); }
-void after_fork_parent() { g_run_mutex.unlock(); }
 void after_fork_child() {
   (void)g_pool.release();
   g_team.store(nullptr);  // libgomp's team does not survive fork(): our own pool will be rebuilt
   g_run_mutex.unlock();
+  g_open_sections.store(0);
+  g_forking.store(false);
 }
 const int g_atfork_registered = pthread_atfork(&prepare_fork, &after_fork_parent, &after_fork_child);
 
@@ -226,26 +320,77 @@ void set_num_threads(int n) {
   if (n < 1 || n > 4096) throw std::invalid_argument("number of threads must be from 1 to 4096, got " + std::to_string(n));
   std::lock_guard<std::mutex> lock(g_run_mutex);
   (void)g_atfork_registered;
-  if (n != g_num_threads.load()) g_pool.reset();
+  // A new count, or a pool that the system did not let start in full: the next step starts again.
+  if (n != g_num_threads.load() || (g_pool && g_pool->started() != g_pool->wanted())) g_pool.reset();
   g_num_threads.store(n, std::memory_order_release);
 }
 
-void parallel_for(std::size_t n_tasks, const std::function<void(std::size_t)>& fn) {
-  const OpenMpTeam* team = g_team.load(std::memory_order_acquire);
-  const int n_threads = team ? std::min(get_num_threads(), team->max_threads()) : get_num_threads();
+PoolStatus pool_status() {
+  std::lock_guard<std::mutex> lock(g_run_mutex);
+  if (!g_pool) return {};
+  return {g_pool->wanted(), g_pool->started(), g_pool->refusal()};
+}
+
+ParallelSection::ParallelSection(bool openmp_team) : outer_(t_section) {
+  if (outer_ != nullptr) {
+    threads_ = outer_->threads_;
+    return;
+  }
+  const int wanted = get_num_threads();  // may throw: nothing is held yet
+  enter_gate();
   std::unique_lock<std::mutex> lock(g_run_mutex, std::defer_lock);
-  if (n_tasks <= 1 || n_threads <= 1 || !lock.try_lock()) {
-    for (std::size_t i = 0; i < n_tasks; ++i) fn(i);
+  try {
+    if (wanted > 1 && lock.try_lock()) {  // else another caller's step has the pool: run inline
+      const OpenMpTeam* team = openmp_team ? g_team.load(std::memory_order_acquire) : nullptr;
+      if (team != nullptr) {
+        team_ = true;
+        threads_ = std::max(1, std::min(wanted, team->max_threads()));
+      } else {
+        threads_ = own_pool(wanted);
+      }
+      reserve_blocks(threads_);
+    }
+  } catch (...) {
+    leave_gate();
+    throw;
+  }
+  leads_ = threads_ > 1;
+  if (leads_) {
+    (void)lock.release();
+  } else {
+    threads_ = 1;
+    team_ = false;
+  }
+  t_last_team = !leads_ ? "inline" : team_ ? "openmp" : "own";
+  t_section = this;
+}
+
+ParallelSection::~ParallelSection() {
+  if (outer_ != nullptr) return;
+  t_section = nullptr;
+  if (leads_) g_run_mutex.unlock();
+  leave_gate();
+}
+
+int step_threads() { return t_section != nullptr ? t_section->threads() : get_num_threads(); }
+
+void parallel_for(std::size_t n_tasks, TaskRef fn) {
+  std::optional<ParallelSection> opened;
+  ParallelSection* section = t_section;
+  if (section == nullptr) section = &opened.emplace();
+  if (n_tasks <= 1 || !section->leads_) {
+    for (std::size_t i = 0; i < n_tasks; ++i) run_task(fn, i);
     return;
   }
-  if (team) {
-    Job job(fn, n_tasks, static_cast<std::size_t>(n_threads));  // each team thread its block, then the others'
+  Job job(fn, n_tasks, g_blocks.get(), static_cast<std::size_t>(section->threads_));
+  if (section->team_) {
+    const OpenMpTeam* team = g_team.load(std::memory_order_acquire);
     TeamCall call{&job, team->thread_num};
-    team->parallel(&run_in_team, &call, static_cast<unsigned>(n_threads), 0);
-    return;
+    team->parallel(&run_in_team, &call, static_cast<unsigned>(section->threads_), 0);
+  } else {
+    g_pool->run(job);
   }
-  if (!g_pool) g_pool = std::make_unique<ThreadPool>(n_threads - 1);
-  g_pool->run(n_tasks, fn);
+  job.rethrow();
 }
 
 bool use_openmp_team(bool on) {
@@ -267,5 +412,9 @@ bool use_openmp_team(bool on) {
 }
 
 bool using_openmp_team() { return g_team.load(std::memory_order_acquire) != nullptr; }
+
+const char* last_thread_team() { return t_last_team; }
+
+void fail_task(long index) { g_fail_task.store(index < 0 ? -1 : index, std::memory_order_relaxed); }
 
 }  // namespace adagrad

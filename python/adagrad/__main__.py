@@ -110,7 +110,9 @@ def run_info(args: argparse.Namespace) -> int:
 
     info = cpu_info()
     print(json.dumps(info, indent=2) if args.json else describe(info))
-    return 0
+    for error in info.get("errors", []):
+        print(f"python -m adagrad info: error: {error}", file=sys.stderr)
+    return EXIT_ERROR if info.get("errors") else 0
 
 
 def run_bench(argv: list[str]) -> int:

@@ -19,23 +19,31 @@ LABELS = {
     "available": "available here",
     "compiled": "compiled in",
     "threads": "threads",
+    "pool_threads": "pool threads",
+    "pool_refusal": "pool refused",
     "thread_team": "thread team",
     "parallel_threshold": "parallel from",
     "arch": "architecture",
     "compiler": "compiler",
     "build_flags": "build flags",
+    "errors": "errors",
 }
 NOTES = {
     "isa": "force another with ADAGRAD_ISA=<name> or adagrad.set_isa(name)",
     "threads": "ADAGRAD_NUM_THREADS=<n> or adagrad.set_num_threads(n)",
     "thread_team": "own: adagrad's pool; openmp: torch's OpenMP team, once adagrad.torch is imported",
+    "pool_threads": "threads the own pool has started, the caller's included (1 before the first parallel step)",
+    "pool_refusal": "why the system refused a worker thread; the pool runs on the ones it has",
     "parallel_threshold": "elements in one step; smaller steps run on the calling thread",
+    "errors": "settings that are wrong: a step raises until they are fixed",
 }
 
 
 def show(value: Any) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value))
+        return ", ".join(map(str, value)) if value else "none"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "adagrad/dense.hpp"
 #include "adagrad/kernels.hpp"
@@ -42,8 +43,14 @@ std::int64_t index_at(const SparseProblem& p, std::size_t i);
 // Index of the first out-of-range index, or k when all are within [0, rows).
 std::size_t first_bad_index(const SparseProblem& p);
 
+// Room in the calling thread's workspace for these problems, made before a step writes anything
+// (std::bad_alloc then leaves everything unchanged); within a ParallelSection, which fixes the
+// thread count. release_sparse() frees a workspace grown past 64 MiB.
+void reserve_sparse(const std::vector<SparseProblem>& problems);
+void release_sparse();
+
 // Updates only the indexed rows. Each unique row is owned by one thread: no races, no atomics,
-// and the same bits for every thread count.
+// and the same bits for every thread count. Allocates nothing after reserve_sparse.
 void run_sparse(const KernelTable& kernels, const SparseProblem& p);
 
 // False where the kernel table has no kernel for the problem (row-wise state of a rule without it,

@@ -334,6 +334,7 @@ class NativeOptimizer(torch.optim.Optimizer):
             )
         scale = self._amp_grad_scale()
         options["grad_scale"] = None if scale is None else float(scale.item())
+        options["openmp_team"] = True  # torch's team, where share_torch_threads() made it available
         return options
 
     def _amp_found_inf(self) -> bool:
