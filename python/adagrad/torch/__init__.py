@@ -34,7 +34,7 @@ def share_torch_threads(on: bool = True) -> bool:
     instead of adagrad's own pool; returns whether they now do (False where torch's CPU build
     uses no OpenMP). Importing this module turns it on: in a training loop torch's OpenMP workers
     keep spinning after the backward pass, and a pool of our own would wait for cores they hold
-    (bench/README.md, "Threads in a torch loop"). The team's size is the smaller of
+    (docs/speed.md, "Threads in a torch loop"). The team's size is the smaller of
     ``adagrad.get_num_threads()`` and ``torch.get_num_threads()``. Results never depend on it."""
     if on and "parallel backend: OpenMP" not in torch.__config__.parallel_info():
         on = False
