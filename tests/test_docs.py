@@ -73,6 +73,15 @@ def test_the_cpu_info_example_has_this_builds_keys_and_the_shape_of_its_values()
         ], "the ISA flags shown are not this build's"
 
 
+@pytest.mark.parametrize("name", ["cpu_info", "set_isa", "get_num_threads", "set_num_threads"])
+def test_the_stubs_docstring_begins_as_the_compiled_functions(name: str) -> None:
+    """The API page shows these from python/adagrad/_core.pyi: its summary must be the module's."""
+    stub = ast.parse((Path(adagrad.__file__).parent / "_core.pyi").read_text())
+    (function,) = [f for f in stub.body if isinstance(f, ast.FunctionDef) and f.name == name]
+    compiled = getattr(adagrad, name).__doc__.split("\n\n", 1)[1]  # after pybind11's signature line
+    assert (ast.get_docstring(function) or "").split("\n")[0] == compiled.split("\n")[0]
+
+
 def test_every_page_is_found_and_has_its_blocks() -> None:
     names = {str(p.relative_to(p.parent.parent)) if p.parent.name == "docs" else p.name for p in pages()}
     assert {"README.md", "docs/semantics.md", "docs/torch.md", "docs/api.md", "docs/speed.md"} <= names

@@ -74,7 +74,7 @@ def optimizer_doc(rule: Rule) -> str:
         _state_text(rule) + " ``state_dict()`` / ``load_state_dict()`` round-trip it exactly; ``save(path)`` "
         "and ``load(path)`` write and read it as a checkpoint file (atomically).",
         rule.notes.get("optimizer", ""),
-        "Example:\n" + _indent(rule.examples.get("optimizer", "")),
+        "Examples:\n" + _indent(rule.examples.get("optimizer", "")),
         "Reference: " + rule.citation,
     )
 
@@ -143,7 +143,7 @@ def function_doc(rule: Rule, sparse: bool) -> str:
         rule.notes.get("sparse_function" if sparse else "function", ""),
         args,
         returns,
-        "Example:\n" + _indent(rule.examples.get("sparse_function" if sparse else "function", "")),
+        "Examples:\n" + _indent(rule.examples.get("sparse_function" if sparse else "function", "")),
         "Reference: " + rule.citation,
     )
 
@@ -174,7 +174,7 @@ def torch_doc(rule: Rule) -> str:
         rule.notes.get("torch", ""),
         args,
         f'State: ``state[p]`` holds {states} and ``"step"``.',
-        "Example:\n" + _indent(rule.examples.get("torch", "")),
+        "Examples:\n" + _indent(rule.examples.get("torch", "")),
         "Reference: " + rule.citation,
     )
 
