@@ -14,7 +14,7 @@ Every step applies, per element and in this order, for every rule and dtype: the
 (``g <- g / grad_scale``), the clip, ``maximize`` (``g <- -g``), then the rule; float16 and bfloat16
 arrays are widened to float32, computed there, and each array written is rounded back once (the
 param stochastically with ``stochastic_rounding``). Every operation is one IEEE operation rounded
-once (fma where written), so every ISA, thread count and :mod:`adagrad.reference` give the same bits."""
+once (fma where written), so every ISA, thread count and ``adagrad.reference`` give the same bits."""
 
 PARAMS = (
     "params: a list of float32, float64, float16 or bfloat16 arrays (bfloat16: ``ml_dtypes.bfloat16``); a dict "
