@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from doc_blocks import Block, fenced, pages, python_blocks
 
 import adagrad
 import adagrad._memory
 import adagrad.functional
 import adagrad.optimizer
 import adagrad.stochastic_rounding
+from doc_blocks import Block, fenced, pages, python_blocks
 
 
 @pytest.mark.parametrize(
@@ -107,9 +107,7 @@ def test_code_block_runs_and_prints_what_the_page_shows(
 _PAGES: dict[str, tuple[dict[str, Any], int, Path]] = {}
 
 
-def run_page_upto(
-    block: Block, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> str:
+def run_page_upto(block: Block, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
     """Runs the page's blocks up to this one (those not run yet), in the page's own folder;
     returns what this block printed."""
     page_blocks = [b for b in BLOCKS if b.page == block.page]
