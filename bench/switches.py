@@ -1,4 +1,4 @@
-"""The kernel-only cost of each switch of a step (bench/README.md, "Switches as branches").
+"""The kernel-only cost of each switch of a step (docs/speed.md, "Switches as branches").
 
 Runs under whichever adagrad is importable, so two builds compare in alternating processes:
 

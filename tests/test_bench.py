@@ -1,6 +1,6 @@
 """The benchmark harness: the ceiling kernel, the target checks, and one tiny end-to-end run.
 
-No timing is asserted here (shared machines are noisy); speed lives in bench/README.md.
+No timing is asserted here (shared machines are noisy); speed lives in docs/speed.md.
 """
 
 from __future__ import annotations
@@ -295,6 +295,15 @@ def test_case_set_names_expand(tmp_path: Path) -> None:
         *[c.name for c in training_cases()],
         "4K-f32",
     ]
+
+
+@pytest.mark.parametrize("group", ["training", "composite", "half"])
+def test_help_names_every_case_group(group: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.parse(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    assert f"'{group}': " in shown
+    assert sorted(cli.CASE_SETS) == sorted(cli.CASE_SET_HELP)
 
 
 TINY_TRAINING = [

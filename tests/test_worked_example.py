@@ -1,4 +1,4 @@
-"""The worked example of SEMANTICS.md section 5: two weights, five steps, by hand."""
+"""The worked example of docs/semantics.md section 5: two weights, five steps, by hand."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@
 // The switches of steps 2 and 3 (which transforms, which weight decay, where eps goes, ...) are
 // runtime branches on per-call constants, the same in every iteration: one kernel body per rule and
 // storage pair, instantiated twice, kPlain: the plain case (no transform; the rule's apply_plain
-// where it declares one) compiled without the branches, where they cost (bench/README.md, "Switches
+// where it declares one) compiled without the branches, where they cost (docs/speed.md, "Switches
 // as branches"). The vector body and the scalar tail perform the same IEEE operations, so chunk
 // boundaries, thread counts and instruction sets never change a bit.
 #pragma once

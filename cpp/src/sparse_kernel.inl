@@ -20,7 +20,7 @@ namespace adagrad {
 namespace {
 
 // Rows (unique rows, or occurrences) prefetched ahead of the one being updated. 8 to 32 measured
-// the same within noise at 1M x 64 and 1M x 128 float32 (bench/README.md, "Sparse"); FBGEMM uses 16.
+// the same within noise at 1M x 64 and 1M x 128 float32 (docs/speed.md, "Sparse"); FBGEMM uses 16.
 constexpr std::size_t kRowsAhead = 16;
 
 // Every cache line of the n elements at p, for writing (table and state rows) or reading (values).

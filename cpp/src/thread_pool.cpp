@@ -199,7 +199,7 @@ class ThreadPool {
 };
 
 // The OpenMP team of a libgomp already in the process (PyTorch's), found by name at run time: this
-// library does not link OpenMP. Measured in torch training loops on a 2-vCPU VM (bench/README.md,
+// library does not link OpenMP. Measured in torch training loops on a 2-vCPU VM (docs/speed.md,
 // "Threads in a torch loop"): torch's OpenMP workers spin for milliseconds after each operator, so
 // a pool of our own, woken after the backward pass, competes with them for the cores (an MLP's
 // step: 617 us on two threads of our pool against 399 on one), while their team is already running.

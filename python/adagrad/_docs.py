@@ -14,7 +14,7 @@ Every step applies, per element and in this order, for every rule and dtype: the
 (``g <- g / grad_scale``), the clip, ``maximize`` (``g <- -g``), then the rule; float16 and bfloat16
 arrays are widened to float32, computed there, and each array written is rounded back once (the
 param stochastically with ``stochastic_rounding``). Every operation is one IEEE operation rounded
-once (fma where written), so every ISA, thread count and :mod:`adagrad.reference` give the same bits."""
+once (fma where written), so every ISA, thread count and ``adagrad.reference`` give the same bits."""
 
 PARAMS = (
     "params: a list of float32, float64, float16 or bfloat16 arrays (bfloat16: ``ml_dtypes.bfloat16``); a dict "
@@ -74,7 +74,7 @@ def optimizer_doc(rule: Rule) -> str:
         _state_text(rule) + " ``state_dict()`` / ``load_state_dict()`` round-trip it exactly; ``save(path)`` "
         "and ``load(path)`` write and read it as a checkpoint file (atomically).",
         rule.notes.get("optimizer", ""),
-        "Example:\n" + _indent(rule.examples.get("optimizer", "")),
+        "Examples:\n" + _indent(rule.examples.get("optimizer", "")),
         "Reference: " + rule.citation,
     )
 
@@ -143,7 +143,7 @@ def function_doc(rule: Rule, sparse: bool) -> str:
         rule.notes.get("sparse_function" if sparse else "function", ""),
         args,
         returns,
-        "Example:\n" + _indent(rule.examples.get("sparse_function" if sparse else "function", "")),
+        "Examples:\n" + _indent(rule.examples.get("sparse_function" if sparse else "function", "")),
         "Reference: " + rule.citation,
     )
 
@@ -174,7 +174,7 @@ def torch_doc(rule: Rule) -> str:
         rule.notes.get("torch", ""),
         args,
         f'State: ``state[p]`` holds {states} and ``"step"``.',
-        "Example:\n" + _indent(rule.examples.get("torch", "")),
+        "Examples:\n" + _indent(rule.examples.get("torch", "")),
         "Reference: " + rule.citation,
     )
 

@@ -29,7 +29,7 @@ is its offset in the array; a sparse table's element ``(row, j)`` is ``row * dim
 rows are summed, and ``occurrence * dim + j`` (its offset in ``values``) when they are sequential, so
 that each occurrence of a row draws fresh bits. ``step`` is the update's 1-based step.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from adagrad.stochastic_rounding import stochastic_round
     >>> x = np.full(100_000, 1 + 2**-12, np.float32)  # a quarter of the way from 1 to 1 + 2**-10

@@ -1,5 +1,5 @@
 // The 16-bit storage formats, IEEE binary16 (float16) and bfloat16, and their exact scalar
-// conversions to and from float32, the type they are computed in (SEMANTICS.md section 6).
+// conversions to and from float32, the type they are computed in (docs/semantics.md section 6).
 // Widening is exact. Narrowing rounds to nearest, ties to even, subnormals kept (no flush), and
 // overflows to infinity; a NaN stays a quiet NaN of the same sign (bfloat16: 0x7FC0 with the sign,
 // as ml_dtypes and Eigen write it; float16: the quiet bit and the top payload bits, as F16C and

@@ -68,7 +68,7 @@ template <class P, class S = P>
 using SparseFn = void (*)(const SparseTask<P, S>& task);
 
 // How the rows are updated. Element-wise state: each touched row as the dense update would;
-// row-wise state (one accumulator per row, SEMANTICS.md section 3; rules with kRowwise):
+// row-wise state (one accumulator per row, docs/semantics.md section 3; rules with kRowwise):
 //   s <- s + (sum of g_j^2) / d,   theta_j <- theta_j - (clr * g_j) / (sqrt(s) + eps)
 // with the sum of squares in one fixed order on every ISA, so that all paths give the same bits:
 // element j goes to lane j % 8 (fma, in increasing j, lanes start at +0), then

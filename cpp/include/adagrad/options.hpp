@@ -14,7 +14,7 @@ namespace adagrad {
 struct StepOptions {
   RuleOptions rule;  // the alternative is the rule (its index in registry.hpp's Rules)
   TransformOptions transform;
-  // torch's fused CPU kernel with a 16-bit param (SEMANTICS.md section 6), for the torch adapter's
+  // torch's fused CPU kernel with a 16-bit param (docs/semantics.md section 6), for the torch adapter's
   // Adagrad: its vector body rounds clr, eps and weight_decay to the param's dtype, its scalar tail
   // (the last n % width elements, width = torch's vector length for that dtype) does not. 0: no
   // element does (the contract of the NumPy API: the constants rounded once, to float32).

@@ -1,4 +1,4 @@
-// Sparse (row-indexed) Adagrad on a 2-D table: SEMANTICS.md section 3.
+// Sparse (row-indexed) Adagrad on a 2-D table: docs/semantics.md section 3.
 #pragma once
 
 #include <cstddef>

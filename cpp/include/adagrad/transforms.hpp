@@ -1,11 +1,11 @@
-// What every rule's gradient goes through before the rule itself, in this order (SEMANTICS.md,
+// What every rule's gradient goes through before the rule itself, in this order (docs/semantics.md,
 // sections 1 and 7), and the stochastic rounding of a 16-bit param's write:
 //   g <- g / grad_scale                  loss scaling: an IEEE division in the compute type, or the
 //                                        same bits as g * (1/grad_scale) where that reciprocal is exact
 //   g <- min(hi, max(lo, g * c))         a clip (ClipRule), when it can change a grad
 //   g <- -g                              maximize
 // Each is a runtime switch of the one kernel body per rule; the plain case (none of them) is the one
-// compiled variant (dense_kernel.inl): measured in bench/README.md, "Switches as branches".
+// compiled variant (dense_kernel.inl): measured in docs/speed.md, "Switches as branches".
 #pragma once
 
 #include <cstdint>
@@ -14,7 +14,7 @@
 
 namespace adagrad {
 
-// Gradient clipping (SEMANTICS.md section 7), applied right after the loss scale is divided out:
+// Gradient clipping (docs/semantics.md section 7), applied right after the loss scale is divided out:
 //   value:       g <- clamp(g, -threshold, threshold)                       (Keras clipvalue)
 //   global_norm: g <- g * c,  c = (1 / (norm + 1e-6)) * threshold, when c < 1 or NaN, with norm the
 //                norm of every grad of the step (torch's clip_grad_norm_, its arithmetic in T)

@@ -33,6 +33,12 @@ CASE_SETS = {
     "composite": [c.name for c in rule_cases() + sparse_rule_cases()],
     "half": [c.name for c in half_cases() + sparse_half_cases()],
 }
+# What each group holds, for --help (tests/test_bench.py checks every group has a line).
+CASE_SET_HELP = {
+    "training": "whole torch training steps with torch's Adagrad and adagrad.torch.Adagrad (need torch)",
+    "composite": "the Proximal Adagrad (prox-*) and Adagrad-DA (da-*) cases",
+    "half": "the float16 / bfloat16 cases, dense and sparse, with the stochastic-rounding rows",
+}
 
 
 def all_cases() -> list[Any]:
@@ -60,9 +66,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME",
         choices=cases + list(CASE_SETS),
         default=cases,
-        help=f"cases to run (default: all): {' '.join(cases)}; 'training' names the training-loop cases "
-        "(whole torch training steps with torch's Adagrad and adagrad.torch.Adagrad; need torch), "
-        "'composite' the Proximal Adagrad (prox-*) and Adagrad-DA (da-*) cases",
+        help=f"cases to run (default: all): {' '.join(cases)}; or a group: {' '.join(CASE_SETS)}. "
+        + "; ".join(f"'{name}': {what}" for name, what in CASE_SET_HELP.items()),
     )
     parser.add_argument(
         "--threads",

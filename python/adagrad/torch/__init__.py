@@ -34,7 +34,7 @@ def share_torch_threads(on: bool = True) -> bool:
     adagrad's own pool; returns whether they now do (False where torch's CPU build uses no
     OpenMP). Importing this module turns it on: in a training loop torch's OpenMP workers keep
     spinning after the backward pass, and a pool of our own would wait for cores they hold
-    (bench/README.md, "Threads in a torch loop"). The NumPy API's steps stay on the own pool,
+    (docs/speed.md, "Threads in a torch loop"). The NumPy API's steps stay on the own pool,
     whose caller never waits for a thread that has not started its share: on a loaded machine the
     team's barrier waits for a descheduled thread (a 1M NumPy step: p90 8 ms on the team against
     0.14 ms on the own pool, with one busy process beside). The team's size is the smaller of

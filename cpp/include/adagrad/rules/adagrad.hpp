@@ -1,11 +1,11 @@
-// Adagrad (SEMANTICS.md section 1), torch's fused CPU kernel's maths, per element in the compute
+// Adagrad (docs/semantics.md section 1), torch's fused CPU kernel's maths, per element in the compute
 // type T, each operation rounded once, after the transforms (transforms.hpp):
 //   g     <- fma(theta, weight_decay, g)        coupled weight decay
 //   theta <- theta * (1 - clr * weight_decay)   decoupled weight decay (the factor rounded once)
 //   s     <- fma(g, g, s)
 //   theta <- theta - (clr * g) / (sqrt(s) + eps)      or / sqrt(s + eps) with eps inside the root
 // with clr = lr / fma(step - 1, lr_decay, 1) computed in double. Row-wise state (one accumulator per
-// row of a table, SEMANTICS.md section 3) is Adagrad's alone: sparse_kernel.inl, rowwise_row.
+// row of a table, docs/semantics.md section 3) is Adagrad's alone: sparse_kernel.inl, rowwise_row.
 #pragma once
 
 #include <cmath>
@@ -94,7 +94,7 @@ struct AdagradRule {
   }
 
   // The common case (no weight decay, eps outside the root) has a kernel compiled on its own: its
-  // switches as branches cost up to a quarter of a sparse step (bench/README.md, "Switches as
+  // switches as branches cost up to a quarter of a sparse step (docs/speed.md, "Switches as
   // branches"). The same operations as apply's with those switches.
   template <class T>
   static bool plain(const Coeffs<T>& c) {

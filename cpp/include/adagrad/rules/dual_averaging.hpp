@@ -1,4 +1,4 @@
-// Adagrad-DA (regularized dual averaging; SEMANTICS.md section 4, TensorFlow's ApplyAdagradDA),
+// Adagrad-DA (regularized dual averaging; docs/semantics.md section 4, TensorFlow's ApplyAdagradDA),
 // per element in the compute type T after the transforms, with a the sum of gradients:
 //   a     <- a + g
 //   s     <- fma(g, g, s)

@@ -1,4 +1,4 @@
-// Proximal Adagrad (composite mirror descent; SEMANTICS.md section 4, TensorFlow's
+// Proximal Adagrad (composite mirror descent; docs/semantics.md section 4, TensorFlow's
 // ApplyProximalAdagrad), per element in the compute type T after the transforms:
 //   s     <- fma(g, g, s)
 //   eta   <- lr / (sqrt(s) + eps)                     (no addition at eps = 0: TensorFlow's maths)
