@@ -283,7 +283,7 @@ def read(
                     archive.check_size(member, _archive.bound(like.nbytes))
                 members: dict[str, np.ndarray] = {}
                 for member, (what, like) in wanted.items():
-                    array = read_member(archive, member, _archive.bound(like.nbytes), _accept(name, what, like))
+                    array = archive.read(member, _archive.bound(like.nbytes), _accept(name, what, like))
                     if array.dtype != like.dtype:
                         array = array.view(like.dtype)  # bfloat16 read as raw bits
                     if member.split("_")[0] not in ("steps", "param"):
@@ -292,11 +292,6 @@ def read(
         except _archive.Invalid as error:
             raise ValueError(f"{name} is not a readable adagrad checkpoint: {error}") from None
     return name, meta, members
-
-
-def read_member(archive: _archive.Archive, member: str, limit: int, accept: _archive.Accept) -> np.ndarray:
-    """One member of the archive (a seam: the tests interrupt a load here, member by member)."""
-    return archive.read(member, limit, accept)
 
 
 def _meta_of(meta: Any, path: str, format_name: str) -> dict[str, Any]:

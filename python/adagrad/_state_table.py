@@ -27,6 +27,31 @@ class StateTable(dict):  # type: ignore[type-arg]
         self.replaced = True
         super().__delitem__(key)
 
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, *args: Any) -> Any:
+        self.replaced = True
+        return super().pop(*args)
+
+    def popitem(self) -> Any:
+        self.replaced = True
+        return super().popitem()
+
+    def clear(self) -> None:
+        self.replaced = True
+        super().clear()
+
+    def __ior__(self, other: Any) -> Any:  # type: ignore[misc]
+        self.update(other)
+        return self
+
 
 class StateEntry(dict):  # type: ignore[type-arg]
     """One param's state: a dict that tells its table when one of its arrays is replaced."""
