@@ -131,11 +131,11 @@ def test_state_dict_shows_the_replaced_state_before_any_step(cls: type, options:
 
 
 def test_save_writes_the_replaced_state(tmp_path: Path) -> None:
-    pa, a = model(adagrad.Adagrad, {"lr": 0.1})
+    _pa, a = model(adagrad.Adagrad, {"lr": 0.1})
     values = replacement(a, "w", "sum")
     a.state["w"]["sum"] = values
     a.save(tmp_path / "a.npz")
-    pb, b = model(adagrad.Adagrad, {"lr": 0.1})
+    _pb, b = model(adagrad.Adagrad, {"lr": 0.1})
     b.load(tmp_path / "a.npz")
     assert_same_bits(b.state["w"]["sum"], values)
 
@@ -160,19 +160,24 @@ def read_only(opt: Any, params: dict[str, np.ndarray]) -> None:
 
 REFUSED = [
     pytest.param(lambda o, p: o.state["w"].__setitem__("sum", np.ones((4, 3))), "float32[4, 3]", id="dtype"),
-    pytest.param(lambda o, p: o.state["w"].__setitem__("sum", np.ones((3, 4), np.float32)), "got float32[3, 4]", id="shape"),
+    pytest.param(
+        lambda o, p: o.state["w"].__setitem__("sum", np.ones((3, 4), np.float32)), "got float32[3, 4]", id="shape"
+    ),
     pytest.param(lambda o, p: o.state["w"].__setitem__("sum", [[1.0] * 3] * 4), "numpy.ndarray, got list", id="list"),
     pytest.param(read_only, "read-only", id="read-only"),
     pytest.param(lambda o, p: o.state["w"].__setitem__("sum", p["w"]), "shares memory with the param 'w'", id="param"),
     pytest.param(
-        lambda o, p: o.state["b"].__setitem__("sum", np.zeros(10)[:5])
-        or o.state["w"].__setitem__("sum", np.zeros(10)[:5]),
+        lambda o, p: (
+            o.state["b"].__setitem__("sum", np.zeros(10)[:5]) or o.state["w"].__setitem__("sum", np.zeros(10)[:5])
+        ),
         "float32[4, 3]",
         id="dtype-after-valid",
     ),
     pytest.param(
-        lambda o, p: o.state["w"].__setitem__("sum", np.ones(24, np.float32).reshape(4, 6)[:, :3])
-        or o.state["b"].__setitem__("sum", np.ones(24, np.float64)[:5]),
+        lambda o, p: (
+            o.state["w"].__setitem__("sum", np.ones(24, np.float32).reshape(4, 6)[:, :3])
+            or o.state["b"].__setitem__("sum", np.ones(24, np.float64)[:5])
+        ),
         None,
         id="valid-strided-copy",
     ),

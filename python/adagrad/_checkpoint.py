@@ -54,6 +54,7 @@ _STEP_LIMIT = 2**63 - 2  # what the native step accepts as a count of updates do
 def _json_value(value: Any) -> Any:
     """A hyper-parameter as JSON keeps it exactly: bools, ints, floats (shortest repr), strs."""
     from ._plain import is_plain, plain
+
     value = plain(value)  # a value set on a group after construction (a scheduler's numpy scalar)
     if not is_plain(value):
         raise TypeError(f"cannot save hyper-parameter value {value!r} of type {type(value).__name__}")
@@ -199,6 +200,7 @@ def meta_limit(opt: Any) -> int:
     """The most bytes the ``meta`` member of a checkpoint of `opt` can take: 4 per character of
     its JSON (NumPy's str), at most 2 KiB a group, 12 a character of a key (``\\uXXXX`` pairs)."""
     from . import _archive
+
     keys = [key for layout in opt._layouts for key in layout.keys]
     characters = 65536 + 2048 * len(opt._layouts) + sum(12 * len(str(key)) + 16 for key in keys)
     return _archive.bound(4 * characters)
@@ -262,6 +264,7 @@ def read(
     optimizer and says which members must follow: member -> (what it is, an array like it). A
     member's size is checked before it is decompressed, its header before its data is read."""
     from . import _archive
+
     name = _name(source)
     with _opened(source, name) as file:
         try:
@@ -277,7 +280,9 @@ def read(
                 for member, (what, like) in wanted.items():
                     if member not in archive.members:
                         if member == "steps":
-                            raise ValueError(f"{name}: checkpoint step counts are none, expected int64{list(like.shape)}")
+                            raise ValueError(
+                                f"{name}: checkpoint step counts are none, expected int64{list(like.shape)}"
+                            )
                         raise ValueError(f"{name}: checkpoint has no {what}")
                 for member, (_, like) in wanted.items():  # every size before any decompression
                     archive.check_size(member, _archive.bound(like.nbytes))

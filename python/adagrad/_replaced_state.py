@@ -121,9 +121,7 @@ def adopt_replaced_state(opt: Optimizer) -> None:
     table.replaced = False
 
 
-def _check_no_overlap(
-    fresh: list[tuple[str, np.ndarray, Any]], opt: Optimizer, layouts: list[GroupLayout]
-) -> None:
+def _check_no_overlap(fresh: list[tuple[str, np.ndarray, Any]], opt: Optimizer, layouts: list[GroupLayout]) -> None:
     """A ValueError if an array put in the state shares memory with a param or another state."""
     if not fresh:
         return
