@@ -14,6 +14,12 @@ A checkpoint is a NumPy ``.npz`` archive (a zip of ``.npy`` files, no pickles) w
 
 The optimizer describes itself (its option, state and format names, its checks): this module
 imports none of them. Reading (:func:`read`) needs nothing native: the reference optimizers use it.
+
+Reading treats the file as hostile (:mod:`adagrad._archive`): member names, sizes (before any
+decompression, against bounds derived from the optimizer's shapes), headers, the meta's JSON depth
+and the states' values are checked. Loading builds the new state completely beside the old one and
+swaps it in at once (:func:`load`); saving keeps the target's mode and follows a symlink
+(:func:`_write_atomically`).
 """
 
 from __future__ import annotations
@@ -107,7 +113,7 @@ def save(opt: Optimizer, target: Any, *, params: bool = False) -> None:
         "meta": np.array(json.dumps(_meta(opt, bool(params)), allow_nan=False)),
         "steps": np.concatenate([layout.steps for layout in opt._layouts]).astype(np.int64),
     }
-    for member, (what, _), array in _members(opt, bool(params)):
+    for member, what, array in _members(opt, bool(params)):
         if not member.startswith("param_"):
             _check_values(f"cannot save {target}: ", what, member, array)  # what load() would refuse
         arrays[member] = array
@@ -176,15 +182,15 @@ def _what(state: str, label: str) -> str:
     return f"{'state sum' if state == 'sum' else state.replace('_', ' ')} of {label}"
 
 
-def _members(opt: Any, params: bool) -> Iterator[tuple[str, tuple[str, np.ndarray], np.ndarray]]:
-    """(member, (what it is, the optimizer's array), the array to save) of each state and param."""
+def _members(opt: Any, params: bool) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(member, what it is, the optimizer's array) of each state, and each param with `params`."""
     j = 0
     for group, layout in zip(opt.param_groups, opt._layouts):
         for i, param in enumerate(group["params"]):
             for state in opt.STATE_NAMES:
-                yield f"{state}_{j}", (_what(state, layout.labels[i]), layout.states[state][i]), layout.states[state][i]
+                yield f"{state}_{j}", _what(state, layout.labels[i]), layout.states[state][i]
             if params:
-                yield f"param_{j}", (f"param {layout.labels[i]}", param), param
+                yield f"param_{j}", f"param {layout.labels[i]}", param
             j += 1
 
 
@@ -192,7 +198,7 @@ def expected_members(opt: Any, meta: dict[str, Any]) -> dict[str, tuple[str, np.
     """What a checkpoint of `opt` holds besides ``meta``: member -> (what it is, an array like it)."""
     count = sum(len(layout.keys) for layout in opt._layouts)
     expected = {"steps": ("step counts", np.zeros(count, np.int64))}
-    expected.update((member, entry) for member, entry, _ in _members(opt, bool(meta["params"])))
+    expected.update((member, (what, array)) for member, what, array in _members(opt, bool(meta["params"])))
     return expected
 
 
@@ -364,8 +370,8 @@ def restore_param(destination: np.ndarray, source: np.ndarray) -> None:
 def _interrupts_deferred() -> Iterator[None]:
     """SIGINT held back (on the main thread, where Python delivers it) until the block is done:
     its KeyboardInterrupt then comes after a complete load, never inside it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # no KeyboardInterrupt here, or a handler installed outside Python that cannot be put back
         return
     held: list[Any] = []
     previous = signal.signal(signal.SIGINT, lambda *args: held.append(args))
@@ -382,21 +388,21 @@ def load(opt: Optimizer, source: Any) -> None:
     from ._memory import full_like_at_same_line_offset
     from ._plain import plain
 
-    steps_and_options: list[Any] = []
+    checked: list[Any] = []  # the groups' options and the step options, once the meta is read
 
     def expected(meta: dict[str, Any]) -> dict[str, tuple[str, np.ndarray]]:
-        steps_and_options.extend(_checked_meta(opt, path, meta))
+        checked.extend(_checked_meta(opt, path, meta))
         return expected_members(opt, meta)
 
     path = _name(source)
     path, meta, members = read(source, opt.CHECKPOINT_FORMAT, meta_limit(opt), expected)
-    options, step_options = steps_and_options
+    options, step_options = checked
     steps = members["steps"]
     if steps.size and (steps.min() < 0 or steps.max() > _STEP_LIMIT):
         raise ValueError(f"{path}: checkpoint step counts must be from 0 to 2**63 - 2")
     copies: list[tuple[np.ndarray, np.ndarray]] = []  # (param, its values in the file)
     if meta["params"]:
-        for member, (what, param), _ in _members(opt, True):
+        for member, what, param in _members(opt, True):
             if member.startswith("param_"):
                 if not param.flags.writeable:
                     raise ValueError(f"{path}: cannot restore into a read-only array of this optimizer ({what})")
