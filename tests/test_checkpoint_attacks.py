@@ -20,6 +20,8 @@ import json
 import os
 import signal
 import stat
+import threading
+import time
 import tracemalloc
 import zipfile
 from collections.abc import Callable
@@ -161,6 +163,38 @@ def test_sigint_while_the_new_state_goes_in_comes_after_a_complete_load(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_sigint_from_outside_at_any_moment_leaves_the_old_state_or_the_new(tmp_path: Path) -> None:
+    """The issue's reproducer: a SIGINT sent by another thread at 40 moments spread over a load."""
+    rng = np.random.default_rng(3)
+    params = {f"p{i}": rng.standard_normal((100, 100)).astype(np.float32) for i in range(6)}
+    opt = adagrad.Adagrad(params, lr=0.1)
+    opt.save(tmp_path / "old.npz", params=True)
+    train(params, opt, 3, seed=3)
+    opt.save(tmp_path / "new.npz", params=True)
+    opt.load(tmp_path / "old.npz")
+    old = snapshot(params, opt)[:4]
+    started = time.perf_counter()
+    opt.load(tmp_path / "new.npz")
+    took = time.perf_counter() - started
+    new = snapshot(params, opt)[:4]
+    assert old != new
+    outcomes = []
+    for delay in np.linspace(0, 1.5 * took, 40):
+        opt.load(tmp_path / "old.npz")
+        timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+        try:
+            timer.start()
+            opt.load(tmp_path / "new.npz")
+            timer.join()  # a SIGINT after the load lands here
+            outcomes.append("loaded")
+        except KeyboardInterrupt:
+            outcomes.append("interrupted")
+        finally:
+            timer.join()
+        assert snapshot(params, opt)[:4] in (old, new), f"a mix after a SIGINT {delay * 1e3:.2f} ms into a load"
+    assert "interrupted" in outcomes
+
+
 # --------------------------------------------------------------------------------------------
 # 2. Hostile archives.
 
@@ -246,9 +280,17 @@ ATTACKS = [
         "its 'meta' nests 43 deep",
         id="nested-json-in-a-group",
     ),
-    pytest.param(replace("sum_0.npy", spoiled_sum([-1.0])), "state sum of 'a' holds a value below 0", id="negative"),
+    pytest.param(
+        replace("sum_0.npy", spoiled_sum([-1.0])),
+        "state sum of 'a' holds a value below 0; it must be >= 0 (member 'sum_0.npy')",
+        id="negative",
+    ),
     pytest.param(replace("sum_0.npy", spoiled_sum([-np.inf])), "state sum of 'a' holds a value below 0", id="-inf"),
-    pytest.param(replace("sum_1.npy", npy(np.array([1.0, np.nan, 1, 1]))), "state sum of 'b' holds NaN", id="nan"),
+    pytest.param(
+        replace("sum_1.npy", npy(np.array([1.0, np.nan, 1, 1]))),
+        "state sum of 'b' holds NaN; it must be >= 0 (member 'sum_1.npy')",
+        id="nan",
+    ),
     pytest.param(replace("sum_0.npy", spoiled_sum([-0.0, np.nan])), "state sum of 'a' holds NaN", id="nan-after-0"),
     pytest.param(
         replace("sum_0.npy", spoiled_sum([])[:-4]),

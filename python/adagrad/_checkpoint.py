@@ -212,16 +212,16 @@ def meta_limit(opt: Any) -> int:
     return _archive.bound(4 * characters)
 
 
-def _check_values(where: str, what: str, member: str, array: np.ndarray) -> None:
+def _check_values(where: str, what: str, member: str, array: np.ndarray, note: str = "") -> None:
     """A ValueError unless the values of a state can come from training: a sum of squares is >= 0
     (+inf included: a 16-bit one overflows), a sum of grads is not NaN, a decay count is >= 0."""
     state = member.rsplit("_", 1)[0]
     if state == "grad_sum":
         if np.isnan(array).any():
-            raise ValueError(f"{where}{what} holds NaN")
+            raise ValueError(f"{where}{what} holds NaN{note}")
     elif not np.all(array >= 0):
         kind = "NaN" if array.dtype.kind != "i" and np.isnan(array).any() else "a value below 0"
-        raise ValueError(f"{where}{what} holds {kind}; it must be >= 0")
+        raise ValueError(f"{where}{what} holds {kind}; it must be >= 0{note}")
 
 
 def _name(source: Any) -> str:
@@ -240,15 +240,17 @@ def _opened(source: Any, name: str) -> Iterator[IO[bytes]]:
             yield file
 
 
-def _accept(name: str, what: str, like: np.ndarray) -> _archive.Accept:
+def _accept(name: str, member: str, what: str, like: np.ndarray) -> _archive.Accept:
     def accept(dtype: np.dtype[Any], shape: tuple[int, ...]) -> None:
         if like.dtype.name == "bfloat16" and dtype == np.dtype("V2"):
             dtype = like.dtype  # NumPy's .npy header has no name for ml_dtypes' dtype: raw bits
         if dtype != like.dtype or shape != like.shape:
             saved, current = f"{dtype}{list(shape)}", f"{like.dtype}{list(like.shape)}"
             if what == "step counts":
-                raise ValueError(f"{name}: checkpoint step counts are {saved}, expected {current}")
-            raise ValueError(f"{name}: checkpoint {what} is {saved}, this optimizer's is {current}")
+                raise ValueError(f"{name}: checkpoint step counts are {saved}, expected {current} (member 'steps.npy')")
+            raise ValueError(
+                f"{name}: checkpoint {what} is {saved}, this optimizer's is {current} (member '{member}.npy')"
+            )
 
     return accept
 
@@ -289,16 +291,16 @@ def read(
                             raise ValueError(
                                 f"{name}: checkpoint step counts are none, expected int64{list(like.shape)}"
                             )
-                        raise ValueError(f"{name}: checkpoint has no {what}")
+                        raise ValueError(f"{name}: checkpoint has no {what} (member '{member}.npy')")
                 for member, (_, like) in wanted.items():  # every size before any decompression
                     archive.check_size(member, _archive.bound(like.nbytes))
                 members: dict[str, np.ndarray] = {}
                 for member, (what, like) in wanted.items():
-                    array = archive.read(member, _archive.bound(like.nbytes), _accept(name, what, like))
+                    array = archive.read(member, _archive.bound(like.nbytes), _accept(name, member, what, like))
                     if array.dtype != like.dtype:
                         array = array.view(like.dtype)  # bfloat16 read as raw bits
                     if member.split("_")[0] not in ("steps", "param"):
-                        _check_values(f"{name}: checkpoint ", what, member, array)
+                        _check_values(f"{name}: checkpoint ", what, member, array, f" (member '{member}.npy')")
                     members[member] = array
         except _archive.Invalid as error:
             raise ValueError(f"{name} is not a readable adagrad checkpoint: {error}") from None
