@@ -16,11 +16,11 @@ prefixes the file's name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import zipfile
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -83,7 +83,9 @@ class Archive:
             raise Invalid("it holds a single array, not an .npz archive")
         try:
             self._zip = zipfile.ZipFile(file)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as error:
+        except MemoryError:
+            raise
+        except Exception as error:  # BadZipFile mostly; struct and decoding errors in odd ones
             raise Invalid(f"not a readable zip archive: {type(error).__name__}: {error}") from None
         self.members: dict[str, zipfile.ZipInfo] = {}
         for info in self._zip.infolist():
@@ -114,19 +116,29 @@ class Archive:
     def read(self, name: str, limit: int, accept: Accept) -> np.ndarray:
         """Member `name` (no ``.npy``): at most `limit` bytes, its header as `accept` wants it."""
         self.check_size(name, limit)
-        info = self.members[name]
-        try:
-            with self._zip.open(info) as stream:
-                dtype, shape, fortran = _header(stream, name)
-                accept(dtype, shape)
-                nbytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+        with _unreadable(name):
+            stream = self._zip.open(self.members[name])
+        with stream:
+            dtype, shape, fortran = _header(stream, name)
+            accept(dtype, shape)  # the caller's own error, as it is
+            nbytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+            with _unreadable(name):
                 data = stream.read(nbytes + 1)  # one byte more: a longer member is damaged
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as error:
-            raise Invalid(f"member '{name}.npy' is not readable: {type(error).__name__}: {error}") from None
         if len(data) != nbytes:
             raise Invalid(f"member '{name}.npy' holds {len(data)} bytes of data, its header says {nbytes}")
         # Read-only (a view of the bytes read): the caller copies it where it belongs.
         return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+
+
+@contextlib.contextmanager
+def _unreadable(name: str) -> Iterator[None]:
+    """Any error of the zip reader (a bad CRC, deflate data, a truncated file, ...) as an Invalid."""
+    try:
+        yield
+    except MemoryError:
+        raise
+    except Exception as error:
+        raise Invalid(f"member '{name}.npy' is not readable: {type(error).__name__}: {error}") from None
 
 
 def _header(stream: IO[bytes], name: str) -> tuple[np.dtype[Any], tuple[int, ...], bool]:
