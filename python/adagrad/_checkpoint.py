@@ -257,7 +257,7 @@ def _accept(name: str, member: str, what: str, like: np.ndarray) -> _archive.Acc
 
 def _meta_accept(name: str) -> _archive.Accept:
     def accept(dtype: np.dtype[Any], shape: tuple[int, ...]) -> None:
-        if dtype.kind != "U" or shape != ():
+        if dtype.kind != "U" or dtype.itemsize == 0 or shape != ():
             raise ValueError(f"{name} is not an adagrad checkpoint: no 'meta' member")
 
     return accept
