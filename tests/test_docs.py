@@ -15,7 +15,9 @@ import pytest
 
 import adagrad
 import adagrad._memory
+import adagrad._plain
 import adagrad.functional
+import adagrad.optim
 import adagrad.optimizer
 import adagrad.stochastic_rounding
 from doc_blocks import Block, fenced, pages, python_blocks
@@ -23,8 +25,15 @@ from doc_blocks import Block, fenced, pages, python_blocks
 
 @pytest.mark.parametrize(
     "module",
-    [adagrad.optimizer, adagrad.functional, adagrad._memory, adagrad.stochastic_rounding],
-    ids=["optimizers", "functions", "memory", "stochastic_rounding"],
+    [
+        adagrad.optimizer,
+        adagrad.optim,
+        adagrad.functional,
+        adagrad._memory,
+        adagrad._plain,
+        adagrad.stochastic_rounding,
+    ],
+    ids=["optimizers", "optimizer-core", "functions", "memory", "plain", "stochastic_rounding"],
 )
 def test_docstring_examples(module: object) -> None:
     run_examples(module)

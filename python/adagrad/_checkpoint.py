@@ -14,6 +14,12 @@ A checkpoint is a NumPy ``.npz`` archive (a zip of ``.npy`` files, no pickles) w
 
 The optimizer describes itself (its option, state and format names, its checks): this module
 imports none of them. Reading (:func:`read`) needs nothing native: the reference optimizers use it.
+
+Reading treats the file as hostile (:mod:`adagrad._archive`): member names, sizes (before any
+decompression, against bounds derived from the optimizer's shapes), headers, the meta's JSON depth
+and the states' values are checked. Loading builds the new state completely beside the old one and
+swaps it in at once (:func:`load`); saving keeps the target's mode and follows a symlink
+(:func:`_write_atomically`).
 """
 
 from __future__ import annotations
@@ -23,11 +29,18 @@ import errno
 import json
 import os
 import secrets
-from typing import TYPE_CHECKING, Any
+import signal
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+# Only inside functions: reading a checkpoint (the reference optimizers' load) imports nothing of
+# the package at module level.
 if TYPE_CHECKING:
+    from . import _archive
     from .optim import Optimizer
 
 # 2: the clip options (a version 1 file has none: no clipping); 3: every rule's groups hold the
@@ -46,15 +59,12 @@ _STEP_LIMIT = 2**63 - 2  # what the native step accepts as a count of updates do
 
 def _json_value(value: Any) -> Any:
     """A hyper-parameter as JSON keeps it exactly: bools, ints, floats (shortest repr), strs."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value)  # the double the native code reads; JSON round-trips it exactly
-    if value is None or isinstance(value, str):
-        return value
-    raise TypeError(f"cannot save hyper-parameter value {value!r} of type {type(value).__name__}")
+    from ._plain import is_plain, plain
+
+    value = plain(value)  # a value set on a group after construction (a scheduler's numpy scalar)
+    if not is_plain(value):
+        raise TypeError(f"cannot save hyper-parameter value {value!r} of type {type(value).__name__}")
+    return value
 
 
 def _step_options(opt: Optimizer, saved: dict[str, Any]) -> dict[str, Any]:
@@ -85,34 +95,50 @@ def _meta(opt: Optimizer, params: bool) -> dict[str, Any]:
     }
 
 
-def save(opt: Optimizer, path: Any, *, params: bool = False) -> None:
+def save(opt: Optimizer, target: Any, *, params: bool = False) -> None:
     if not isinstance(params, (bool, np.bool_)):
         raise TypeError(f"params must be a bool, got {type(params).__name__}")
+    from ._replaced_state import adopt_replaced_state
+
+    if opt.state.replaced:  # arrays put in opt.state by hand are what is saved
+        adopt_replaced_state(opt)
     opt._check_step_options({name: getattr(opt, name) for name in opt.STEP_OPTION_NAMES})  # what load() would refuse
-    path = os.fsdecode(os.fspath(path))
-    if not path:
-        raise ValueError("the checkpoint path is empty")
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "the checkpoint path is a folder", path)
+    if not hasattr(target, "write"):
+        target = os.fsdecode(os.fspath(target))
+        if not target:
+            raise ValueError("the checkpoint path is empty")
+        if os.path.isdir(target):
+            raise IsADirectoryError(errno.EISDIR, "the checkpoint path is a folder", target)
     arrays: dict[str, np.ndarray] = {
         "meta": np.array(json.dumps(_meta(opt, bool(params)), allow_nan=False)),
         "steps": np.concatenate([layout.steps for layout in opt._layouts]).astype(np.int64),
     }
-    j = 0
-    for group, layout in zip(opt.param_groups, opt._layouts):
-        for i, param in enumerate(group["params"]):
-            for name in opt.STATE_NAMES:
-                arrays[f"{name}_{j}"] = layout.states[name][i]
-            if params:
-                arrays[f"param_{j}"] = param
-            j += 1
-    _write_atomically(path, arrays)
+    for member, what, array in _members(opt, bool(params)):
+        if not member.startswith("param_"):
+            _check_values(f"cannot save {target}: ", what, member, array)  # what load() would refuse
+        arrays[member] = array
+    if isinstance(target, str):
+        _write_atomically(target, arrays)
+    else:
+        np.savez(target, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords as allow_pickle's bool
 
 
 def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
-    """Temporary file in the destination's folder, flush + fsync, rename over path, fsync folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
+    """Temporary file in the destination's folder, flush + fsync, rename over path, fsync folder.
+
+    A symlink at `path` is followed: the file it points to is replaced (the link stays). An
+    existing file keeps its permission bits; a new one gets 0o666 minus the umask."""
+    real = os.path.realpath(path)
+    folder = os.path.dirname(real)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            errno.ENOENT, f"cannot write a checkpoint to {path}: its folder does not exist (save creates none)", path
+        )
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(real).st_mode)
+    except FileNotFoundError:
+        mode = None
+    temporary = os.path.join(folder, f".{os.path.basename(real)}.{secrets.token_hex(8)}.tmp")
     # O_EXCL: never follow or reuse an existing file; 0o666 minus the umask, like open(path, "wb").
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
@@ -123,7 +149,9 @@ def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
             np.savez(file, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords as allow_pickle's bool
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, real)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
@@ -145,42 +173,141 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
-class _Invalid(ValueError):
-    pass
+# -- reading ------------------------------------------------------------------------------------
+
+Expected = Callable[[dict[str, Any]], dict[str, tuple[str, np.ndarray]]]
 
 
-def _read(path: str) -> dict[str, np.ndarray]:
-    """Every member of the archive, read into memory; any damage is a ValueError naming the file."""
-    with open(path, "rb") as file:  # a missing or unreadable file is an OSError, as for open()
-        try:
-            archive = np.load(file, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise _Invalid("it holds a single array, not an .npz archive")
-            with archive:
-                return {name: archive[name] for name in archive.files}
-        except MemoryError:
-            raise
-        except _Invalid as error:
-            raise ValueError(f"{path} is not an adagrad checkpoint: {error}") from None
-        except Exception as error:
-            # Not a zip, a truncated or corrupted one, a bad .npy header, a pickled object refused, ...
-            # NumPy's own text for the last suggests allow_pickle, which would not make it a checkpoint.
-            reason = (
-                "it holds pickled (object) data, which a checkpoint never does"
-                if "allow_pickle" in str(error)
-                else f"{type(error).__name__}: {error}"
+def _what(state: str, label: str) -> str:
+    return f"{'state sum' if state == 'sum' else state.replace('_', ' ')} of {label}"
+
+
+def _members(opt: Any, params: bool) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(member, what it is, the optimizer's array) of each state, and each param with `params`."""
+    j = 0
+    for group, layout in zip(opt.param_groups, opt._layouts):
+        for i, param in enumerate(group["params"]):
+            for state in opt.STATE_NAMES:
+                yield f"{state}_{j}", _what(state, layout.labels[i]), layout.states[state][i]
+            if params:
+                yield f"param_{j}", f"param {layout.labels[i]}", param
+            j += 1
+
+
+def expected_members(opt: Any, meta: dict[str, Any]) -> dict[str, tuple[str, np.ndarray]]:
+    """What a checkpoint of `opt` holds besides ``meta``: member -> (what it is, an array like it)."""
+    count = sum(len(layout.keys) for layout in opt._layouts)
+    expected = {"steps": ("step counts", np.zeros(count, np.int64))}
+    expected.update((member, (what, array)) for member, what, array in _members(opt, bool(meta["params"])))
+    return expected
+
+
+def meta_limit(opt: Any) -> int:
+    """The most bytes the ``meta`` member of a checkpoint of `opt` can take: 4 per character of
+    its JSON (NumPy's str), at most 2 KiB a group, 12 a character of a key (``\\uXXXX`` pairs)."""
+    from . import _archive
+
+    keys = [key for layout in opt._layouts for key in layout.keys]
+    characters = 65536 + 2048 * len(opt._layouts) + sum(12 * len(str(key)) + 16 for key in keys)
+    return _archive.bound(4 * characters)
+
+
+def _check_values(where: str, what: str, member: str, array: np.ndarray, note: str = "") -> None:
+    """A ValueError unless the values of a state can come from training: a sum of squares is >= 0
+    (+inf included: a 16-bit one overflows), a sum of grads is not NaN, a decay count is >= 0."""
+    state = member.rsplit("_", 1)[0]
+    if state == "grad_sum":
+        if np.isnan(array).any():
+            raise ValueError(f"{where}{what} holds NaN{note}")
+    elif not np.all(array >= 0):
+        kind = "NaN" if array.dtype.kind != "i" and np.isnan(array).any() else "a value below 0"
+        raise ValueError(f"{where}{what} holds {kind}; it must be >= 0{note}")
+
+
+def _name(source: Any) -> str:
+    if hasattr(source, "read"):
+        name = getattr(source, "name", None)
+        return name if isinstance(name, str) else f"<{type(source).__name__}>"
+    return os.fsdecode(os.fspath(source))
+
+
+@contextlib.contextmanager
+def _opened(source: Any, name: str) -> Iterator[IO[bytes]]:
+    if hasattr(source, "read"):
+        yield source
+    else:
+        with open(name, "rb") as file:  # a missing or unreadable file is an OSError, as for open()
+            yield file
+
+
+def _accept(name: str, member: str, what: str, like: np.ndarray) -> _archive.Accept:
+    def accept(dtype: np.dtype[Any], shape: tuple[int, ...]) -> None:
+        if like.dtype.name == "bfloat16" and dtype == np.dtype("V2"):
+            dtype = like.dtype  # NumPy's .npy header has no name for ml_dtypes' dtype: raw bits
+        if dtype != like.dtype or shape != like.shape:
+            saved, current = f"{dtype}{list(shape)}", f"{like.dtype}{list(like.shape)}"
+            if what == "step counts":
+                raise ValueError(f"{name}: checkpoint step counts are {saved}, expected {current} (member 'steps.npy')")
+            raise ValueError(
+                f"{name}: checkpoint {what} is {saved}, this optimizer's is {current} (member '{member}.npy')"
             )
-            raise ValueError(f"{path} is not a readable adagrad checkpoint: {reason}") from None
+
+    return accept
 
 
-def _meta_of(members: dict[str, np.ndarray], path: str, format_name: str) -> dict[str, Any]:
-    raw = members.get("meta")
-    if raw is None or raw.shape != () or raw.dtype.kind != "U":
-        raise ValueError(f"{path} is not an adagrad checkpoint: no 'meta' member")
-    try:
-        meta = json.loads(str(raw[()]))
-    except ValueError as error:
-        raise ValueError(f"{path} is not an adagrad checkpoint: its 'meta' is not JSON ({error})") from None
+def _meta_accept(name: str) -> _archive.Accept:
+    def accept(dtype: np.dtype[Any], shape: tuple[int, ...]) -> None:
+        if dtype.kind != "U" or dtype.itemsize == 0 or shape != ():
+            raise ValueError(f"{name} is not an adagrad checkpoint: no 'meta' member")
+
+    return accept
+
+
+def read(
+    source: Any, format_name: str, limit: int, expected: Expected
+) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+    """(the source's name, the checked 'meta', every other member, checked) of a checkpoint.
+
+    `limit`: the most bytes ``meta`` may take; `expected(meta)` checks the meta against the
+    optimizer and says which members must follow: member -> (what it is, an array like it). A
+    member's size is checked before it is decompressed, its header before its data is read."""
+    from . import _archive
+
+    name = _name(source)
+    with _opened(source, name) as file:
+        try:
+            with _archive.Archive(file) as archive:
+                if "meta" not in archive.members:
+                    raise ValueError(f"{name} is not an adagrad checkpoint: no 'meta' member")
+                raw = archive.read("meta", limit, _meta_accept(name))
+                meta = _meta_of(_archive.parse_json(str(raw[()])), name, format_name)
+                wanted = expected(meta)
+                unknown = sorted(set(archive.members) - set(wanted) - {"meta"})
+                if unknown:
+                    raise ValueError(f"{name}: checkpoint has unexpected member {unknown[0]!r}")
+                for member, (what, like) in wanted.items():
+                    if member not in archive.members:
+                        if member == "steps":
+                            raise ValueError(
+                                f"{name}: checkpoint step counts are none, expected int64{list(like.shape)}"
+                            )
+                        raise ValueError(f"{name}: checkpoint has no {what} (member '{member}.npy')")
+                for member, (_, like) in wanted.items():  # every size before any decompression
+                    archive.check_size(member, _archive.bound(like.nbytes))
+                members: dict[str, np.ndarray] = {}
+                for member, (what, like) in wanted.items():
+                    array = archive.read(member, _archive.bound(like.nbytes), _accept(name, member, what, like))
+                    if array.dtype != like.dtype:
+                        array = array.view(like.dtype)  # bfloat16 read as raw bits
+                    if member.split("_")[0] not in ("steps", "param"):
+                        _check_values(f"{name}: checkpoint ", what, member, array, f" (member '{member}.npy')")
+                    members[member] = array
+        except _archive.Invalid as error:
+            raise ValueError(f"{name} is not a readable adagrad checkpoint: {error}") from None
+    return name, meta, members
+
+
+def _meta_of(meta: Any, path: str, format_name: str) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != format_name:
         raise ValueError(
             f"{path} is not an adagrad checkpoint "
@@ -201,30 +328,11 @@ def _meta_of(members: dict[str, np.ndarray], path: str, format_name: str) -> dic
     return meta
 
 
-def _check_array(what: str, saved: np.ndarray | None, current: np.ndarray, path: str) -> np.ndarray:
-    if saved is None:
-        raise ValueError(f"{path}: checkpoint has no {what}")
-    if current.dtype.name == "bfloat16" and saved.dtype == np.dtype("V2"):
-        saved = saved.view(current.dtype)  # NumPy's .npy header has no name for ml_dtypes' dtype: raw bits
-    if saved.dtype != current.dtype or saved.shape != current.shape:
-        raise ValueError(
-            f"{path}: checkpoint {what} is {saved.dtype}{list(saved.shape)}, "
-            f"this optimizer's is {current.dtype}{list(current.shape)}"
-        )
-    return saved
+# -- loading ------------------------------------------------------------------------------------
 
 
-def read(path: Any, format_name: str) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-    """(the path as a str, the checked 'meta', every member) of a checkpoint of `format_name`."""
-    path = os.fsdecode(os.fspath(path))
-    members = _read(path)
-    return path, _meta_of(members, path, format_name), members
-
-
-def load(opt: Optimizer, path: Any) -> None:
-    path, meta, members = read(path, opt.CHECKPOINT_FORMAT)
-
-    # 1. Check everything; nothing is modified before all checks pass.
+def _checked_meta(opt: Optimizer, path: str, meta: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(each group's options, the step options) of the file, checked against the optimizer."""
     saved_groups = meta["param_groups"]
     if len(saved_groups) != len(opt.param_groups):
         raise ValueError(
@@ -235,17 +343,7 @@ def load(opt: Optimizer, path: Any) -> None:
         opt._check_step_options(step_options)
     except (TypeError, ValueError) as error:
         raise type(error)(f"{path}: checkpoint {error}") from None
-    expected = {"meta", "steps"}
-    restore: list[tuple[np.ndarray, np.ndarray]] = []  # (destination, source)
     options: list[dict[str, Any]] = []
-    n_params = sum(len(layout.keys) for layout in opt._layouts)
-    steps = members.get("steps")
-    if steps is None or steps.dtype != np.int64 or steps.shape != (n_params,):
-        shown = "none" if steps is None else f"{steps.dtype}{list(steps.shape)}"
-        raise ValueError(f"{path}: checkpoint step counts are {shown}, expected int64[{n_params}]")
-    if steps.size and (steps.min() < 0 or steps.max() > _STEP_LIMIT):
-        raise ValueError(f"{path}: checkpoint step counts must be from 0 to 2**63 - 2")
-    j = 0
     for index, (saved, group, layout) in enumerate(zip(saved_groups, opt.param_groups, opt._layouts)):
         where = f"{path}: checkpoint param group {index}: "
         if not isinstance(saved, dict) or saved.get("keys") != layout.keys:
@@ -262,36 +360,90 @@ def load(opt: Optimizer, path: Any) -> None:
             if chosen[fixed] != group[fixed]:
                 raise ValueError(f"{where}has {fixed}={chosen[fixed]}, this optimizer {fixed}={group[fixed]}")
         options.append(chosen)
-        for i, param in enumerate(group["params"]):
-            name = layout.labels[i]
-            entries = [
-                (
-                    f"{state}_{j}",
-                    f"{'state sum' if state == 'sum' else state.replace('_', ' ')} of {name}",
-                    layout.states[state][i],
-                )
-                for state in opt.STATE_NAMES
-            ]
-            if meta["params"]:
-                entries.append((f"param_{j}", f"param {name}", param))
-            for member, what, destination in entries:
-                expected.add(member)
-                restore.append((destination, _check_array(what, members.get(member), destination, path)))
-            j += 1
-    unknown = sorted(set(members) - expected)
-    if unknown:
-        raise ValueError(f"{path}: checkpoint has unexpected member {unknown[0]!r}")
-    for destination, _ in restore:
-        if not destination.flags.writeable:
-            raise ValueError(f"{path}: cannot restore into a read-only array of this optimizer")
+    return options, step_options
 
-    # 2. Apply: same dtypes and shapes, nothing left that can fail.
-    for destination, source in restore:
-        np.copyto(destination, source)
+
+def restore_param(destination: np.ndarray, source: np.ndarray) -> None:
+    """One param's values from the file, in place (a seam: the tests signal here)."""
+    np.copyto(destination, source)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """SIGINT held back (on the main thread, where Python delivers it) until the block is done:
+    its KeyboardInterrupt then comes after a complete load, never inside it."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # no KeyboardInterrupt here, or a handler installed outside Python that cannot be put back
+        return
+    held: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda *args: held.append(args))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held and callable(previous):
+            previous(*held[0])
+
+
+def load(opt: Optimizer, source: Any) -> None:
+    from ._groups import GroupLayout
+    from ._memory import full_like_at_same_line_offset
+    from ._plain import plain
+
+    checked: list[Any] = []  # the groups' options and the step options, once the meta is read
+
+    def expected(meta: dict[str, Any]) -> dict[str, tuple[str, np.ndarray]]:
+        checked.extend(_checked_meta(opt, path, meta))
+        return expected_members(opt, meta)
+
+    path = _name(source)
+    path, meta, members = read(source, opt.CHECKPOINT_FORMAT, meta_limit(opt), expected)
+    options, step_options = checked
+    steps = members["steps"]
+    if steps.size and (steps.min() < 0 or steps.max() > _STEP_LIMIT):
+        raise ValueError(f"{path}: checkpoint step counts must be from 0 to 2**63 - 2")
+    copies: list[tuple[np.ndarray, np.ndarray]] = []  # (param, its values in the file)
+    if meta["params"]:
+        for member, what, param in _members(opt, True):
+            if member.startswith("param_"):
+                if not param.flags.writeable:
+                    raise ValueError(f"{path}: cannot restore into a read-only array of this optimizer ({what})")
+                copies.append((param, members[member]))
+
+    # The new state, complete, beside the old one: fresh arrays in the layouts of the current ones.
+    groups: list[dict[str, Any]] = []
+    layouts: list[GroupLayout] = []
     j = 0
     for group, layout, chosen in zip(opt.param_groups, opt._layouts, options):
-        group.update(chosen)
-        layout.steps[...] = steps[j : j + len(layout.keys)]
+        new_group = {**group, **{name: plain(value) for name, value in chosen.items()}}
+        states: dict[str, list[np.ndarray]] = {name: [] for name in opt.STATE_NAMES}
+        for i in range(len(layout.keys)):
+            for name in opt.STATE_NAMES:
+                fresh = full_like_at_same_line_offset(layout.states[name][i], 0)
+                np.copyto(fresh, members[f"{name}_{j + i}"])
+                states[name].append(fresh)
+        new = GroupLayout(
+            layout.keys,
+            layout.by_name,
+            layout.labels,
+            states[opt.STATE_NAMES[0]],
+            steps[j : j + len(layout.keys)].copy(),
+            states,
+            layout.first,
+        )
+        new.record = opt._record(new_group, new)
+        groups.append(new_group)
+        layouts.append(new)
         j += len(layout.keys)
-    for name, value in step_options.items():
-        setattr(opt, name, value)
+    swap = {
+        "_layouts": layouts,
+        "state": opt._table(layouts),
+        "param_groups": groups,
+        "_step_options": {**opt._step_options, **{name: plain(value) for name, value in step_options.items()}},
+    }
+
+    # In: the params in place, then every attribute at once; SIGINT waits for the end.
+    with _interrupts_deferred():
+        for param, values in copies:
+            restore_param(param, values)
+        opt.__dict__.update(swap)

@@ -16,6 +16,9 @@ from . import _checkpoint, _core, _docs
 from ._core import NonFiniteGradError
 from ._groups import GroupLayout, check_unique_keys, grads_per_group, group_params, label, split_groups
 from ._memory import full_like_at_same_line_offset
+from ._plain import is_plain, plain
+from ._replaced_state import adopt_replaced_state
+from ._state_table import StateTable
 from .rules import GROUP_OPTIONS, STEP_OPTIONS, Rule, State
 
 if TYPE_CHECKING:
@@ -73,6 +76,9 @@ def check_group(rule: Rule, group: Mapping[str, Any], where: str) -> None:
         _core.check_options(rule.name, dict(group))
     except (TypeError, ValueError) as error:
         raise type(error)(f"{where}{error}") from None
+    for option in rule.group_options:  # what a checkpoint could not save (see adagrad._plain)
+        if not is_plain(group[option.name]):
+            raise TypeError(f"{where}{option.name} must be a plain number, got {type(group[option.name]).__name__}")
     for option in rule.group_options:
         if not option.kernel:
             _PYTHON_CHECKS[option.check](group[option.name], option.name, where)
@@ -128,7 +134,7 @@ class _StepOption(Generic[_V]):
         return self if obj is None else getattr(obj, self.values)[self.name]
 
     def __set__(self, obj: Any, value: _V) -> None:
-        getattr(obj, self.values)[self.name] = value
+        getattr(obj, self.values)[self.name] = plain(value)
 
 
 class Optimizer:
@@ -179,6 +185,7 @@ class Optimizer:
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r}")
+        options = {name: plain(value) for name, value in options.items()}
         self.defaults: dict[str, Any] = {o.name: options.get(o.name, o.default) for o in rule.group_options}
         check_group(rule, self.defaults, "")
         step_options = {o.name: options.get(o.name, o.default) for o in STEP_OPTIONS}
@@ -189,7 +196,7 @@ class Optimizer:
         groups, self._as_groups = split_groups(params)
         self.param_groups: list[dict[str, Any]] = []
         self._layouts: list[GroupLayout] = []
-        self.state: dict[Any, dict[str, np.ndarray]] = {}
+        self.state: StateTable = StateTable()
 
         all_arrays: list[Any] = []
         all_keys: list[Any] = []
@@ -197,7 +204,7 @@ class Optimizer:
             unknown = sorted(set(given) - set(self.GROUP_OPTION_NAMES) - {"params"})
             if unknown:
                 raise TypeError(f"param group {index}: unknown option {unknown[0]!r}")
-            group = {**self.defaults, **given}
+            group = {**self.defaults, **{k: v if k == "params" else plain(v) for k, v in given.items()}}
             check_group(rule, group, f"param group {index}: ")
             arrays, keys, by_name = group_params(group, first_index=len(all_keys))
             group["params"] = arrays
@@ -220,21 +227,35 @@ class Optimizer:
             layout.states = {s.name: [states[j] for states in per_param] for j, s in enumerate(rule.states)}
             layout.sums = layout.states[rule.states[0].name]
             layout.steps = np.zeros(len(layout.keys), np.int64)
-            for i, key in enumerate(layout.keys):
-                self.state[key] = {
+            layout.record = self._record(group, layout)
+        self.state = self._table(self._layouts)
+
+    def _record(self, group: dict[str, Any], layout: GroupLayout) -> Record:
+        """The group's record for the native step (a step sets its options, params and grads)."""
+        return {
+            "rule": self.RULE.name,
+            "options": group,
+            "params": group["params"],
+            "grads": None,
+            "states": layout.states,
+            "steps": layout.steps,
+            "labels": layout.labels,
+            "first_stream": layout.first,
+        }
+
+    def _table(self, layouts: list[GroupLayout]) -> StateTable:
+        """``opt.state`` over the layouts' arrays: each entry's states, and its step as a 0-d view."""
+        return StateTable(
+            (
+                key,
+                {
                     **{name: layout.states[name][i] for name in self.STATE_NAMES},
                     "step": layout.steps[i : i + 1].reshape(()),
-                }
-            layout.record = {
-                "rule": rule.name,
-                "options": group,
-                "params": group["params"],
-                "grads": None,
-                "states": layout.states,
-                "steps": layout.steps,
-                "labels": layout.labels,
-                "first_stream": layout.first,
-            }
+                },
+            )
+            for layout in layouts
+            for i, key in enumerate(layout.keys)
+        )
 
     # -- checks, for _checkpoint and load_state_dict --------------------------------------------
 
@@ -254,6 +275,8 @@ class Optimizer:
         Returns True if the update was applied; False if it was skipped (``nonfinite="skip"`` and a
         grad holds a NaN or an infinity: nothing changed, step counts included).
         """
+        if self.state.replaced:  # opt.state[key][name] = array: the next step uses it
+            adopt_replaced_state(self)
         if type(grads) in (list, tuple) and not self._as_groups and not self._layouts[0].by_name:
             per_group: Any = (grads,)  # the common case; the native call checks the length
         else:
@@ -278,6 +301,8 @@ class Optimizer:
 
     def state_dict(self) -> dict[str, Any]:
         """A copy of the state: ``{"state": {key: {"step", <state arrays>}}, "param_groups": [...]}``."""
+        if self.state.replaced:
+            adopt_replaced_state(self)
         state = {
             key: {"step": int(layout.steps[i]), **{name: layout.states[name][i].copy() for name in self.STATE_NAMES}}
             for layout in self._layouts
@@ -321,11 +346,13 @@ class Optimizer:
                 self._check_saved_entry(saved_state.get(key), layout, i)
 
         for saved, group, layout in zip(saved_groups, self.param_groups, self._layouts):
-            group.update({name: saved[name] for name in self.GROUP_OPTION_NAMES if name in saved})
+            group.update({name: plain(saved[name]) for name in self.GROUP_OPTION_NAMES if name in saved})
             for i, key in enumerate(layout.keys):
                 for name in self.STATE_NAMES:
                     np.copyto(layout.states[name][i], saved_state[key][name])
                 layout.steps[i] = int(saved_state[key]["step"])
+        if self.state.replaced:  # entries replaced by hand before: the loaded state is the layouts'
+            self.state = self._table(self._layouts)
 
     def _check_saved_entry(self, entry: Any, layout: GroupLayout, i: int) -> None:
         name = layout.labels[i]
@@ -352,7 +379,7 @@ class Optimizer:
             raise ValueError(f"state_dict 'step' of {name} must be an int from 0 to 2**63 - 2, got {step!r}")
 
     def save(self, path: Any, *, params: bool = False) -> None:
-        """Write the optimizer's state to ``path`` (a ``.npz`` file), atomically.
+        """Write the optimizer's state to ``path`` (a ``.npz`` file, or a binary file object), atomically.
 
         The file holds every state array and step count, each group's hyper-parameters and param
         keys, the step options, a format version, and with ``params=True`` the params too. It is
@@ -362,19 +389,44 @@ class Optimizer:
         ``.<name>.<random>.tmp`` behind; it is safe to delete.) The file is a plain NumPy ``.npz``
         archive with no pickled objects. Resuming from it with :meth:`load` gives bit-identical
         training to never stopping.
+
+        - A file already at ``path`` keeps its permission bits (a 0600 checkpoint stays 0600); a
+          new one gets ``0o666`` minus the umask.
+        - A symlink at ``path`` is followed: the file it points to is replaced, the link stays.
+        - The folder must exist: ``save`` creates none (FileNotFoundError naming ``path``).
+        - A file object (``io.BytesIO``, an open file) gets the archive written at its position;
+          it is not atomic, not fsync'ed and not closed.
+        - A state :meth:`load` would refuse is refused here: a NaN or negative sum of squares, a
+          NaN sum of grads (ValueError naming the param).
+
+        >>> import io, numpy as np, adagrad
+        >>> opt = adagrad.Adagrad([np.ones(3, np.float32)], lr=np.float32(0.5))
+        >>> buffer = io.BytesIO()
+        >>> opt.save(buffer)
+        >>> _ = buffer.seek(0)
+        >>> opt.load(buffer)
+        >>> opt.param_groups[0]["lr"]  # hyper-parameters are plain Python numbers
+        0.5
         """
         _checkpoint.save(self, path, params=params)
 
     def load(self, path: Any) -> None:
-        """Restore a checkpoint written by :meth:`save` into this optimizer; all or nothing.
+        """Restore a checkpoint written by :meth:`save` (a path or a binary file object); all or nothing.
 
         The optimizer must be of the same class, built over the same params: the same groups,
-        keys, shapes and dtypes. Everything is read and checked (format and version, keys, shapes,
-        dtypes, step counts, hyper-parameters) before anything is changed; a mismatch raises
-        ValueError (or TypeError) saying what differs, and leaves the optimizer and its params
-        untouched. If the file holds the params (``save(..., params=True)``), they are copied into
-        this optimizer's params in place. Restores the groups' hyper-parameters and the step
-        options. Pickled objects are refused (``allow_pickle=False``).
+        keys, shapes and dtypes. The file is read as if an attacker wrote it: its members must
+        be ``.npy`` arrays, each name once; a member's size is checked against what its expected
+        shape and dtype take *before* it is decompressed, its header before its data; the meta
+        JSON nests at most 8 deep; a sum of squares holds no NaN and nothing below 0, a sum of
+        grads no NaN. A mismatch raises ValueError (or TypeError) saying what differs, naming the
+        member, and leaves the optimizer and its params untouched. Pickled objects are refused.
+
+        The new state is built completely beside the old one (fresh arrays), then the params are
+        copied in place (``save(..., params=True)``) and the optimizer's ``state``, ``param_groups``
+        and step options are swapped in at once, with SIGINT held back until then: an interrupt
+        or an error at any moment leaves the optimizer either as it was or fully loaded. So after a
+        load ``opt.state`` and ``opt.param_groups`` are new objects: references taken before it
+        no longer follow the optimizer (as after torch's ``load_state_dict``).
         """
         _checkpoint.load(self, path)
 

@@ -45,9 +45,9 @@ def _member(members: dict[str, np.ndarray], name: str, current: np.ndarray, what
 
 def load(opt: ReferenceOptimizer, path: Any) -> None:
     """Restore the checkpoint at `path` into `opt` (same rule, same params); all or nothing."""
-    from .._checkpoint import read  # lazily: only a load needs the native package's reader
+    from .._checkpoint import expected_members, meta_limit, read  # lazily: only a load needs the reader
 
-    path, meta, members = read(path, opt.CHECKPOINT_FORMAT)
+    path, meta, members = read(path, opt.CHECKPOINT_FORMAT, meta_limit(opt), lambda m: expected_members(opt, m))
     groups = meta["param_groups"]
     if not all(isinstance(g, dict) for g in groups):
         raise ValueError(f"{path}: checkpoint param groups must be objects")

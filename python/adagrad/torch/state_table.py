@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from .._state_table import StateEntry
+
 __all__ = ["StateEntry", "StateTable"]
 
 
@@ -35,49 +37,3 @@ class StateTable(defaultdict):  # type: ignore[type-arg]
 
     def __reduce__(self) -> Any:  # pickles as the plain defaultdict torch would have
         return (defaultdict, (dict,), None, None, ((k, dict(v)) for k, v in self.items()))
-
-
-class StateEntry(dict):  # type: ignore[type-arg]
-    """One param's state: a dict that tells its table when one of its tensors is replaced."""
-
-    def __init__(self, table: StateTable, items: Any) -> None:
-        super().__init__(items)
-        self._table = table
-
-    def _replacing(self) -> None:
-        self._table.replaced = True
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self._table.replaced = True
-        super().__setitem__(key, value)
-
-    def __delitem__(self, key: Any) -> None:
-        self._table.replaced = True
-        super().__delitem__(key)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        self._table.replaced = True
-        super().update(*args, **kwargs)
-
-    def pop(self, *args: Any) -> Any:
-        self._table.replaced = True
-        return super().pop(*args)
-
-    def popitem(self) -> Any:
-        self._table.replaced = True
-        return super().popitem()
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        self._table.replaced = True
-        return super().setdefault(key, default)
-
-    def clear(self) -> None:
-        self._table.replaced = True
-        super().clear()
-
-    def __ior__(self, other: Any) -> Any:  # type: ignore[misc]
-        self._table.replaced = True
-        return super().__ior__(other)
-
-    def __reduce__(self) -> Any:  # pickles (and deep-copies) as the plain dict torch would have
-        return (dict, (dict(self),))
