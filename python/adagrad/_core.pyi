@@ -18,12 +18,13 @@ def cpu_info() -> dict[str, Any]:
     Returns a dict: ``isa`` (the kernels in use: ``baseline``, ``avx2``, ``avx512`` or ``neon``),
     ``available`` (those this CPU can run), ``compiled`` (those in this build), ``threads`` (as
     :func:`get_num_threads`), ``thread_team`` (``own``: adagrad's pool; ``openmp``: torch's team,
-    available to ``adagrad.torch``'s optimizers once it is imported), ``parallel_threshold`` (elements in one call from which it
-    is split across threads), ``pool_threads`` (threads the own pool has started, the caller's
-    included), ``pool_refusal`` (why the system refused a worker thread, or None), ``arch``,
-    ``compiler``, ``build_flags`` (the build type and flags, then each ISA kernel file's own),
-    ``version`` and ``errors`` (messages for a bad ``ADAGRAD_ISA`` / ``ADAGRAD_NUM_THREADS``, whose
-    key is then None: it never raises). ``python -m adagrad info`` prints it.
+    which ``adagrad.torch``'s optimizers use once it is imported), ``parallel_threshold`` (elements
+    in one call from which it is split across threads), ``pool_threads`` (threads the own pool has
+    started, the caller's included), ``pool_refusal`` (why the system refused a worker thread, or
+    None), ``arch``, ``compiler``, ``build_flags`` (the build type and flags, then each ISA kernel
+    file's own), ``version`` and ``errors`` (messages for a bad ``ADAGRAD_ISA`` /
+    ``ADAGRAD_NUM_THREADS``, whose key is then None: it never raises). ``python -m adagrad info``
+    prints it.
 
     Examples:
         >>> import adagrad
