@@ -163,6 +163,9 @@ def test_sigint_while_the_new_state_goes_in_comes_after_a_complete_load(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+# A SIGINT can land between open() and the with-statement that would close the file (Python's own
+# window for asynchronous exceptions): the file object is then closed by the garbage collector.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_sigint_from_outside_at_any_moment_leaves_the_old_state_or_the_new(tmp_path: Path) -> None:
     """The issue's reproducer: a SIGINT sent by another thread at 40 moments spread over a load."""
     rng = np.random.default_rng(3)
@@ -182,15 +185,18 @@ def test_sigint_from_outside_at_any_moment_leaves_the_old_state_or_the_new(tmp_p
     for delay in np.linspace(0, 1.5 * took, 40):
         opt.load(tmp_path / "old.npz")
         timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+        loaded = False
         try:
             timer.start()
             opt.load(tmp_path / "new.npz")
-            timer.join()  # a SIGINT after the load lands here
-            outcomes.append("loaded")
+            loaded = True
+            timer.join()
+            time.sleep(0.01)  # a SIGINT sent after the load lands here, not in the next iteration
         except KeyboardInterrupt:
-            outcomes.append("interrupted")
+            pass
         finally:
             timer.join()
+        outcomes.append("loaded" if loaded else "interrupted")
         assert snapshot(params, opt)[:4] in (old, new), f"a mix after a SIGINT {delay * 1e3:.2f} ms into a load"
     assert "interrupted" in outcomes
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import adagrad
+import adagrad._core
 import adagrad._memory
 import adagrad._plain
 import adagrad.functional
@@ -32,8 +33,9 @@ from doc_blocks import Block, fenced, pages, python_blocks
         adagrad._memory,
         adagrad._plain,
         adagrad.stochastic_rounding,
+        adagrad._core,
     ],
-    ids=["optimizers", "optimizer-core", "functions", "memory", "plain", "stochastic_rounding"],
+    ids=["optimizers", "optimizer-core", "functions", "memory", "plain", "stochastic_rounding", "runtime"],
 )
 def test_docstring_examples(module: object) -> None:
     run_examples(module)
@@ -85,7 +87,7 @@ def test_the_cpu_info_example_has_this_builds_keys_and_the_shape_of_its_values()
 
 @pytest.mark.parametrize("name", ["cpu_info", "set_isa", "get_num_threads", "set_num_threads"])
 def test_the_stubs_docstring_begins_as_the_compiled_functions(name: str) -> None:
-    """The API page shows these from python/adagrad/_core.pyi: its summary must be the module's."""
+    """The API page shows the compiled functions' docstrings; the type stub's summary must be theirs."""
     stub = ast.parse((Path(adagrad.__file__).parent / "_core.pyi").read_text())
     (function,) = [f for f in stub.body if isinstance(f, ast.FunctionDef) and f.name == name]
     compiled = getattr(adagrad, name).__doc__.split("\n\n", 1)[1]  # after pybind11's signature line

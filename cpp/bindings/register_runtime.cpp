@@ -54,10 +54,54 @@ py::dict cpu_info() {
 
 void register_runtime(py::module_& m) {
   using namespace pybind11::literals;
-  m.def("cpu_info", &cpu_info, "Which kernel runs and what this CPU offers.");
-  m.def("set_isa", &set_isa, "name"_a, "Force the kernels of one instruction set (a name from cpu_info()['available']).");
-  m.def("get_num_threads", &get_num_threads, "Threads one update may use.");
-  m.def("set_num_threads", &set_num_threads, "n"_a, "Set the threads one update may use (>= 1).");
+  // The four public controls' docstrings are their documentation (the docs site's API page).
+  m.def("cpu_info", &cpu_info, R"doc(Which kernel runs and what this CPU offers.
+
+Returns a dict: ``isa`` (the kernels in use: ``baseline``, ``avx2``, ``avx512`` or ``neon``),
+``available`` (those this CPU can run), ``compiled`` (those in this build), ``threads`` (as
+:func:`get_num_threads`), ``thread_team`` (``own``: adagrad's pool; ``openmp``: torch's team,
+which ``adagrad.torch``'s optimizers use once it is imported), ``parallel_threshold`` (elements
+in one call from which it is split across threads), ``pool_threads`` (threads the own pool has
+started, the caller's included), ``pool_refusal`` (why the system refused a worker thread, or
+None), ``arch``, ``compiler``, ``build_flags`` (the build type and flags, then each ISA kernel
+file's own), ``version`` and ``errors`` (messages for a bad ``ADAGRAD_ISA`` /
+``ADAGRAD_NUM_THREADS``, whose key is then None: it never raises). ``python -m adagrad info``
+prints it.
+
+Examples:
+    >>> import adagrad
+    >>> info = adagrad.cpu_info()
+    >>> info["isa"] in info["available"]
+    True
+)doc");
+  m.def("set_isa", &set_isa, "name"_a, R"doc(Force the kernels of one instruction set (a name from cpu_info()['available']).
+
+As the environment variable ``ADAGRAD_ISA`` does at start-up. An unknown name, or one this CPU
+lacks, raises ``ValueError``. Results are the same bits on every ISA; only the speed differs.
+
+Examples:
+    >>> import adagrad
+    >>> adagrad.set_isa("baseline"); adagrad.cpu_info()["isa"]
+    'baseline'
+    >>> adagrad.set_isa(adagrad.cpu_info()["available"][-1])
+)doc");
+  m.def("get_num_threads", &get_num_threads, R"doc(Threads one update may use.
+
+Default: the CPUs this process may use, or ``ADAGRAD_NUM_THREADS``. The steps of ``adagrad.torch``'s
+optimizers, on torch's thread team, use the smaller of this and ``torch.get_num_threads()``.
+)doc");
+  m.def("set_num_threads", &set_num_threads, "n"_a, R"doc(Set the threads one update may use (>= 1).
+
+Results do not depend on the thread count. Inside a torch training loop see the docs' PyTorch
+page, "Threads in a training loop".
+
+Examples:
+    >>> import adagrad
+    >>> n = adagrad.get_num_threads()
+    >>> adagrad.set_num_threads(1); adagrad.get_num_threads()
+    1
+    >>> adagrad.set_num_threads(n)
+)doc");
   m.def("_use_openmp_team", &use_openmp_team, "on"_a,
         "Run parallel steps on the OpenMP thread team of the process's libgomp (PyTorch's), or not; returns "
         "whether it is used (False where no libgomp is loaded). adagrad.torch turns it on.");

@@ -9,63 +9,19 @@ __version__: str
 
 class NonFiniteGradError(ValueError): ...
 
-# The four runtime controls are public (adagrad.cpu_info, ...). Their docstrings here are what the
-# docs site's API page shows (mkdocstrings reads this stub; the compiled functions cannot be
-# inspected); tests/test_docs.py holds each summary line to the compiled function's own.
+# The four runtime controls are public (adagrad.cpu_info, ...). Their docstrings are the compiled
+# functions' (cpp/bindings/register_runtime.cpp), which the docs site's API page shows.
 def cpu_info() -> dict[str, Any]:
-    """Which kernel runs and what this CPU offers.
-
-    Returns a dict: ``isa`` (the kernels in use: ``baseline``, ``avx2``, ``avx512`` or ``neon``),
-    ``available`` (those this CPU can run), ``compiled`` (those in this build), ``threads`` (as
-    :func:`get_num_threads`), ``thread_team`` (``own``: adagrad's pool; ``openmp``: torch's team,
-    which ``adagrad.torch``'s optimizers use once it is imported), ``parallel_threshold`` (elements
-    in one call from which it is split across threads), ``pool_threads`` (threads the own pool has
-    started, the caller's included), ``pool_refusal`` (why the system refused a worker thread, or
-    None), ``arch``, ``compiler``, ``build_flags`` (the build type and flags, then each ISA kernel
-    file's own), ``version`` and ``errors`` (messages for a bad ``ADAGRAD_ISA`` /
-    ``ADAGRAD_NUM_THREADS``, whose key is then None: it never raises). ``python -m adagrad info``
-    prints it.
-
-    Examples:
-        >>> import adagrad
-        >>> info = adagrad.cpu_info()
-        >>> info["isa"] in info["available"]
-        True
-    """
+    """Which kernel runs and what this CPU offers."""
 
 def set_isa(name: str) -> None:
-    """Force the kernels of one instruction set (a name from cpu_info()['available']).
-
-    As the environment variable ``ADAGRAD_ISA`` does at start-up. An unknown name, or one this CPU
-    lacks, raises ``ValueError``. Results are the same bits on every ISA; only the speed differs.
-
-    Examples:
-        >>> import adagrad
-        >>> adagrad.set_isa("baseline"); adagrad.cpu_info()["isa"]
-        'baseline'
-        >>> adagrad.set_isa(adagrad.cpu_info()["available"][-1])
-    """
+    """Force the kernels of one instruction set (a name from cpu_info()['available'])."""
 
 def get_num_threads() -> int:
-    """Threads one update may use.
-
-    Default: the CPUs this process may use, or ``ADAGRAD_NUM_THREADS``. Under ``adagrad.torch``, the
-    smaller of this and ``torch.get_num_threads()``.
-    """
+    """Threads one update may use."""
 
 def set_num_threads(n: int) -> None:
-    """Set the threads one update may use (>= 1).
-
-    Results do not depend on the thread count. Inside a torch training loop see the docs' PyTorch
-    page, "Threads in a training loop".
-
-    Examples:
-        >>> import adagrad
-        >>> n = adagrad.get_num_threads()
-        >>> adagrad.set_num_threads(1); adagrad.get_num_threads()
-        1
-        >>> adagrad.set_num_threads(n)
-    """
+    """Set the threads one update may use (>= 1)."""
 
 def _fail_task(index: int) -> None: ...
 def _last_thread_team() -> str: ...
