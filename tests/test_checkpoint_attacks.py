@@ -68,6 +68,15 @@ def snapshot(params: dict[str, np.ndarray], opt: Any) -> Any:
     )
 
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler() -> Any:
+    """Python's own SIGINT handler (KeyboardInterrupt), whatever the process inherited: one started
+    in the background by a shell inherits SIGINT ignored, and Python then installs no handler."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def trained(tmp_path: Path) -> tuple[dict[str, np.ndarray], adagrad.Adagrad, Path]:
     """An optimizer two steps in, and a checkpoint (params included) of another at step 5."""
