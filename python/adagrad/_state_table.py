@@ -7,17 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["StateEntry", "StateTable"]
+__all__ = ["StateEntry", "StateTable", "TracksReplacement"]
 
 
-class StateTable(dict):  # type: ignore[type-arg]
-    """The optimizer's ``state``: ``opt.state[key] = {...}``, ``del opt.state[key]`` or a change to
-    an entry (``opt.state[key]["sum"] = a``) sets ``replaced``; the optimizer clears it."""
+class TracksReplacement(dict):  # type: ignore[type-arg]
+    """A state table's bookkeeping: ``opt.state[key] = {...}``, ``del opt.state[key]``, any other
+    change of the table or a change to an entry (``opt.state[key]["sum"] = a``) sets
+    ``replaced``; the optimizer clears it. Both optimizers' tables are made of it."""
 
     replaced = False
-
-    def __init__(self, items: Any = ()) -> None:
-        super().__init__((k, StateEntry(self, v)) for k, v in dict(items).items())
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self.replaced = True
@@ -51,6 +49,13 @@ class StateTable(dict):  # type: ignore[type-arg]
     def __ior__(self, other: Any) -> Any:  # type: ignore[misc]
         self.update(other)
         return self
+
+
+class StateTable(TracksReplacement):
+    """The NumPy optimizers' ``state``: a dict whose entries and their arrays may be replaced."""
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__((k, StateEntry(self, v)) for k, v in dict(items).items())
 
 
 class StateEntry(dict):  # type: ignore[type-arg]
