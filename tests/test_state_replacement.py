@@ -225,3 +225,31 @@ def test_a_state_table_for_each_rule_rejects_a_state_of_another_param() -> None:
     opt.state["b"]["grad_sum"] = opt.state["b"]["sum"]
     with pytest.raises(ValueError, match=r"opt.state\['b'\]\['grad_sum'\] shares memory with the state 'sum' of 'b'"):
         opt.step(grads(params, 0))
+
+
+@pytest.mark.parametrize("how", ["item", "entry", "table-update", "setdefault-after-pop"])
+def test_the_torch_drop_ins_table_honours_a_replacement(how: str) -> None:
+    """The torch drop-ins' table shares the bookkeeping: every way of replacing a sum is seen."""
+    torch = pytest.importorskip("torch")
+    import adagrad.torch
+
+    p = torch.nn.Parameter(torch.ones(5))
+    opt = adagrad.torch.Adagrad([p], lr=0.1)
+    p.grad = torch.full((5,), 0.5)
+    opt.step()
+    entry = {**opt.state[p], "sum": torch.full((5,), 100.0)}
+    if how == "item":
+        opt.state[p]["sum"] = entry["sum"]
+    elif how == "entry":
+        opt.state[p] = entry
+    elif how == "table-update":
+        opt.state.update({p: entry})
+    else:
+        opt.state.pop(p)
+        opt.state.setdefault(p, entry)
+    before = p.detach().clone()
+    opt.step()
+    # With the replaced sum 100 + 0.5**2 (the old one would be 0.5: a step ~14x longer).
+    expected = before - 0.1 * 0.5 / (torch.sqrt(torch.tensor(100.25)) + 1e-10)
+    torch.testing.assert_close(p.detach(), expected)
+    torch.testing.assert_close(opt.state[p]["sum"], torch.full((5,), 100.25))
