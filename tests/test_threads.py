@@ -91,7 +91,9 @@ def test_concurrent_independent_optimizers_match_sequential_runs(n_threads: int,
 
 
 def long_dense_call() -> Callable[[], None]:
-    n = 1 << 24
+    # 2**25 elements: a one-thread step of 2**24 took 6.6 ms on a quiet Zen 4, under the 10 ms the
+    # test needs to tell a released GIL from a held one.
+    n = 1 << 25
     rng = np.random.default_rng(0)
     p, g, s = (
         rng.standard_normal(n).astype(np.float32),
