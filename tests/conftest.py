@@ -40,8 +40,11 @@ def isa(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture(params=THREAD_COUNTS)
 def threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Each thread count in turn; the load guard starts clear, so that a stall an earlier test saw
+    on a busy machine does not turn this one's two threads into one."""
     before = adagrad.get_num_threads()
     adagrad.set_num_threads(request.param)
+    adagrad._core._reset_load_guard()
     yield request.param
     adagrad.set_num_threads(before)
 

@@ -304,6 +304,7 @@ def _team_step(rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, st
     table.grad = torch.sparse_coo_tensor(
         idx[None], torch.from_numpy(rng.standard_normal((4000, 64)).astype(np.float32)), (5000, 64)
     )
+    adagrad._core._reset_load_guard()  # the team this step takes, not one a stall before chose
     adagrad.torch.Adagrad([dense, table], lr=0.1).step()
     return dense.detach().clone(), table.detach().clone(), adagrad._core._last_thread_team()
 
@@ -332,6 +333,7 @@ def test_numpy_steps_stay_on_the_own_pool_beside_adagrad_torch(team_restored: An
     (a loaded machine), the own pool's caller does not."""
     adagrad.torch.share_torch_threads(True)
     param, grad = np.ones(300_001, np.float32), np.full(300_001, 0.5, np.float32)
+    adagrad._core._reset_load_guard()
     adagrad.update(param, grad, np.zeros_like(param), step=1, lr=0.1)
     assert adagrad._core._last_thread_team() == ("own" if adagrad.get_num_threads() > 1 else "inline")
 

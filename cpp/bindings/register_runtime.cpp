@@ -35,6 +35,9 @@ py::dict cpu_info() {
   info["pool_threads"] = pool.started + 1;  // the calling thread and the workers started
   info["pool_refusal"] = pool.refusal.empty() ? py::object(py::none()) : py::object(py::str(pool.refusal));
   info["thread_team"] = using_openmp_team() ? "openmp" : "own";
+  const LoadGuardStatus guard = load_guard_status();
+  info["stalls"] = guard.stalls;
+  info["stall_back_off"] = guard.inline_seconds_left;
   info["parallel_threshold"] = parallel_threshold();
 #if defined(__x86_64__) || defined(_M_X64)
   info["arch"] = "x86_64";
@@ -63,7 +66,9 @@ Returns a dict: ``isa`` (the kernels in use: ``baseline``, ``avx2``, ``avx512`` 
 which ``adagrad.torch``'s optimizers use once it is imported), ``parallel_threshold`` (elements
 in one call from which it is split across threads), ``pool_threads`` (threads the own pool has
 started, the caller's included), ``pool_refusal`` (why the system refused a worker thread, or
-None), ``arch``, ``compiler``, ``build_flags`` (the build type and flags, then each ISA kernel
+None), ``stalls`` (parallel steps that a busy CPU slowed below one thread's speed: the load guard
+then runs steps on the calling thread alone for a while) and ``stall_back_off`` (the seconds of
+that still to run), ``arch``, ``compiler``, ``build_flags`` (the build type and flags, then each ISA kernel
 file's own), ``version`` and ``errors`` (messages for a bad ``ADAGRAD_ISA`` /
 ``ADAGRAD_NUM_THREADS``, whose key is then None: it never raises). ``python -m adagrad info``
 prints it.
@@ -107,6 +112,13 @@ Examples:
         "whether it is used (False where no libgomp is loaded). adagrad.torch turns it on.");
   m.def("_last_thread_team", &last_thread_team,
         "Tests only: where this thread's last step ran its tasks: 'inline', 'own' or 'openmp'.");
+  m.def("_reset_load_guard", &reset_load_guard, "keep_level"_a = false,
+        "Tests only: end the load guard's back-off (keep_level: the next one still doubles the last); the stall "
+        "count stays.");
+  m.def("_set_first_back_off", &set_first_back_off, "seconds"_a,
+        "Tests only: the load guard's first back-off (later ones double it); 0 restores the default, 10 ms.");
+  m.def("_slow_workers", &slow_workers, "microseconds"_a,
+        "Tests only: every parallel task a worker thread (not the caller) runs first sleeps this long; 0 turns it off.");
   m.def("_fail_task", &fail_task, "index"_a,
         "Tests only: the parallel task of this index throws (RuntimeError in the caller); -1 turns it off.");
 }

@@ -22,6 +22,8 @@ LABELS = {
     "pool_threads": "pool threads",
     "pool_refusal": "pool refused",
     "thread_team": "thread team",
+    "stalls": "stalled steps",
+    "stall_back_off": "on one thread for",
     "parallel_threshold": "parallel from",
     "arch": "architecture",
     "compiler": "compiler",
@@ -34,6 +36,8 @@ NOTES = {
     "thread_team": "own: adagrad's pool; openmp: torch's OpenMP team, once adagrad.torch is imported",
     "pool_threads": "threads the own pool has started, the caller's included (1 before the first parallel step)",
     "pool_refusal": "why the system refused a worker thread; the pool runs on the ones it has",
+    "stalls": "parallel steps a busy CPU made slower than one thread; steps then run on one thread a while",
+    "stall_back_off": "seconds of that back-off still to run",
     "parallel_threshold": "elements in one step; smaller steps run on the calling thread",
     "errors": "settings that are wrong: a step raises until they are fixed",
 }

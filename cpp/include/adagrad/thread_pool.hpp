@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -80,6 +81,21 @@ bool using_openmp_team();
 
 // Tests only: where this thread's last section ran its tasks: "inline", "own" or "openmp".
 const char* last_thread_team();
+
+// The load guard (thread_pool.cpp): parallel steps that another process's load stalled, and the
+// seconds for which steps still run on the calling thread alone because of them.
+struct LoadGuardStatus {
+  std::uint64_t stalls = 0;
+  double inline_seconds_left = 0;
+};
+LoadGuardStatus load_guard_status();
+// Tests only: ends the back-off; keep_level: the next stall's back-off is still twice the last one.
+// The stall count stays.
+void reset_load_guard(bool keep_level = false);
+// Tests only: the first back-off's length (later ones double it); 0 restores the default, 10 ms.
+void set_first_back_off(double seconds);
+// Tests only: every task a worker (not the caller) runs first sleeps this long; 0 turns it off.
+void slow_workers(long microseconds);
 
 // Tests only: the task of this index (counted per parallel_for, the inline runs included) throws
 // std::runtime_error; -1 turns it off.
