@@ -113,12 +113,13 @@ Examples:
   m.def("_last_thread_team", &last_thread_team,
         "Tests only: where this thread's last step ran its tasks: 'inline', 'own' or 'openmp'.");
   m.def("_reset_load_guard", &reset_load_guard, "keep_level"_a = false,
-        "Tests only: end the load guard's back-off (keep_level: the next one still doubles the last); the stall "
+        "Tests only: end the load guard's back-off (keep_level: the next one still grows on the last); the stall "
         "count stays.");
   m.def("_set_first_back_off", &set_first_back_off, "seconds"_a,
-        "Tests only: the load guard's first back-off (later ones double it); 0 restores the default, 10 ms.");
+        "Tests only: the load guard's first back-off (later ones grow fourfold); 0 restores the default, 1 ms.");
   m.def("_slow_workers", &slow_workers, "microseconds"_a,
-        "Tests only: every parallel task a worker thread (not the caller) runs first sleeps this long; 0 turns it off.");
+        "Tests only: every parallel task a worker thread (not the caller) runs first sleeps this long; 0 turns "
+        "it off.");
   m.def("_fail_task", &fail_task, "index"_a,
         "Tests only: the parallel task of this index throws (RuntimeError in the caller); -1 turns it off.");
 }

@@ -89,10 +89,10 @@ struct LoadGuardStatus {
   double inline_seconds_left = 0;
 };
 LoadGuardStatus load_guard_status();
-// Tests only: ends the back-off; keep_level: the next stall's back-off is still twice the last one.
+// Tests only: ends the back-off; keep_level: the next stall's back-off still grows on the last one.
 // The stall count stays.
 void reset_load_guard(bool keep_level = false);
-// Tests only: the first back-off's length (later ones double it); 0 restores the default, 10 ms.
+// Tests only: the first back-off's length (later ones grow fourfold); 0 restores the default, 1 ms.
 void set_first_back_off(double seconds);
 // Tests only: every task a worker (not the caller) runs first sleeps this long; 0 turns it off.
 void slow_workers(long microseconds);
