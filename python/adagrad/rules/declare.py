@@ -20,7 +20,7 @@ __all__ = ["GROUP_OPTIONS", "STEP_OPTIONS", "Option", "Rule", "State"]
 # The checks of option values. The first five are the kernels' own (cpp/include/adagrad/rules/
 # declare.hpp, Check): a kernel option is checked by the native code, by name
 # (adagrad._core.check_options); tests/test_rules.py holds the two declarations to each other.
-KERNEL_CHECKS = ("non_negative", "positive", "open_unit", "positive_int", "flag")
+KERNEL_CHECKS = ("non_negative", "non_positive", "positive", "open_unit", "positive_int", "flag")
 
 
 @dataclass(frozen=True)
