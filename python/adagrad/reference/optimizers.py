@@ -172,6 +172,7 @@ class AdagradDA(ReferenceOptimizer):
     GROUP_OPTION_NAMES = ("lr", "l1", "l2", "initial_gradient_squared_accumulator_value", *COMMON_OPTION_NAMES)
     STATE_NAMES = ("grad_sum", "sum")
     FLOAT_STATE_NAMES = ("grad_sum", "sum")
+    SIGNED_STATE_NAMES = ("grad_sum",)
     CHECKPOINT_FORMAT = "adagrad.AdagradDA checkpoint"
 
     def __init__(
@@ -288,6 +289,7 @@ class Ftrl(ReferenceOptimizer):
     )
     STATE_NAMES = ("n", "z")
     FLOAT_STATE_NAMES = ("n", "z")
+    SIGNED_STATE_NAMES = ("z",)
     CHECKPOINT_FORMAT = "adagrad.Ftrl checkpoint"
 
     def __init__(

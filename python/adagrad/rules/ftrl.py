@@ -65,7 +65,7 @@ n     <- n'""",
             "accumulator",
             "accumulator",
         ),
-        State("z", "the linear sum", 0.0, "linear", "linear"),
+        State("z", "the linear sum", 0.0, "linear", "linear", signed=True),
     ),
     uses_step=False,
     examples={
