@@ -71,8 +71,8 @@ struct FtrlRule {
       two_l2 = two_l2 * lr;
     }
     const FtrlPower power = o.lr_power == -0.5 ? FtrlPower::sqrt : o.lr_power == 0.0 ? FtrlPower::one : FtrlPower::pow;
-    return {lr,   l1, two_l2, two * static_cast<T>(o.l2_shrinkage), -o.lr_power, power, o.l2_shrinkage > 0.0,
-            o.multiply_linear_by_lr};
+    const T two_l2_shrinkage = two * static_cast<T>(o.l2_shrinkage);
+    return {lr, l1, two_l2, two_l2_shrinkage, -o.lr_power, power, o.l2_shrinkage > 0.0, o.multiply_linear_by_lr};
   }
 
   template <class O>
