@@ -528,6 +528,38 @@ RULE_TARGET_CASES = [
         False,
         id="sparse-prox-ns-per-row-not-met",
     ),
+    # FTRL (issue 29): its own goals, unscaled against Adagrad's sparse step.
+    pytest.param(
+        [row("ftrl-16M-f32", "adagrad", 1.0), row("ftrl-16M-f32", "ceiling", 0.91)],
+        "ftrl-16M-f32: vs ceiling (stream pass x 7/5)",
+        0.91,
+        True,
+        id="ftrl-ceiling-met",
+    ),
+    pytest.param(
+        [row("ftrl-16M-f32", "adagrad", 1.0), row("ftrl-16M-f32", "tensorflow raw op", 2.5)],
+        "ftrl-16M-f32: vs tensorflow raw op",
+        2.5,
+        False,
+        id="ftrl-tf-not-met",
+    ),
+    pytest.param(
+        [sparse_row("sparse-ftrl-1Mx64", "adagrad", 2.4e-4), sparse_row("sparse-ftrl-1Mx64", "plain adagrad", 2e-4)],
+        "sparse-ftrl-1Mx64: sum / plain adagrad sum (1 thr)",
+        1.2,
+        True,
+        id="sparse-ftrl-vs-adagrad-met",
+    ),
+    pytest.param(
+        [
+            sparse_row("sparse-ftrl-1Mx64", "adagrad", 2e-4),
+            sparse_row("sparse-ftrl-1Mx64", "tensorflow raw op", 1.8e-3),
+        ],
+        "sparse-ftrl-1Mx64: vs tensorflow raw op (1 thr)",
+        9.0,
+        True,
+        id="sparse-ftrl-tf-met",
+    ),
 ]
 
 
