@@ -378,18 +378,19 @@ def tensorflow_or_skip() -> tf_raw_ops.TensorFlow:
 
 def test_composite_cases_mirror_adagrads() -> None:
     """The dense sizes of the Adagrad cases from 64K up and both sparse shapes, for each rule;
-    Adagrad-DA moves 7 passes (28 bytes per float32 element) where Proximal moves Adagrad's 5."""
+    Adagrad-DA and FTRL move 7 passes (28 bytes per float32 element) where Proximal moves Adagrad's 5."""
     names = [c.name for c in rule_cases()]
-    assert names == [f"{r}-{n}-f32" for r in ("prox", "da") for n in ("64K", "1M", "16M")]
+    assert names == [f"{r}-{n}-f32" for r in ("prox", "da", "ftrl") for n in ("64K", "1M", "16M")]
     by_name = {c.name: c for c in rule_cases()}
     assert by_name["prox-16M-f32"].bytes_moved == 20 << 24 and by_name["prox-16M-f32"].ceiling_scale == 1
     assert by_name["da-16M-f32"].bytes_moved == 28 << 24 and by_name["da-16M-f32"].ceiling_scale == 1.4
+    assert by_name["ftrl-16M-f32"].bytes_moved == 28 << 24 and by_name["ftrl-16M-f32"].ceiling_scale == 1.4
     sparse = {(c.rule, c.rows, c.dim, c.k) for c in sparse_rule_cases()}
-    assert sparse == {(r, c.rows, c.dim, c.k) for r in ("proximal", "da") for c in sparse_cases()}
+    assert sparse == {(r, c.rows, c.dim, c.k) for r in ("proximal", "da", "ftrl") for c in sparse_cases()}
     assert cli.CASE_SETS["composite"] == names + [c.name for c in sparse_rule_cases()]
 
 
-@pytest.mark.parametrize("rule", ["proximal", "da"])
+@pytest.mark.parametrize("rule", ["proximal", "da", "ftrl"])
 def test_rule_peers_run_on_the_rules_own_arrays(rule: str) -> None:
     """The ceiling (or DA's stream pass) leaves the rule's params and sums as they are; plain
     Adagrad steps those very arrays; the rule's own step changes them."""
@@ -409,7 +410,7 @@ def test_rule_peers_run_on_the_rules_own_arrays(rule: str) -> None:
         step()
 
 
-@pytest.mark.parametrize("rule", ["proximal", "da"])
+@pytest.mark.parametrize("rule", ["proximal", "da", "ftrl"])
 def test_sparse_rule_peers_share_one_table_and_the_bounds_leave_it(rule: str) -> None:
     case = SparseRuleCase("tiny", rows=300, dim=8, k=64, batches=2, rule=rule)
     arrays = peers.sparse_arrays(case)
@@ -527,6 +528,38 @@ RULE_TARGET_CASES = [
         False,
         id="sparse-prox-ns-per-row-not-met",
     ),
+    # FTRL (issue 29): its own goals, unscaled against Adagrad's sparse step.
+    pytest.param(
+        [row("ftrl-16M-f32", "adagrad", 1.0), row("ftrl-16M-f32", "ceiling", 0.91)],
+        "ftrl-16M-f32: vs ceiling (stream pass x 7/5)",
+        0.91,
+        True,
+        id="ftrl-ceiling-met",
+    ),
+    pytest.param(
+        [row("ftrl-16M-f32", "adagrad", 1.0), row("ftrl-16M-f32", "tensorflow raw op", 2.5)],
+        "ftrl-16M-f32: vs tensorflow raw op",
+        2.5,
+        False,
+        id="ftrl-tf-not-met",
+    ),
+    pytest.param(
+        [sparse_row("sparse-ftrl-1Mx64", "adagrad", 2.4e-4), sparse_row("sparse-ftrl-1Mx64", "plain adagrad", 2e-4)],
+        "sparse-ftrl-1Mx64: sum / plain adagrad sum (1 thr)",
+        1.2,
+        True,
+        id="sparse-ftrl-vs-adagrad-met",
+    ),
+    pytest.param(
+        [
+            sparse_row("sparse-ftrl-1Mx64", "adagrad", 2e-4),
+            sparse_row("sparse-ftrl-1Mx64", "tensorflow raw op", 1.8e-3),
+        ],
+        "sparse-ftrl-1Mx64: vs tensorflow raw op (1 thr)",
+        9.0,
+        True,
+        id="sparse-ftrl-tf-met",
+    ),
 ]
 
 
@@ -535,7 +568,7 @@ def test_rule_targets_are_judged_from_the_rows(rows: list[dict[str, Any]], name:
     test_targets_are_judged_from_the_rows(rows, name, value, met)
 
 
-@pytest.mark.parametrize("rule", ["proximal", "da"])
+@pytest.mark.parametrize("rule", ["proximal", "da", "ftrl"])
 def test_tensorflow_peers_take_the_same_steps(rule: str) -> None:
     """TensorFlow's raw ops, dense and sparse, from the same start as adagrad's: the same values
     to float32 rounding (TensorFlow's Proximal takes lr * rsqrt(s) through an approximation), so
@@ -551,6 +584,8 @@ def test_tensorflow_peers_take_the_same_steps(rule: str) -> None:
         step()
         if rule == "proximal":
             adagrad.proximal_update(ours, grad, s, lr=0.05, l1=1e-3, l2=1e-3)
+        elif rule == "ftrl":
+            adagrad.ftrl_update(ours, grad, s, a, lr=0.05, l1=1e-3, l2=1e-3)
         else:
             adagrad.da_update(ours, grad, a, s, step=peers.DA_STEP, lr=0.05, l1=1e-3, l2=1e-3)
     np.testing.assert_allclose(variables[0].numpy(), ours, rtol=1e-4, atol=1e-6)
@@ -563,6 +598,11 @@ def test_tensorflow_peers_take_the_same_steps(rule: str) -> None:
     state = np.full_like(table, peers.INITIAL_SUM)
     if rule == "proximal":
         adagrad.sparse_proximal_update(table, ids, values, state, lr=0.05, l1=1e-3, l2=1e-3, duplicates="sequential")
+    elif rule == "ftrl":
+        linear = np.zeros_like(table)
+        adagrad.sparse_ftrl_update(
+            table, ids, values, state, linear, lr=0.05, l1=1e-3, l2=1e-3, duplicates="sequential"
+        )
     else:
         adagrad.sparse_da_update(
             table,

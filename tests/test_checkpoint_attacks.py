@@ -378,6 +378,8 @@ def test_an_infinite_sum_of_squares_loads(trained: Any) -> None:
         pytest.param(adagrad.AdagradDA, "grad_sum_0", [np.nan], "grad sum of 'a' holds NaN", id="da-grad-sum-nan"),
         pytest.param(adagrad.AdagradDA, "sum_0", [-2.0], "state sum of 'a' holds a value below 0", id="da-sum"),
         pytest.param(adagrad.ProximalAdagrad, "sum_0", [np.nan], "state sum of 'a' holds NaN", id="proximal"),
+        pytest.param(adagrad.Ftrl, "n_0", [-2.0], "n of 'a' holds a value below 0", id="ftrl-n"),
+        pytest.param(adagrad.Ftrl, "z_0", [np.nan], "z of 'a' holds NaN", id="ftrl-z-nan"),
     ],
 )
 def test_each_rule_refuses_impossible_sums(

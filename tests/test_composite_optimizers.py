@@ -1,5 +1,5 @@
-"""adagrad.ProximalAdagrad and adagrad.AdagradDA: TensorFlow's published numbers, the optimizer against
-the reference, exact zeros, state_dict and checkpoints, bad input."""
+"""adagrad.ProximalAdagrad, adagrad.AdagradDA and adagrad.Ftrl: TensorFlow's published numbers, the
+optimizer against the reference, exact zeros, state_dict and checkpoints, bad input."""
 
 from __future__ import annotations
 
@@ -132,6 +132,7 @@ def check_oracle(
 CLASSES = [
     pytest.param(adagrad.ProximalAdagrad, reference.ProximalAdagrad, id="proximal"),
     pytest.param(adagrad.AdagradDA, reference.AdagradDA, id="da"),
+    pytest.param(adagrad.Ftrl, reference.Ftrl, id="ftrl"),
 ]
 
 
@@ -294,8 +295,9 @@ def test_nonfinite_grads_change_nothing(native_cls: type, reference_cls: type, n
 
 
 BAD_OPTIONS = [
-    pytest.param({"lr": -0.1}, ValueError, "lr must be a finite number >= 0", id="negative-lr"),
-    pytest.param({"lr": float("nan")}, ValueError, "lr must be a finite number >= 0", id="nan-lr"),
+    # FTRL divides by lr: its lr must be > 0
+    pytest.param({"lr": -0.1}, ValueError, "lr must be a finite number >=? 0", id="negative-lr"),
+    pytest.param({"lr": float("nan")}, ValueError, "lr must be a finite number >=? 0", id="nan-lr"),
     pytest.param({"lr": 0.1, "l1": -1e-3}, ValueError, "l1 must be a finite number >= 0", id="negative-l1"),
     pytest.param({"lr": 0.1, "l1": float("inf")}, ValueError, "l1 must be a finite number >= 0", id="inf-l1"),
     pytest.param({"lr": 0.1, "l2": -2.0}, ValueError, "l2 must be a finite number >= 0", id="negative-l2"),

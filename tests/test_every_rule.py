@@ -58,6 +58,23 @@ RULES = [
              lambda shape, dtype, rng, rows: [_sums(shape, dtype, rng), np.zeros(rows, np.int64)]),
         id="decay",
     ),
+    pytest.param(
+        Rule("ftrl", "ftrl_update", "sparse_ftrl_update",
+             {"lr": 0.05, "l1": 0.01, "l2": 0.02, "l2_shrinkage": 0.01, "beta": 0.1},
+             lambda shape, dtype, rng, rows: [_sums(shape, dtype, rng), rng.standard_normal(shape).astype(dtype)]),
+        id="ftrl",
+    ),
+    pytest.param(
+        Rule("ftrl", "ftrl_update", "sparse_ftrl_update",
+             {"lr": 0.05, "lr_power": -0.7, "l1": 0.01, "l2": 0.02, "multiply_linear_by_lr": True},
+             lambda shape, dtype, rng, rows: [_sums(shape, dtype, rng), rng.standard_normal(shape).astype(dtype)]),
+        id="ftrl-pow-by-lr",
+    ),
+    pytest.param(
+        Rule("ftrl", "ftrl_update", "sparse_ftrl_update", {"lr": 0.05, "lr_power": 0.0, "l1": 0.3},
+             lambda shape, dtype, rng, rows: [_sums(shape, dtype, rng), rng.standard_normal(shape).astype(dtype)]),
+        id="ftrl-fixed-rate",
+    ),
 ]  # fmt: skip
 
 TRANSFORMS = [
@@ -177,6 +194,7 @@ OPTIMIZERS = [
     pytest.param(adagrad.ProximalAdagrad, ref.ProximalAdagrad, {"lr": 0.05, "l1": 0.01}, id="proximal"),
     pytest.param(adagrad.AdagradDA, ref.AdagradDA, {"lr": 0.05, "l1": 0.01, "l2": 0.1}, id="da"),
     pytest.param(adagrad.AdagradDecay, ref.AdagradDecay, {"lr": 0.05, "accumulator_decay_step": 2}, id="decay"),
+    pytest.param(adagrad.Ftrl, ref.Ftrl, {"lr": 0.05, "l1": 0.01, "l2_shrinkage": 0.01}, id="ftrl"),
 ]
 
 

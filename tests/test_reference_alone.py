@@ -438,6 +438,7 @@ PAIRS = [
     (adagrad.ProximalAdagrad, ref.ProximalAdagrad),
     (adagrad.AdagradDA, ref.AdagradDA),
     (adagrad.AdagradDecay, ref.AdagradDecay),
+    (adagrad.Ftrl, ref.Ftrl),
 ]
 
 

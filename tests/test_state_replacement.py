@@ -24,6 +24,7 @@ RULES = [
     pytest.param(adagrad.Adagrad, {"lr": 0.1, "lr_decay": 0.01}, id="adagrad"),
     pytest.param(adagrad.ProximalAdagrad, {"lr": 0.1, "l1": 0.01}, id="proximal"),
     pytest.param(adagrad.AdagradDA, {"lr": 0.1}, id="da"),
+    pytest.param(adagrad.Ftrl, {"lr": 0.1, "l1": 0.01}, id="ftrl"),
 ]
 
 

@@ -1,5 +1,6 @@
-"""adagrad.torch.ProximalAdagrad and adagrad.torch.AdagradDA, the torch drop-ins of the composite
-rules, against the NumPy optimizers (adagrad.ProximalAdagrad / AdagradDA) over the same values:
+"""adagrad.torch.ProximalAdagrad, adagrad.torch.AdagradDA and adagrad.torch.Ftrl, the torch drop-ins of
+the composite rules, against the NumPy optimizers (adagrad.ProximalAdagrad / AdagradDA / Ftrl) over the
+same values:
 dense and sparse (nn.Embedding) grads bit for bit, state_dict round trips, bad options, exact
 zeros, and the plain-torch fallback for other dtypes."""
 
@@ -21,6 +22,7 @@ import adagrad.torch  # noqa: E402  (needs torch)
 RULES = [
     pytest.param(adagrad.torch.ProximalAdagrad, adagrad.ProximalAdagrad, ("sum",), id="proximal"),
     pytest.param(adagrad.torch.AdagradDA, adagrad.AdagradDA, ("grad_sum", "sum"), id="da"),
+    pytest.param(adagrad.torch.Ftrl, adagrad.Ftrl, ("n", "z"), id="ftrl"),
 ]
 OPTIONS = [
     pytest.param({"lr": 0.1}, id="plain"),
@@ -29,7 +31,7 @@ OPTIONS = [
 ]
 DTYPES = [pytest.param(torch.float32, id="f32"), pytest.param(torch.float64, id="f64")]
 STEPS = 20
-INITIAL = {adagrad.torch.ProximalAdagrad: "initial_accumulator_value"}
+INITIAL = {adagrad.torch.ProximalAdagrad: "initial_accumulator_value", adagrad.torch.Ftrl: "initial_accumulator_value"}
 INITIAL_DA = "initial_gradient_squared_accumulator_value"
 
 
@@ -189,7 +191,7 @@ BAD_OPTIONS = [
     pytest.param({"l2": -1}, ValueError, "Invalid l2 value: -1", id="negative-l2"),
     pytest.param({"initial": 0.0}, ValueError, "Invalid initial_.* value: 0.0", id="zero-initial"),
     pytest.param({"initial": -0.1}, ValueError, "Invalid initial_.* value: -0.1", id="negative-initial"),
-    pytest.param({"initial": float("inf")}, ValueError, "initial_.* must be a finite number > 0", id="inf-initial"),
+    pytest.param({"initial": float("inf")}, ValueError, "initial_.* must be a finite number >=? 0", id="inf-initial"),
     pytest.param({"duplicates": "max"}, ValueError, "duplicates must be 'sum' or 'sequential'", id="duplicates"),
 ]
 
@@ -205,6 +207,9 @@ def test_bad_options_raise(
 ) -> None:
     options = {initial_name(torch_cls) if k == "initial" else k: v for k, v in bad.items()}
     w = torch.nn.Parameter(torch.zeros(3))
+    if torch_cls is adagrad.torch.Ftrl and bad == {"initial": 0.0}:  # FTRL's n may start at 0, as TensorFlow's
+        torch_cls([w], lr=0.1, **options)
+        return
     with pytest.raises(error, match=match):
         torch_cls([w], **{"lr": 0.1, **options})
     opt = torch_cls([w], lr=0.1)

@@ -304,6 +304,8 @@ const char* check_name(Check check) {
   switch (check) {
     case Check::non_negative:
       return "non_negative";
+    case Check::non_positive:
+      return "non_positive";
     case Check::positive:
       return "positive";
     case Check::open_unit:

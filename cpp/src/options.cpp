@@ -64,6 +64,11 @@ void check_real_option(double value, Check check, const char* name) {
         throw std::invalid_argument(std::string(name) + " must be a finite number >= 0, got " + shown(value));
       }
       return;
+    case Check::non_positive:
+      if (!std::isfinite(value) || value > 0.0) {
+        throw std::invalid_argument(std::string(name) + " must be a finite number <= 0, got " + shown(value));
+      }
+      return;
     case Check::positive:
       if (!std::isfinite(value) || !(value > 0.0)) {
         throw std::invalid_argument(std::string(name) + " must be a finite number > 0, got " + shown(value));

@@ -5,6 +5,7 @@ Public API:
     ProximalAdagrad    Proximal Adagrad (l1 / l2, exact zeros), the same API
     AdagradDA          Adagrad-DA (regularized dual averaging), the same API
     AdagradDecay       DeepRec's Adagrad with decaying accumulators, the same API
+    Ftrl               FTRL-Proximal (TensorFlow's and Keras's, l1 exact zeros), the same API
     SparseGrad         a sparse grad for ``step``: (indices, values) of some rows of a 2-D param
     NonFiniteGradError a grad held a NaN or an infinity under nonfinite="raise" (a ValueError)
     update             one in-place update of one array (functional form)
@@ -12,6 +13,7 @@ Public API:
     proximal_update / sparse_proximal_update   Proximal Adagrad (l1/l2, exact zeros), dense / rows
     da_update / sparse_da_update               Adagrad-DA (dual averaging), dense / rows
     decay_update / sparse_decay_update         AdagradDecay, dense / rows
+    ftrl_update / sparse_ftrl_update           FTRL-Proximal, dense / rows
     rules              the rules' declarations, which every one of the above derives from
     reference          the pure-NumPy reference with the same signatures (imported on first use)
     stochastic_rounding  the 16-bit stochastic rounding's contract (stochastic_rounding=True) in NumPy
@@ -32,19 +34,22 @@ from ._memory import aligned_zeros
 from .functional import (
     da_update,
     decay_update,
+    ftrl_update,
     proximal_update,
     sparse_da_update,
     sparse_decay_update,
+    sparse_ftrl_update,
     sparse_proximal_update,
     sparse_update,
     update,
 )
-from .optimizer import Adagrad, AdagradDA, AdagradDecay, NonFiniteGradError, ProximalAdagrad, SparseGrad
+from .optimizer import Adagrad, AdagradDA, AdagradDecay, Ftrl, NonFiniteGradError, ProximalAdagrad, SparseGrad
 
 __all__ = [
     "Adagrad",
     "AdagradDA",
     "AdagradDecay",
+    "Ftrl",
     "NonFiniteGradError",
     "ProximalAdagrad",
     "SparseGrad",
@@ -53,6 +58,7 @@ __all__ = [
     "cpu_info",
     "da_update",
     "decay_update",
+    "ftrl_update",
     "get_num_threads",
     "proximal_update",
     "reference",
@@ -61,6 +67,7 @@ __all__ = [
     "set_num_threads",
     "sparse_da_update",
     "sparse_decay_update",
+    "sparse_ftrl_update",
     "sparse_proximal_update",
     "sparse_update",
     "stochastic_rounding",

@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Trains a sparse logistic regression with a planted model (hashed categorical features with "
             "Zipf frequencies) with adagrad.Adagrad and with plain SGD, checks the native optimizer against "
-            "the NumPy reference bit for bit, trains adagrad.ProximalAdagrad and adagrad.AdagradDA at a few l1 "
-            "on a sparse planted model, trains a small MLP on scikit-learn's digits, then prints a "
+            "the NumPy reference bit for bit, trains adagrad.ProximalAdagrad, adagrad.AdagradDA and adagrad.Ftrl at a "
+            "few l1 on a sparse planted model, trains a small MLP on scikit-learn's digits, then prints a "
             "summary and writes summary.txt and demo.png into the output folder. Needs "
             "pip install 'adagrad[demo]'."
         ),

@@ -9,7 +9,7 @@ A checkpoint is a NumPy ``.npz`` archive (a zip of ``.npy`` files, no pickles) w
 - ``steps``: int64, the step count of every param, in the order of the groups and their params;
 - ``<state>_<j>``: each state array of the j-th param (same order), by the optimizer's state
   names: ``sum_<j>`` for Adagrad and Proximal Adagrad, ``grad_sum_<j>`` and ``sum_<j>`` for
-  Adagrad-DA;
+  Adagrad-DA, ``n_<j>`` and ``z_<j>`` for FTRL-Proximal;
 - ``param_<j>``: the j-th param itself, only when saved with ``params=True``.
 
 The optimizer describes itself (its option, state and format names, its checks): this module
@@ -115,7 +115,7 @@ def save(opt: Optimizer, target: Any, *, params: bool = False) -> None:
     }
     for member, what, array in _members(opt, bool(params)):
         if not member.startswith("param_"):
-            _check_values(f"cannot save {target}: ", what, member, array)  # what load() would refuse
+            _check_values(f"cannot save {target}: ", what, member, array, opt.SIGNED_STATE_NAMES)  # as load()
         arrays[member] = array
     if isinstance(target, str):
         _write_atomically(target, arrays)
@@ -212,11 +212,14 @@ def meta_limit(opt: Any) -> int:
     return _archive.bound(4 * characters)
 
 
-def _check_values(where: str, what: str, member: str, array: np.ndarray, note: str = "") -> None:
+def _check_values(
+    where: str, what: str, member: str, array: np.ndarray, signed: tuple[str, ...], note: str = ""
+) -> None:
     """A ValueError unless the values of a state can come from training: a sum of squares is >= 0
-    (+inf included: a 16-bit one overflows), a sum of grads is not NaN, a decay count is >= 0."""
+    (+inf included: a 16-bit one overflows), a signed state (a sum of grads: the optimizer's
+    SIGNED_STATE_NAMES) is not NaN, a decay count is >= 0."""
     state = member.rsplit("_", 1)[0]
-    if state == "grad_sum":
+    if state in signed:
         if np.isnan(array).any():
             raise ValueError(f"{where}{what} holds NaN{note}")
     elif not np.all(array >= 0):
@@ -264,13 +267,14 @@ def _meta_accept(name: str) -> _archive.Accept:
 
 
 def read(
-    source: Any, format_name: str, limit: int, expected: Expected
+    source: Any, format_name: str, limit: int, expected: Expected, signed: tuple[str, ...] = ()
 ) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """(the source's name, the checked 'meta', every other member, checked) of a checkpoint.
 
     `limit`: the most bytes ``meta`` may take; `expected(meta)` checks the meta against the
     optimizer and says which members must follow: member -> (what it is, an array like it). A
-    member's size is checked before it is decompressed, its header before its data is read."""
+    member's size is checked before it is decompressed, its header before its data is read. `signed`:
+    the states whose values may be below 0."""
     from . import _archive
 
     name = _name(source)
@@ -300,7 +304,8 @@ def read(
                     if array.dtype != like.dtype:
                         array = array.view(like.dtype)  # bfloat16 read as raw bits
                     if member.split("_")[0] not in ("steps", "param"):
-                        _check_values(f"{name}: checkpoint ", what, member, array, f" (member '{member}.npy')")
+                        note = f" (member '{member}.npy')"
+                        _check_values(f"{name}: checkpoint ", what, member, array, signed, note)
                     members[member] = array
         except _archive.Invalid as error:
             raise ValueError(f"{name} is not a readable adagrad checkpoint: {error}") from None
@@ -397,7 +402,7 @@ def load(opt: Optimizer, source: Any) -> None:
         return expected_members(opt, meta)
 
     path = _name(source)
-    path, meta, members = read(source, opt.CHECKPOINT_FORMAT, meta_limit(opt), expected)
+    path, meta, members = read(source, opt.CHECKPOINT_FORMAT, meta_limit(opt), expected, opt.SIGNED_STATE_NAMES)
     options, step_options = checked
     steps = members["steps"]
     if steps.size and (steps.min() < 0 or steps.max() > _STEP_LIMIT):

@@ -16,6 +16,7 @@ from .rules import Rule
 from .rules.adagrad import ADAGRAD
 from .rules.adagrad_decay import ADAGRAD_DECAY
 from .rules.dual_averaging import DUAL_AVERAGING
+from .rules.ftrl import FTRL
 from .rules.proximal import PROXIMAL
 
 if TYPE_CHECKING:
@@ -24,9 +25,11 @@ if TYPE_CHECKING:
 __all__ = [
     "da_update",
     "decay_update",
+    "ftrl_update",
     "proximal_update",
     "sparse_da_update",
     "sparse_decay_update",
+    "sparse_ftrl_update",
     "sparse_proximal_update",
     "sparse_update",
     "update",
@@ -108,3 +111,5 @@ da_update = _function(DUAL_AVERAGING, sparse=False)
 sparse_da_update = _function(DUAL_AVERAGING, sparse=True)
 decay_update = _function(ADAGRAD_DECAY, sparse=False)
 sparse_decay_update = _function(ADAGRAD_DECAY, sparse=True)
+ftrl_update = _function(FTRL, sparse=False)
+sparse_ftrl_update = _function(FTRL, sparse=True)

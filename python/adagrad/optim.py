@@ -150,6 +150,7 @@ class Optimizer:
     GROUP_OPTION_NAMES: ClassVar[tuple[str, ...]]
     STEP_OPTION_NAMES: ClassVar[tuple[str, ...]] = tuple(o.name for o in STEP_OPTIONS)
     STATE_NAMES: ClassVar[tuple[str, ...]]
+    SIGNED_STATE_NAMES: ClassVar[tuple[str, ...]]  # the states whose values may be below 0
     SHAPE_OPTION_NAMES: ClassVar[tuple[str, ...]]
     CHECKPOINT_FORMAT: ClassVar[str]
     # The transforms' defaults: what a checkpoint written before every rule had them holds.
@@ -168,6 +169,7 @@ class Optimizer:
         rule = cls.RULE
         cls.GROUP_OPTION_NAMES = tuple(o.name for o in rule.group_options)
         cls.STATE_NAMES = rule.state_names
+        cls.SIGNED_STATE_NAMES = tuple(s.name for s in rule.states if s.signed)
         cls.SHAPE_OPTION_NAMES = tuple(o.name for o in rule.group_options if o.shapes_states)
         cls.CHECKPOINT_FORMAT = f"adagrad.{rule.optimizer} checkpoint"
         keywords = [

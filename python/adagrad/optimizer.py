@@ -8,9 +8,10 @@ from .optim import NonFiniteGradError, Optimizer, SparseGrad
 from .rules.adagrad import ADAGRAD
 from .rules.adagrad_decay import ADAGRAD_DECAY
 from .rules.dual_averaging import DUAL_AVERAGING
+from .rules.ftrl import FTRL
 from .rules.proximal import PROXIMAL
 
-__all__ = ["Adagrad", "AdagradDA", "AdagradDecay", "NonFiniteGradError", "ProximalAdagrad", "SparseGrad"]
+__all__ = ["Adagrad", "AdagradDA", "AdagradDecay", "Ftrl", "NonFiniteGradError", "ProximalAdagrad", "SparseGrad"]
 
 
 class Adagrad(Optimizer):
@@ -27,3 +28,7 @@ class AdagradDA(Optimizer):
 
 class AdagradDecay(Optimizer):
     RULE = ADAGRAD_DECAY
+
+
+class Ftrl(Optimizer):
+    RULE = FTRL

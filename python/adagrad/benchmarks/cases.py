@@ -123,14 +123,14 @@ def sparse_cases() -> list[SparseCase]:
     return [SparseCase("sparse-1Mx64", 1 << 20, 64, 8192), SparseCase("sparse-1Mx128", 1 << 20, 128, 16384)]
 
 
-# The composite rules (issue 16): Proximal Adagrad ("proximal") and Adagrad-DA ("da"). With l1 and
-# l2 > 0 every step takes the full path (soft threshold and l2 division); l1 is small enough that
-# most weights stay non-zero.
-RULE_LABELS = {"proximal": "prox", "da": "da"}
-RULE_NAMES = {"proximal": "Proximal Adagrad", "da": "Adagrad-DA"}
+# The composite rules (issue 16): Proximal Adagrad ("proximal") and Adagrad-DA ("da"); FTRL-Proximal
+# ("ftrl", issue 29). With l1 and l2 > 0 every step takes the full path (soft threshold and l2
+# division); l1 is small enough that most weights stay non-zero.
+RULE_LABELS = {"proximal": "prox", "da": "da", "ftrl": "ftrl"}
+RULE_NAMES = {"proximal": "Proximal Adagrad", "da": "Adagrad-DA", "ftrl": "FTRL-Proximal"}
 # Arrays each rule reads and writes per element: Proximal reads param, grad, sum and writes param,
-# sum (Adagrad's five passes); DA also reads and writes its grad_sum (seven).
-RULE_PASSES = {"proximal": 5, "da": 7}
+# sum (Adagrad's five passes); DA also reads and writes its grad_sum, FTRL its z (seven: 28 bytes).
+RULE_PASSES = {"proximal": 5, "da": 7, "ftrl": 7}
 
 
 @dataclass(frozen=True)
@@ -146,8 +146,8 @@ class RuleCase(Case):
     @property
     def ceiling_scale(self) -> float:
         """The factor from the stream ceiling's time (Adagrad's five passes) to this rule's bytes:
-        there is no native seven-pass ceiling, so DA's is the five-pass one scaled by 7/5 (28/20
-        bytes per float32 element)."""
+        there is no native seven-pass ceiling, so DA's and FTRL's is the five-pass one scaled by 7/5
+        (28/20 bytes per float32 element)."""
         return RULE_PASSES[self.rule] / 5
 
 
@@ -166,7 +166,7 @@ def sparse_floor_bytes(dim: int, occurrences: int, unique_rows: float, row_array
 
 
 # (R, D) arrays each rule reads and writes per touched row.
-RULE_ROW_ARRAYS = {"proximal": 2, "da": 3}
+RULE_ROW_ARRAYS = {"proximal": 2, "da": 3, "ftrl": 3}
 
 
 def rule_cases() -> list[RuleCase]:

@@ -36,7 +36,7 @@ CASE_SETS = {
 # What each group holds, for --help (tests/test_bench.py checks every group has a line).
 CASE_SET_HELP = {
     "training": "whole torch training steps with torch's Adagrad and adagrad.torch.Adagrad (need torch)",
-    "composite": "the Proximal Adagrad (prox-*) and Adagrad-DA (da-*) cases",
+    "composite": "the Proximal Adagrad (prox-*), Adagrad-DA (da-*) and FTRL-Proximal (ftrl-*) cases",
     "half": "the float16 / bfloat16 cases, dense and sparse, with the stochastic-rounding rows",
 }
 

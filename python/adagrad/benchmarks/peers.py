@@ -417,14 +417,17 @@ DA_STEP = 10
 
 
 def rule_peer(case: RuleCase) -> tuple[Step, SharedArrays]:
-    """`adagrad.ProximalAdagrad` or `adagrad.AdagradDA`: one native call for the case's tensors."""
+    """`adagrad.ProximalAdagrad`, `adagrad.AdagradDA` or `adagrad.Ftrl`: one native call for the case's
+    tensors."""
     params, grads = _arrays(case)
-    opt: adagrad.ProximalAdagrad | adagrad.AdagradDA
+    opt: adagrad.ProximalAdagrad | adagrad.AdagradDA | adagrad.Ftrl
     if case.rule == "proximal":
         opt = adagrad.ProximalAdagrad(params, lr=LR, l1=L1, l2=L2, initial_accumulator_value=INITIAL_SUM)
+    elif case.rule == "ftrl":
+        opt = adagrad.Ftrl(params, lr=LR, l1=L1, l2=L2, initial_accumulator_value=INITIAL_SUM)
     else:
         opt = adagrad.AdagradDA(params, lr=LR, l1=L1, l2=L2, initial_gradient_squared_accumulator_value=INITIAL_SUM)
-    sums = [opt.state[i]["sum"] for i in range(len(params))]
+    sums = [opt.state[i]["n" if case.rule == "ftrl" else "sum"] for i in range(len(params))]
     return (lambda: opt.step(grads)), SharedArrays(params, grads, sums)
 
 
@@ -458,13 +461,17 @@ def sparse_rule_peers(case: SparseRuleCase, arrays: SparseArrays | None = None) 
     a = arrays if arrays is not None else sparse_arrays(case)
     table, state, batches, values = a.table, a.state, a.batches, a.values
     state.fill(INITIAL_SUM)
-    grad_sum = adagrad.aligned_zeros(table.shape)  # Adagrad-DA's
+    grad_sum = adagrad.aligned_zeros(table.shape)  # Adagrad-DA's grad_sum, FTRL's z
     n = len(batches)
 
     def update(i: int, duplicates: str) -> None:
         if case.rule == "proximal":
             adagrad.sparse_proximal_update(
                 table, batches[i], values[i], state, lr=LR, l1=L1, l2=L2, duplicates=duplicates
+            )
+        elif case.rule == "ftrl":
+            adagrad.sparse_ftrl_update(
+                table, batches[i], values[i], state, grad_sum, lr=LR, l1=L1, l2=L2, duplicates=duplicates
             )
         else:
             adagrad.sparse_da_update(

@@ -62,7 +62,7 @@ def rule_rows_for(case: RuleCase, threads: int, medians: dict[str, float]) -> li
         if r["impl"] in ("stream pass", "plain adagrad"):  # five passes: Adagrad's bytes
             r["gb_per_s"] /= case.ceiling_scale
         if r["impl"] == "ceiling" and "stream pass" in medians:
-            r["derived"] = f"stream pass x {case.ceiling_scale:g} (bytes: no native pass moves DA's seven)"
+            r["derived"] = f"stream pass x {case.ceiling_scale:g} (bytes: no native pass moves seven)"
     return rows
 
 

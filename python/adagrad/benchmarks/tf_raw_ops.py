@@ -92,7 +92,18 @@ def dense_step(
                 raw.ResourceApplyProximalAdagrad(var=v.handle, accum=a.handle, lr=lr_, l1=l1_, l2=l2_, grad=g)
 
         return proximal, vars_
-    grad_sums = [tf.Variable(np.zeros_like(p)) for p in params]
+    grad_sums = [tf.Variable(np.zeros_like(p)) for p in params]  # DA's grad sums, FTRL's linear
+    if rule == "ftrl":
+        zero, power = tf.constant(dtype(0)), tf.constant(dtype(-0.5))
+
+        def ftrl() -> None:
+            for v, a, z, g in zip(vars_, accums, grad_sums, tensors):
+                raw.ResourceApplyFtrlV2(
+                    var=v.handle, accum=a.handle, linear=z.handle, grad=g, lr=lr_, l1=l1_, l2=l2_,
+                    l2_shrinkage=zero, lr_power=power,
+                )  # fmt: skip
+
+        return ftrl, vars_
     global_step = tf.constant(np.int64(step))
 
     def dual_averaging() -> None:
@@ -139,7 +150,17 @@ def sparse_step(
             )
 
         return proximal, var
-    grad_sum = tf.Variable(np.zeros_like(table))
+    grad_sum = tf.Variable(np.zeros_like(table))  # DA's grad sum, FTRL's linear
+    if rule == "ftrl":
+        zero, power = tf.constant(np.float32(0)), tf.constant(np.float32(-0.5))
+
+        def ftrl(i: int) -> None:
+            raw.ResourceSparseApplyFtrlV2(
+                var=var.handle, accum=accum.handle, linear=grad_sum.handle, grad=grads[i], indices=ids[i],
+                lr=lr_, l1=l1_, l2=l2_, l2_shrinkage=zero, lr_power=power,
+            )  # fmt: skip
+
+        return ftrl, var
     global_step = tf.constant(np.int64(step))
 
     def dual_averaging(i: int) -> None:

@@ -47,8 +47,8 @@ OPTIMIZERS: dict[str, Callable[[Any, float], Any]] = {
 }
 
 
-#: The starting state sum of the demo's :class:`adagrad.ProximalAdagrad` and
-#: :class:`adagrad.AdagradDA`. TensorFlow's default 0.1 dwarfs the sparse problem's squared
+#: The starting state sum of the demo's :class:`adagrad.ProximalAdagrad`, :class:`adagrad.AdagradDA`
+#: and :class:`adagrad.Ftrl`. TensorFlow's default 0.1 dwarfs the sparse problem's squared
 #: gradients (one sample moves a weight's gradient by at most 1/128), so that a weight's first
 #: steps would be lr/√0.1 ≈ 0.95 times its gradient, as timid as SGD's. Adagrad starts at 0 and
 #: divides by √s + eps with eps = 1e-10; starting at eps² instead, ProximalAdagrad at l1 = 0 divides
@@ -57,7 +57,7 @@ OPTIMIZERS: dict[str, Callable[[Any, float], Any]] = {
 L1_INITIAL_SUM = 1e-20
 
 #: the optimizers with an l1 option, by name
-L1_OPTIMIZERS = ("ProximalAdagrad", "AdagradDA")
+L1_OPTIMIZERS = ("ProximalAdagrad", "AdagradDA", "Ftrl")
 
 
 def with_l1(name: str, l1: float) -> Callable[[Any, float], Any]:
@@ -69,6 +69,8 @@ def with_l1(name: str, l1: float) -> Callable[[Any, float], Any]:
     def make(params: Any, lr: float) -> Any:
         if name == "ProximalAdagrad":
             return adagrad.ProximalAdagrad(params, lr=lr, l1=l1, initial_accumulator_value=L1_INITIAL_SUM)
+        if name == "Ftrl":
+            return adagrad.Ftrl(params, lr=lr, l1=l1, initial_accumulator_value=L1_INITIAL_SUM)
         return adagrad.AdagradDA(params, lr=lr, l1=l1, initial_gradient_squared_accumulator_value=L1_INITIAL_SUM)
 
     return make

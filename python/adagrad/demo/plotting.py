@@ -39,7 +39,7 @@ class _Curve(Protocol):
 #: by a run's position: Adagrad first, then SGD at the same lr, then SGD at its tuned lr
 COLORS = ("tab:blue", "tab:orange", "tab:red")
 #: the l1 sweep's optimizers (its Adagrad run is COLORS[0])
-L1_COLORS = {"ProximalAdagrad": "tab:green", "AdagradDA": "tab:purple"}
+L1_COLORS = {"ProximalAdagrad": "tab:green", "AdagradDA": "tab:purple", "Ftrl": "tab:olive"}
 
 
 def moving_average(values: np.ndarray, points: int = 400) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,5 @@
-"""The l1 sweep: :class:`adagrad.ProximalAdagrad` and :class:`adagrad.AdagradDA` at a few l1 beside
-Adagrad on a planted sparse model, and how many weights each run holds at exactly 0, among the
+"""The l1 sweep: :class:`adagrad.ProximalAdagrad`, :class:`adagrad.AdagradDA` and :class:`adagrad.Ftrl` at a
+few l1 beside Adagrad on a planted sparse model, and how many weights each run holds at exactly 0, among the
 irrelevant and the relevant ones."""
 
 from __future__ import annotations
@@ -23,19 +23,23 @@ IRRELEVANT_FRACTION = 0.5
 #: (optimizer, l1) of each run after Adagrad's, picked on the sweep's problem with the demo's
 #: defaults (seed 0, 2,000 steps, lr 0.3): ProximalAdagrad from an l1 that costs under 2% of loss to
 #: one past where it holds most irrelevant weights at 0; AdagradDA at the l1 where it holds most of
-#: them at 0 for about 2% of loss, and at three times that.
+#: them at 0 for about 2% of loss, and at three times that; Ftrl (its l1 bounds |z|, a sum of
+#: gradients, not a step) at the largest l1 that costs no loss and where it holds about 90% of the
+#: irrelevant weights at 0 for under 2%.
 SWEEP: tuple[tuple[str, float], ...] = (
     ("ProximalAdagrad", 3e-5),
     ("ProximalAdagrad", 1e-4),
     ("ProximalAdagrad", 3e-4),
     ("AdagradDA", 1e-5),
     ("AdagradDA", 3e-5),
+    ("Ftrl", 1e-2),
+    ("Ftrl", 5e-2),
 )
 
 
 @dataclass
 class L1Run:
-    """One optimizer's run in the sweep: Adagrad (``l1`` 0), ProximalAdagrad or AdagradDA at ``l1``."""
+    """One optimizer's run in the sweep: Adagrad (``l1`` 0), ProximalAdagrad, AdagradDA or Ftrl at ``l1``."""
 
     optimizer: str
     lr: float
@@ -126,8 +130,8 @@ def train_l1_sweep(
     model takes its step from its own loss and gradient, all computed by one
     :func:`~adagrad.demo.logistic.loss_and_gradient` call (Adagrad's run is
     :func:`~adagrad.demo.logistic.train_logistic`'s, bit for bit). The gradients are dense:
-    ProximalAdagrad shrinks every weight toward 0 at every step, one absent from the batch too, and
-    AdagradDA's step count t counts every step.
+    ProximalAdagrad shrinks every weight toward 0 at every step, one absent from the batch too,
+    AdagradDA's step count t counts every step, and Ftrl recomputes every weight from its z and n.
     """
     makers = [OPTIMIZERS["Adagrad"]] + [with_l1(name, l1) for name, l1 in sweep]
     models = np.zeros((len(makers), problem.n_weights), np.float32)

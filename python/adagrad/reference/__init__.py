@@ -28,32 +28,37 @@ from .checks import NonFiniteGradError
 from .functions import (
     da_update,
     decay_update,
+    ftrl_update,
     proximal_update,
     sparse_da_update,
     sparse_decay_update,
+    sparse_ftrl_update,
     sparse_proximal_update,
     sparse_update,
     update,
 )
 from .groups import SparseGrad
 from .norms import grad_norms
-from .optimizers import Adagrad, AdagradDA, AdagradDecay, ProximalAdagrad
+from .optimizers import Adagrad, AdagradDA, AdagradDecay, Ftrl, ProximalAdagrad
 from .rules import corrected_lr
 
 __all__ = [
     "Adagrad",
     "AdagradDA",
     "AdagradDecay",
+    "Ftrl",
     "NonFiniteGradError",
     "ProximalAdagrad",
     "SparseGrad",
     "corrected_lr",
     "da_update",
     "decay_update",
+    "ftrl_update",
     "grad_norms",
     "proximal_update",
     "sparse_da_update",
     "sparse_decay_update",
+    "sparse_ftrl_update",
     "sparse_proximal_update",
     "sparse_update",
     "update",

@@ -66,6 +66,7 @@ class ReferenceOptimizer:
     STEP_OPTION_NAMES: ClassVar[tuple[str, ...]] = STEP_OPTION_NAMES
     STATE_NAMES: ClassVar[tuple[str, ...]] = ("sum",)
     FLOAT_STATE_NAMES: ClassVar[tuple[str, ...]] = ("sum",)  # the ones the update widens and narrows
+    SIGNED_STATE_NAMES: ClassVar[tuple[str, ...]] = ()  # the ones whose values may be below 0
     SHAPE_OPTION_NAMES: ClassVar[tuple[str, ...]] = ("state_dtype",)  # a state_dict must agree on them
     CHECKPOINT_FORMAT: ClassVar[str]
 

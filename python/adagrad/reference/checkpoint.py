@@ -47,7 +47,9 @@ def load(opt: ReferenceOptimizer, path: Any) -> None:
     """Restore the checkpoint at `path` into `opt` (same rule, same params); all or nothing."""
     from .._checkpoint import expected_members, meta_limit, read  # lazily: only a load needs the reader
 
-    path, meta, members = read(path, opt.CHECKPOINT_FORMAT, meta_limit(opt), lambda m: expected_members(opt, m))
+    path, meta, members = read(
+        path, opt.CHECKPOINT_FORMAT, meta_limit(opt), lambda m: expected_members(opt, m), opt.SIGNED_STATE_NAMES
+    )
     groups = meta["param_groups"]
     if not all(isinstance(g, dict) for g in groups):
         raise ValueError(f"{path}: checkpoint param groups must be objects")

@@ -26,6 +26,7 @@ __all__ = [
     "flag",
     "grad_scale_of",
     "non_negative",
+    "non_positive",
     "nonfinite_mode",
     "norm_type_is_inf",
     "positive",
@@ -69,6 +70,13 @@ def non_negative(value: Any, name: str, where: str = "") -> float:
     x = real(value, name, where)
     if not math.isfinite(x) or x < 0:
         raise ValueError(f"{where}{name} must be a finite number >= 0, got {_shown(x)}")
+    return x
+
+
+def non_positive(value: Any, name: str, where: str = "") -> float:
+    x = real(value, name, where, "<=")
+    if not math.isfinite(x) or x > 0:
+        raise ValueError(f"{where}{name} must be a finite number <= 0, got {_shown(x)}")
     return x
 
 

@@ -27,6 +27,7 @@ from .checks import (
     duplicates_mode,
     flag,
     non_negative,
+    non_positive,
     positive,
     positive_int,
     sr_seed,
@@ -40,9 +41,11 @@ from .transforms import Transforms
 __all__ = [
     "da_update",
     "decay_update",
+    "ftrl_update",
     "proximal_update",
     "sparse_da_update",
     "sparse_decay_update",
+    "sparse_ftrl_update",
     "sparse_proximal_update",
     "sparse_update",
     "update",
@@ -382,4 +385,81 @@ def sparse_decay_update(
     touched = sorted(set(rows))
     updates.catch_up(state, decay_counts, touched, call.step // decay.every, decay.rate, decay.floor)
     _apply_sparse(_decay_rule(decay), call, table, rows, values, [state], mode)
+    return True
+
+
+def _ftrl_rule(
+    lr: Any, lr_power: Any, l1: Any, l2: Any, l2_shrinkage: Any, beta: Any, multiply_linear_by_lr: Any
+) -> Rule:
+    return functools.partial(
+        rules.ftrl,
+        lr=positive(lr, "lr"),
+        lr_power=non_positive(lr_power, "lr_power"),
+        l1=non_negative(l1, "l1"),
+        l2=non_negative(l2, "l2"),
+        l2_shrinkage=non_negative(l2_shrinkage, "l2_shrinkage"),
+        beta=non_negative(beta, "beta"),
+        multiply_linear_by_lr=flag(multiply_linear_by_lr, "multiply_linear_by_lr"),
+    )
+
+
+def ftrl_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    accumulator: np.ndarray,
+    linear: np.ndarray,
+    *,
+    step: int = 1,
+    lr: float = 1e-3,
+    lr_power: float = -0.5,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    l2_shrinkage: float = 0.0,
+    beta: float = 0.0,
+    multiply_linear_by_lr: bool = False,
+    **transforms: Any,
+) -> bool:
+    """FTRL-Proximal on one array (TensorFlow's ApplyFtrlV2, Keras's beta), after the transforms::
+
+        g' = g + 2 * l2_shrinkage * param;  n' = fma(g, g, n);  d = n' ** -lr_power - n ** -lr_power
+        z <- z + (g' - (d / lr) * param);  q = n' ** -lr_power / lr + 2 * (l2 + beta / (2 * lr))
+        param <- (sign(z) * l1 - z) / q if |z| > l1 else 0;  n <- n'
+
+    ``step`` only keys the stochastic rounding."""
+    call = _call(step, **transforms)
+    rule = _ftrl_rule(lr, lr_power, l1, l2, l2_shrinkage, beta, multiply_linear_by_lr)
+    check_dense(param, grad, {"accumulator": accumulator, "linear": linear})
+    if not _finite(call, {"grad": grad}):
+        return False
+    _apply_dense(rule, call, param, grad, [accumulator, linear])
+    return True
+
+
+def sparse_ftrl_update(
+    table: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    accumulator: np.ndarray,
+    linear: np.ndarray,
+    *,
+    step: int = 1,
+    lr: float = 1e-3,
+    lr_power: float = -0.5,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    l2_shrinkage: float = 0.0,
+    beta: float = 0.0,
+    multiply_linear_by_lr: bool = False,
+    duplicates: str = "sum",
+    **transforms: Any,
+) -> bool:
+    """FTRL-Proximal on the rows ``indices`` of a 2-D table (see :func:`sparse_update`): untouched rows
+    keep their values and states."""
+    call = _call(step, **transforms)
+    rule = _ftrl_rule(lr, lr_power, l1, l2, l2_shrinkage, beta, multiply_linear_by_lr)
+    mode = duplicates_mode(duplicates)
+    rows = check_sparse(table, indices, values, {"accumulator": accumulator, "linear": linear})
+    if not _finite(call, {"values": values}):
+        return False
+    _apply_sparse(rule, call, table, rows, values, [accumulator, linear], mode)
     return True

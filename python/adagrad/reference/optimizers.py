@@ -1,6 +1,6 @@
 """The reference optimizers: drop-ins for :class:`adagrad.Adagrad`, :class:`adagrad.ProximalAdagrad`,
-:class:`adagrad.AdagradDA` and :class:`adagrad.AdagradDecay` (the same constructors, param groups,
-state, step options, ``state_dict`` format and checkpoints), each param updated in turn by the
+:class:`adagrad.AdagradDA`, :class:`adagrad.AdagradDecay` and :class:`adagrad.Ftrl` (the same constructors,
+param groups, state, step options, ``state_dict`` format and checkpoints), each param updated in turn by the
 rules of :mod:`adagrad.reference.rules`. Param i among all the optimizer's params (in group order)
 draws stochastic-rounding stream i. Each constructor names its rule's options; the options every
 rule shares (``**transforms``: maximize, duplicates, state_dtype, stochastic_rounding, seed, and the
@@ -17,12 +17,12 @@ import numpy as np
 
 from . import rules, updates
 from .base import COMMON_OPTION_NAMES, ReferenceOptimizer, Work
-from .checks import decay_rate, duplicates_mode, flag, non_negative, positive, positive_int, sr_seed
+from .checks import decay_rate, duplicates_mode, flag, non_negative, non_positive, positive, positive_int, sr_seed
 from .precision import is_16bit
 from .rules import Rule
 from .transforms import Transforms
 
-__all__ = ["Adagrad", "AdagradDA", "AdagradDecay", "ProximalAdagrad"]
+__all__ = ["Adagrad", "AdagradDA", "AdagradDecay", "Ftrl", "ProximalAdagrad"]
 
 
 def _check_common(group: Mapping[str, Any], where: str) -> None:
@@ -172,6 +172,7 @@ class AdagradDA(ReferenceOptimizer):
     GROUP_OPTION_NAMES = ("lr", "l1", "l2", "initial_gradient_squared_accumulator_value", *COMMON_OPTION_NAMES)
     STATE_NAMES = ("grad_sum", "sum")
     FLOAT_STATE_NAMES = ("grad_sum", "sum")
+    SIGNED_STATE_NAMES = ("grad_sum",)
     CHECKPOINT_FORMAT = "adagrad.AdagradDA checkpoint"
 
     def __init__(
@@ -270,3 +271,73 @@ class AdagradDecay(ReferenceOptimizer):
         rate, floor = float(group["accumulator_decay_rate"]), float(group["initial_accumulator_value"])
         updates.catch_up(state, counts, rows, target, rate, floor)
         super()._update(work, states, step, transforms)
+
+
+class Ftrl(ReferenceOptimizer):
+    """Reference for :class:`adagrad.Ftrl` (states: "n", "z")."""
+
+    GROUP_OPTION_NAMES = (
+        "lr",
+        "lr_power",
+        "initial_accumulator_value",
+        "l1",
+        "l2",
+        "l2_shrinkage",
+        "beta",
+        "multiply_linear_by_lr",
+        *COMMON_OPTION_NAMES,
+    )
+    STATE_NAMES = ("n", "z")
+    FLOAT_STATE_NAMES = ("n", "z")
+    SIGNED_STATE_NAMES = ("z",)
+    CHECKPOINT_FORMAT = "adagrad.Ftrl checkpoint"
+
+    def __init__(
+        self,
+        params: Any,
+        *,
+        lr: float = 1e-3,
+        lr_power: float = -0.5,
+        initial_accumulator_value: float = 0.1,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        l2_shrinkage: float = 0.0,
+        beta: float = 0.0,
+        multiply_linear_by_lr: bool = False,
+        **transforms: Any,
+    ) -> None:
+        own = {
+            "lr": lr,
+            "lr_power": lr_power,
+            "initial_accumulator_value": initial_accumulator_value,
+            "l1": l1,
+            "l2": l2,
+            "l2_shrinkage": l2_shrinkage,
+            "beta": beta,
+            "multiply_linear_by_lr": multiply_linear_by_lr,
+        }
+        super().__init__(params, own, transforms)
+
+    @classmethod
+    def _check_group(cls, group: Mapping[str, Any], where: str) -> None:
+        positive(group["lr"], "lr", where)
+        non_positive(group["lr_power"], "lr_power", where)
+        for name in ("initial_accumulator_value", "l1", "l2", "l2_shrinkage", "beta"):
+            non_negative(group[name], name, where)
+        flag(group["multiply_linear_by_lr"], "multiply_linear_by_lr", where)
+        _check_common(group, where)
+
+    def _initial_states(self, group: Mapping[str, Any], param: np.ndarray, name: str) -> list[np.ndarray]:
+        return [_full(param, group["initial_accumulator_value"], group, name), _full(param, 0.0, group, name)]
+
+    def _rule(self, group: Mapping[str, Any], step: int, rowwise: bool) -> Rule:
+        return functools.partial(
+            rules.ftrl,
+            lr=float(group["lr"]),
+            lr_power=float(group["lr_power"]),
+            l1=float(group["l1"]),
+            l2=float(group["l2"]),
+            l2_shrinkage=float(group["l2_shrinkage"]),
+            beta=float(group["beta"]),
+            multiply_linear_by_lr=bool(group["multiply_linear_by_lr"]),
+        )

@@ -26,6 +26,8 @@ __all__ = [
     "da_apply",
     "decayed",
     "dual_averaging",
+    "ftrl",
+    "ftrl_root",
     "proximal",
     "proximal_apply",
     "rowwise_accumulate",
@@ -188,3 +190,75 @@ def decayed(s: np.ndarray, periods: int, rate: float, floor: float, t: type[np.f
                 break
             out = nxt
     return out
+
+
+# -- FTRL-Proximal ----------------------------------------------------------------------------
+
+
+def _libm_pow(x: float, exponent: float) -> float:
+    """The C library's pow(x, exponent) in double (math.pow calls it), with C's results where Python
+    raises: NaN for a negative x and a non-integer exponent, an infinity on overflow."""
+    try:
+        return math.pow(x, exponent)
+    except ValueError:
+        return math.nan
+    except OverflowError:
+        odd = exponent.is_integer() and exponent % 2 == 1
+        return math.copysign(math.inf, x) if odd else math.inf
+
+
+def ftrl_root(x: np.ndarray, lr_power: float) -> np.ndarray:
+    """x ** -lr_power in T: sqrt(x) at lr_power = -0.5, 1 at lr_power = 0, otherwise libm's pow in
+    double for each element, rounded once to T."""
+    t = _t(x)
+    if lr_power == -0.5:
+        return np.sqrt(x)
+    if lr_power == 0:
+        return np.ones_like(x)
+    exponent = -float(lr_power)
+    values = [t(_libm_pow(float(v), exponent)) for v in x.ravel()]
+    return np.array(values, dtype=t).reshape(x.shape)
+
+
+def ftrl(
+    p: np.ndarray,
+    g: np.ndarray,
+    states: list[np.ndarray],
+    *,
+    lr: float,
+    lr_power: float,
+    l1: float,
+    l2: float,
+    l2_shrinkage: float,
+    beta: float,
+    multiply_linear_by_lr: bool,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """FTRL-Proximal (TensorFlow's ApplyFtrlV2, Keras's beta) in T, TensorFlow's constants and order:
+    l2' = T(l2) + T(beta) / (2 * T(lr)) (beta > 0); g' = g + (2 * T(l2_shrinkage)) * p (l2_shrinkage > 0);
+    n' = fma(g, g, n); d = r(n') - r(n); z <- z + (g' - (d / lr) * p), q = r(n') / lr + 2 * l2'
+    [multiply_linear_by_lr: z <- z + (g' * lr - d * p), q = r(n') + (2 * l2') * lr, l1 * lr];
+    p <- -sign(z) * (max(|z| - l1, 0) / q) where that is > 0, else +0 (0 / 0 and a NaN z give 0)."""
+    n, z = states
+    t = _t(p)
+    lr_t, two = t(lr), t(2)
+    l2_t = t(l2) + t(beta) / (two * lr_t) if beta > 0 else t(l2)
+    l1_t, two_l2 = t(l1), two * l2_t
+    if multiply_linear_by_lr:
+        l1_t, two_l2 = l1_t * lr_t, two_l2 * lr_t
+    with np.errstate(all="ignore"):
+        gs = g + (two * t(l2_shrinkage)) * p if l2_shrinkage > 0 else g
+        n_new = fma(g, g, n)
+        root_new = ftrl_root(n_new, lr_power)
+        step = root_new - ftrl_root(n, lr_power)
+        if multiply_linear_by_lr:
+            z = z + (gs * lr_t - step * p)
+            q = root_new + two_l2
+        else:
+            z = z + (gs - (step / lr_t) * p)
+            q = root_new / lr_t + two_l2
+        # The kernels' max(a, b) = a > b ? a : b (x86's: b when either is NaN).
+        excess = np.abs(z) - l1_t
+        shrunk = np.where(t(0) > excess, t(0), excess)
+        w = shrunk / q
+        w = np.where(w > t(0), w, t(0))
+        return np.asarray(-np.copysign(w, z) + t(0), dtype=t), [np.asarray(n_new, dtype=t), np.asarray(z, dtype=t)]

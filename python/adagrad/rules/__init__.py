@@ -12,9 +12,10 @@ from .adagrad import ADAGRAD
 from .adagrad_decay import ADAGRAD_DECAY
 from .declare import GROUP_OPTIONS, STEP_OPTIONS, Option, Rule, State
 from .dual_averaging import DUAL_AVERAGING
+from .ftrl import FTRL
 from .proximal import PROXIMAL
 
 __all__ = ["GROUP_OPTIONS", "RULES", "STEP_OPTIONS", "Option", "Rule", "State"]
 
 # By kernel name, in the kernels' registry order.
-RULES: dict[str, Rule] = {rule.name: rule for rule in (ADAGRAD, PROXIMAL, DUAL_AVERAGING, ADAGRAD_DECAY)}
+RULES: dict[str, Rule] = {rule.name: rule for rule in (ADAGRAD, PROXIMAL, DUAL_AVERAGING, ADAGRAD_DECAY, FTRL)}

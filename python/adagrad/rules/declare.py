@@ -20,7 +20,7 @@ __all__ = ["GROUP_OPTIONS", "STEP_OPTIONS", "Option", "Rule", "State"]
 # The checks of option values. The first five are the kernels' own (cpp/include/adagrad/rules/
 # declare.hpp, Check): a kernel option is checked by the native code, by name
 # (adagrad._core.check_options); tests/test_rules.py holds the two declarations to each other.
-KERNEL_CHECKS = ("non_negative", "positive", "open_unit", "positive_int", "flag")
+KERNEL_CHECKS = ("non_negative", "non_positive", "positive", "open_unit", "positive_int", "flag")
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class State:
     ``kind``: "float", the param's layout in the state dtype (the param's, or float32 with
     ``state_dtype="float32"``; one per row with ``rowwise=True``), or "decay_count", int64 counts,
     one per row of a 2-D C-contiguous param and one for any other param. ``argument``,
-    ``sparse_argument``: its name as an argument of the single-call functions."""
+    ``sparse_argument``: its name as an argument of the single-call functions. ``signed``: its values may
+    be below 0 (a sum of grads; a checkpoint refuses only NaN there, elsewhere anything below 0 too)."""
 
     name: str
     doc: str
@@ -54,6 +55,7 @@ class State:
     argument: str
     sparse_argument: str
     kind: str = "float"
+    signed: bool = False
 
 
 @dataclass(frozen=True)

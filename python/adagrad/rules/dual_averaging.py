@@ -42,7 +42,7 @@ l1_t = T(t) * l1,  l2_t = l2 * (T(t) * lr)          (T: the compute type; produc
         ),
     ),
     states=(
-        State("grad_sum", "the sum of gradients", 0.0, "grad_sum", "grad_sum"),
+        State("grad_sum", "the sum of gradients", 0.0, "grad_sum", "grad_sum", signed=True),
         State(
             "sum", "the sum of squared gradients", "initial_gradient_squared_accumulator_value", "state_sum", "state"
         ),

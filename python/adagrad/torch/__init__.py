@@ -1,5 +1,6 @@
 r"""Drop-in ``torch.optim`` optimizers that run the native kernels: ``adagrad.torch.Adagrad``,
-``adagrad.torch.ProximalAdagrad``, ``adagrad.torch.AdagradDA`` and ``adagrad.torch.AdagradDecay``.
+``adagrad.torch.ProximalAdagrad``, ``adagrad.torch.AdagradDA``, ``adagrad.torch.AdagradDecay`` and
+``adagrad.torch.Ftrl``.
 
 Switch with one line::
 
@@ -24,9 +25,17 @@ from __future__ import annotations
 import torch
 
 from .. import _core
-from .optimizers import Adagrad, AdagradDA, AdagradDecay, ProximalAdagrad, torch_vector_width
+from .optimizers import Adagrad, AdagradDA, AdagradDecay, Ftrl, ProximalAdagrad, torch_vector_width
 
-__all__ = ["Adagrad", "AdagradDA", "AdagradDecay", "ProximalAdagrad", "share_torch_threads", "torch_vector_width"]
+__all__ = [
+    "Adagrad",
+    "AdagradDA",
+    "AdagradDecay",
+    "Ftrl",
+    "ProximalAdagrad",
+    "share_torch_threads",
+    "torch_vector_width",
+]
 
 
 def share_torch_threads(on: bool = True) -> bool:

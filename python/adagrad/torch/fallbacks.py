@@ -138,6 +138,24 @@ def _dual_averaging(
     p.copy_(-torch.copysign(lr * shrunk / (s.sqrt() + group["l2"] * t * lr), a))
 
 
+def _ftrl(
+    p: torch.Tensor, g: torch.Tensor, n: torch.Tensor, z: torch.Tensor, *, t: int, group: Mapping[str, Any]
+) -> None:
+    lr, power = group["lr"], -group["lr_power"]
+    l2 = group["l2"] + group["beta"] / (2 * lr)
+    shrunk_g = g + 2 * group["l2_shrinkage"] * p
+    n_new = n + g * g
+    change = n_new.pow(power) - n.pow(power)
+    if group["multiply_linear_by_lr"]:
+        z.add_(shrunk_g * lr - change * p)
+        quadratic, l1 = n_new.pow(power) + 2 * l2 * lr, group["l1"] * lr
+    else:
+        z.add_(shrunk_g - change / lr * p)
+        quadratic, l1 = n_new.pow(power) / lr + 2 * l2, group["l1"]
+    n.copy_(n_new)
+    p.copy_(torch.where(z.abs() > l1, (z.clamp(-l1, l1) - z) / quadratic, torch.zeros_like(z)))
+
+
 _DECAY_SPARSE_TEXT = (
     "{label}: AdagradDecay takes sparse grads of a 2-D C-contiguous param by rows (one sparse dim, as "
     "nn.Embedding gives), one decay count per row; its sparse grad {view}"
@@ -210,4 +228,5 @@ FALLBACKS: dict[str, Fallback] = {
     "proximal": (_real_only, _element_wise(_proximal, ("sum",))),
     "dual_averaging": (_real_only, _element_wise(_dual_averaging, ("grad_sum", "sum"))),
     "adagrad_decay": (_real_only, _decay_step),
+    "ftrl": (_real_only, _element_wise(_ftrl, ("n", "z"))),
 }

@@ -12,13 +12,14 @@ import torch
 from ..rules.adagrad import ADAGRAD
 from ..rules.adagrad_decay import ADAGRAD_DECAY
 from ..rules.dual_averaging import DUAL_AVERAGING
+from ..rules.ftrl import FTRL
 from ..rules.proximal import PROXIMAL
 from .adapter import NativeOptimizer, _GroupPlan
 
 if TYPE_CHECKING:
     from .._core import Record
 
-__all__ = ["Adagrad", "AdagradDA", "AdagradDecay", "ProximalAdagrad", "torch_vector_width"]
+__all__ = ["Adagrad", "AdagradDA", "AdagradDecay", "Ftrl", "ProximalAdagrad", "torch_vector_width"]
 
 
 def torch_vector_width() -> int:
@@ -110,3 +111,7 @@ class AdagradDA(NativeOptimizer):
 
 class AdagradDecay(NativeOptimizer):
     RULE = ADAGRAD_DECAY
+
+
+class Ftrl(NativeOptimizer):
+    RULE = FTRL

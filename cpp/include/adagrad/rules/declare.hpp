@@ -11,6 +11,7 @@ namespace adagrad {
 // The value an option must have; the bindings raise ValueError / TypeError naming the option.
 enum class Check {
   non_negative,  // a finite real number >= 0
+  non_positive,  // a finite real number <= 0
   positive,      // a finite real number > 0
   open_unit,     // a real number > 0 and < 1
   positive_int,  // an int (not a bool) >= 1

@@ -10,6 +10,7 @@
 #include "adagrad/rules/adagrad.hpp"
 #include "adagrad/rules/adagrad_decay.hpp"
 #include "adagrad/rules/dual_averaging.hpp"
+#include "adagrad/rules/ftrl.hpp"
 #include "adagrad/rules/proximal.hpp"
 #include "adagrad/rules/stream.hpp"
 
@@ -40,7 +41,7 @@ struct RuleList {
 };
 
 // StreamRule last: the benchmarks' ceiling, not a rule a record may name.
-using Rules = RuleList<AdagradRule, ProximalRule, DualAveragingRule, AdagradDecayRule, StreamRule>;
+using Rules = RuleList<AdagradRule, ProximalRule, DualAveragingRule, AdagradDecayRule, FtrlRule, StreamRule>;
 constexpr int kRuleCount = Rules::kCount;
 constexpr std::size_t kMaxStates = Rules::kMaxStates;
 using RuleOptions = Rules::Options;  // the alternative at a rule's index is its Options
