@@ -109,6 +109,29 @@ def _apply_sparse(
     updates.sparse(rule, table, rows, values, states, duplicates=mode, transforms=transforms, sr=call.sr)
 
 
+def _dense(call: _Call, rule: Rule, param: np.ndarray, grad: np.ndarray, states: dict[str, np.ndarray]) -> bool:
+    """What a dense function does once its options are checked: checks its arrays (``states`` by
+    name, in the rule's order), then applies the rule unless the non-finite policy says not to."""
+    check_dense(param, grad, states)
+    if not _finite(call, {"grad": grad}):
+        return False
+    _apply_dense(rule, call, param, grad, list(states.values()))
+    return True
+
+
+def _sparse(
+    call: _Call, rule: Rule, duplicates: Any, sparse: tuple[np.ndarray, ...], states: dict[str, np.ndarray]
+) -> bool:
+    """The same for a function on rows of a table; ``sparse`` is (table, indices, values)."""
+    mode = duplicates_mode(duplicates)
+    table, indices, values = sparse
+    rows = check_sparse(table, indices, values, states)
+    if not _finite(call, {"values": values}):
+        return False
+    _apply_sparse(rule, call, table, rows, values, list(states.values()), mode)
+    return True
+
+
 def _adagrad_rule(
     step: int, lr: Any, lr_decay: Any, weight_decay: Any, eps: Any, decoupled: Any, inside: Any, rowwise: bool
 ) -> Rule:
@@ -146,11 +169,7 @@ def update(
     """
     call = _call(step, **transforms)
     rule = _adagrad_rule(call.step, lr, lr_decay, weight_decay, eps, decoupled_weight_decay, eps_inside_sqrt, False)
-    check_dense(param, grad, {"state_sum": state_sum})
-    if not _finite(call, {"grad": grad}):
-        return False
-    _apply_dense(rule, call, param, grad, [state_sum])
-    return True
+    return _dense(call, rule, param, grad, {"state_sum": state_sum})
 
 
 def sparse_update(
@@ -221,11 +240,7 @@ def proximal_update(
     ``step`` only keys the stochastic rounding."""
     call = _call(step, **transforms)
     rule = _proximal_rule(lr, l1, l2, eps)
-    check_dense(param, grad, {"state_sum": state_sum})
-    if not _finite(call, {"grad": grad}):
-        return False
-    _apply_dense(rule, call, param, grad, [state_sum])
-    return True
+    return _dense(call, rule, param, grad, {"state_sum": state_sum})
 
 
 def sparse_proximal_update(
@@ -245,12 +260,7 @@ def sparse_proximal_update(
     """Proximal Adagrad on the rows ``indices`` of a 2-D table (see :func:`sparse_update`)."""
     call = _call(step, **transforms)
     rule = _proximal_rule(lr, l1, l2, eps)
-    mode = duplicates_mode(duplicates)
-    rows = check_sparse(table, indices, values, {"state": state})
-    if not _finite(call, {"values": values}):
-        return False
-    _apply_sparse(rule, call, table, rows, values, [state], mode)
-    return True
+    return _sparse(call, rule, duplicates, (table, indices, values), {"state": state})
 
 
 def da_update(
@@ -272,11 +282,7 @@ def da_update(
     """
     call = _call(step, **transforms)
     rule = _da_rule(call.step, lr, l1, l2)
-    check_dense(param, grad, {"grad_sum": grad_sum, "state_sum": state_sum})
-    if not _finite(call, {"grad": grad}):
-        return False
-    _apply_dense(rule, call, param, grad, [grad_sum, state_sum])
-    return True
+    return _dense(call, rule, param, grad, {"grad_sum": grad_sum, "state_sum": state_sum})
 
 
 def sparse_da_update(
@@ -297,12 +303,7 @@ def sparse_da_update(
     keep their values)."""
     call = _call(step, **transforms)
     rule = _da_rule(call.step, lr, l1, l2)
-    mode = duplicates_mode(duplicates)
-    rows = check_sparse(table, indices, values, {"grad_sum": grad_sum, "state": state})
-    if not _finite(call, {"values": values}):
-        return False
-    _apply_sparse(rule, call, table, rows, values, [grad_sum, state], mode)
-    return True
+    return _sparse(call, rule, duplicates, (table, indices, values), {"grad_sum": grad_sum, "state": state})
 
 
 class _Decay(NamedTuple):
@@ -428,11 +429,7 @@ def ftrl_update(
     ``step`` only keys the stochastic rounding."""
     call = _call(step, **transforms)
     rule = _ftrl_rule(lr, lr_power, l1, l2, l2_shrinkage, beta, multiply_linear_by_lr)
-    check_dense(param, grad, {"accumulator": accumulator, "linear": linear})
-    if not _finite(call, {"grad": grad}):
-        return False
-    _apply_dense(rule, call, param, grad, [accumulator, linear])
-    return True
+    return _dense(call, rule, param, grad, {"accumulator": accumulator, "linear": linear})
 
 
 def sparse_ftrl_update(
@@ -457,9 +454,4 @@ def sparse_ftrl_update(
     keep their values and states."""
     call = _call(step, **transforms)
     rule = _ftrl_rule(lr, lr_power, l1, l2, l2_shrinkage, beta, multiply_linear_by_lr)
-    mode = duplicates_mode(duplicates)
-    rows = check_sparse(table, indices, values, {"accumulator": accumulator, "linear": linear})
-    if not _finite(call, {"values": values}):
-        return False
-    _apply_sparse(rule, call, table, rows, values, [accumulator, linear], mode)
-    return True
+    return _sparse(call, rule, duplicates, (table, indices, values), {"accumulator": accumulator, "linear": linear})
