@@ -437,7 +437,7 @@ class Optimizer:
         - A file already at ``path`` keeps its permission bits (a 0600 checkpoint stays 0600); a
           new one gets ``0o666`` minus the umask.
         - A symlink at ``path`` is followed: the file it points to is replaced, the link stays.
-        - The folder must exist: ``save`` creates none (FileNotFoundError naming ``path``).
+        - The folder must exist: ``save`` creates none (FileNotFoundError naming ``path`` and the folder).
         - A file object (``io.BytesIO``, an open file) gets the archive written at its position;
           it is not atomic, not fsync'ed and not closed.
         - A state :meth:`load` would refuse is refused here: a NaN or negative sum of squares, a
