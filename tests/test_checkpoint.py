@@ -489,6 +489,7 @@ def test_save_into_a_missing_folder_fails_cleanly(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=f"cannot write a checkpoint to {target}") as caught:
         opt.save(target)
     assert caught.value.filename == str(target) and ".tmp" not in str(caught.value)
+    assert f"its folder {tmp_path / 'no'} does not exist (save creates none" in str(caught.value)
     assert list(tmp_path.iterdir()) == []
 
 

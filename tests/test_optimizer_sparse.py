@@ -171,3 +171,85 @@ def test_rowwise_state_round_trips_through_state_dict() -> None:
     for name in params:
         assert_same_bits(params[name], copies[name])
         assert_same_bits(opt.state[name]["sum"], twin.state[name]["sum"])
+
+
+# --- 1-D params: one row per element (a hashed weight vector) ------------------------------------
+
+VECTOR_RULES = [
+    pytest.param(adagrad.Adagrad, adagrad.reference.Adagrad, {"lr": 0.1, "lr_decay": 0.01}, id="Adagrad"),
+    pytest.param(adagrad.ProximalAdagrad, adagrad.reference.ProximalAdagrad, {"lr": 0.1, "l1": 0.01}, id="Proximal"),
+    pytest.param(adagrad.AdagradDA, adagrad.reference.AdagradDA, {"lr": 0.1, "l2": 0.01}, id="AdagradDA"),
+    pytest.param(adagrad.Ftrl, adagrad.reference.Ftrl, {"lr": 0.1, "l1": 0.01}, id="Ftrl"),
+]
+
+
+@pytest.mark.parametrize("duplicates", ["sum", "sequential"])
+@pytest.mark.parametrize("native_class, reference_class, options", VECTOR_RULES)
+def test_a_1d_param_takes_sparse_grads_as_one_row_per_element(
+    native_class: Any, reference_class: Any, options: dict[str, Any], duplicates: str
+) -> None:
+    """The 1-D weight vector and its bias (dense) against the reference over the same weights as a
+    (n, 1) table, whose sparse updates the reference knows; repeated ids included."""
+    rng = np.random.default_rng(5)
+    weights, bias = rng.standard_normal(1000).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    table, table_bias = weights.reshape(1000, 1).copy(), bias.copy()
+    opt = native_class({"w": weights, "b": bias}, duplicates=duplicates, **options)
+    reference = reference_class({"w": table, "b": table_bias}, duplicates=duplicates, **options)
+    for _ in range(3):
+        ids = rng.integers(0, 1000, size=40)
+        ids[1] = ids[0]
+        values = rng.standard_normal(40).astype(np.float32)
+        dense = rng.standard_normal(3).astype(np.float32)
+        assert opt.step({"w": adagrad.SparseGrad(ids, values), "b": dense})
+        reference.step({"w": adagrad.reference.SparseGrad(ids, values.reshape(40, 1)), "b": dense})
+    assert_same_bits(weights, table.reshape(1000))
+    assert_same_bits(bias, table_bias)
+    for name in opt.STATE_NAMES:
+        assert opt.state["w"][name].shape == (1000,)
+        assert_same_bits(opt.state["w"][name], reference.state["w"][name].reshape(1000))
+    assert int(opt.state["w"]["step"]) == 3
+
+
+def test_a_1d_param_takes_a_plain_tuple_and_two_dimensional_values() -> None:
+    w, twin = np.zeros(10), np.zeros(10)
+    opt, other = adagrad.Adagrad([w], lr=0.5, eps=0.0), adagrad.Adagrad([twin], lr=0.5, eps=0.0)
+    ids = np.array([3, 7, 3])
+    opt.step([(ids, np.array([1.0, 2.0, 3.0]))])
+    other.step([adagrad.SparseGrad(ids, np.array([[1.0], [2.0], [3.0]]))])
+    assert_same_bits(w, twin)
+    # by hand: element 3 takes g = 4 (summed): -0.5 * 4 / sqrt(16); element 7: -0.5 * 2 / sqrt(4)
+    assert w.tolist() == [0, 0, 0, -0.5, 0, 0, 0, -0.5, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "make_grad, error, message",
+    [
+        pytest.param(
+            lambda: adagrad.SparseGrad(np.array([1, 10]), np.ones(2)),
+            ValueError,
+            r"grad indices of params\[0\]\[1\] = 10 is out of range for a table of 10 rows",
+            id="index-out-of-range",
+        ),
+        pytest.param(
+            lambda: adagrad.SparseGrad(np.array([1, 2]), np.ones(3)),
+            ValueError,
+            r"grad of params\[0\] must be C-contiguous of shape \(len\(indices\), dim\) = \(2, 1\)",
+            id="values-length",
+        ),
+    ],
+)
+def test_a_bad_sparse_grad_of_a_1d_param_changes_nothing(make_grad: Any, error: type, message: str) -> None:
+    w = np.ones(10)
+    opt = adagrad.Adagrad([w], lr=0.5)
+    with pytest.raises(error, match=message):
+        opt.step([make_grad()])
+    assert w.tolist() == [1.0] * 10 and opt.state[0]["sum"].tolist() == [0.0] * 10 and int(opt.state[0]["step"]) == 0
+
+
+def test_adagrad_decay_refuses_sparse_grads_of_a_1d_param_by_name() -> None:
+    """Its decay counts are per row of a 2-D param; a 1-D param keeps one (as the torch drop-in)."""
+    w = np.ones(10)
+    opt = adagrad.AdagradDecay({"w": w}, lr=0.5)
+    with pytest.raises(ValueError, match="'w': AdagradDecay takes sparse grads of a 2-D param"):
+        opt.step({"w": adagrad.SparseGrad(np.array([1]), np.ones(1))})
+    assert w.tolist() == [1.0] * 10 and int(opt.state["w"]["step"]) == 0

@@ -91,6 +91,25 @@ def test_the_docstrings_show_the_formula_every_option_and_the_citation(rule: Any
         assert f"| `{option.name}` | `{option.default!r}` |" in table
 
 
+# Written here, not read from the declarations: FTRL keeps Keras's and TensorFlow's 1e-3.
+DEFAULT_LR = [
+    pytest.param("Adagrad", ("update", "sparse_update"), 1e-2, id="Adagrad"),
+    pytest.param("ProximalAdagrad", ("proximal_update", "sparse_proximal_update"), 1e-2, id="ProximalAdagrad"),
+    pytest.param("AdagradDA", ("da_update", "sparse_da_update"), 1e-2, id="AdagradDA"),
+    pytest.param("AdagradDecay", ("decay_update", "sparse_decay_update"), 1e-2, id="AdagradDecay"),
+    pytest.param("Ftrl", ("ftrl_update", "sparse_ftrl_update"), 1e-3, id="Ftrl"),
+]
+
+
+@pytest.mark.parametrize("optimizer, functions, lr", DEFAULT_LR)
+def test_every_rule_has_a_default_lr_everywhere(optimizer: str, functions: tuple[str, str], lr: float) -> None:
+    assert getattr(adagrad, optimizer)([adagrad.aligned_zeros(4)]).param_groups[0]["lr"] == lr
+    for name in functions:
+        assert inspect.signature(getattr(adagrad, name)).parameters["lr"].default == lr
+    torch_optimizers = pytest.importorskip("adagrad.torch.optimizers")
+    assert inspect.signature(getattr(torch_optimizers, optimizer)).parameters["lr"].default == lr
+
+
 def test_the_torch_drop_ins_derive_from_the_same_declarations() -> None:
     torch_optimizers = pytest.importorskip("adagrad.torch.optimizers")
     for rule in RULES.values():

@@ -29,6 +29,12 @@ OPTIONS = [
     pytest.param({"lr": 0.05, "l1": 0.01, "l2": 0.02}, id="l1-l2"),
     pytest.param({"lr": 0.2, "l1": 0.002, "duplicates": "sequential"}, id="l1-sequential"),
 ]
+# The step options every rule takes, as adagrad.torch.Adagrad does.
+CLIP_OPTIONS = [
+    pytest.param({"lr": 0.1, "l1": 0.01, "max_grad_norm": 0.5, "nonfinite": "skip"}, id="clip-norm-skip"),
+    pytest.param({"lr": 0.1, "clip_norm_per_tensor": 0.3, "norm_type": "inf"}, id="clip-per-tensor-inf"),
+    pytest.param({"lr": 0.1, "clip_value": 0.05, "nonfinite": "raise"}, id="clip-value-raise"),
+]
 DTYPES = [pytest.param(torch.float32, id="f32"), pytest.param(torch.float64, id="f64")]
 STEPS = 20
 INITIAL = {adagrad.torch.ProximalAdagrad: "initial_accumulator_value", adagrad.torch.Ftrl: "initial_accumulator_value"}
@@ -97,7 +103,7 @@ def params_of(model: Model) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("options", OPTIONS)
+@pytest.mark.parametrize("options", OPTIONS + CLIP_OPTIONS)
 @pytest.mark.parametrize(("torch_cls", "numpy_cls", "state_names"), RULES)
 def test_equals_the_numpy_optimizer_bit_for_bit(
     torch_cls: Any, numpy_cls: Any, state_names: tuple[str, ...], options: dict[str, Any], dtype: torch.dtype
@@ -348,3 +354,52 @@ def test_the_drop_ins_share_one_adapter() -> None:
         for name in ("load_state_dict", "_build_plans", "_current_plans", "_as_rows", "_check_loaded_state"):
             assert getattr(cls, name) is getattr(base, name)
         assert "step" not in vars(cls) or vars(cls)["step"].__qualname__ == "NativeOptimizer.step"  # torch wraps it
+
+
+COMPOSITES = [
+    pytest.param(adagrad.torch.ProximalAdagrad, adagrad.ProximalAdagrad, id="proximal"),
+    pytest.param(adagrad.torch.AdagradDA, adagrad.AdagradDA, id="da"),
+    pytest.param(adagrad.torch.AdagradDecay, adagrad.AdagradDecay, id="decay"),
+    pytest.param(adagrad.torch.Ftrl, adagrad.Ftrl, id="ftrl"),
+]
+STEP_OPTION_SETS = [
+    {"nonfinite": "skip"},
+    {"nonfinite": "raise", "max_grad_norm": 2.0, "norm_type": "inf"},
+    {"clip_norm_per_tensor": 3.0},
+    {"clip_value": 4.0},
+]
+
+
+@pytest.mark.parametrize(("torch_cls", "numpy_cls"), COMPOSITES)
+def test_the_step_options_are_taken_and_grad_scale_comes_from_grad_scaler(torch_cls: Any, numpy_cls: Any) -> None:
+    """As adagrad.torch.Adagrad: every step option in the constructor and as an attribute;
+    grad_scale is GradScaler's (refused in the constructor), and a GradScaler step equals the NumPy
+    optimizer's step with grad_scale set to the scale."""
+    w = torch.nn.Parameter(torch.ones(5))
+    for options in STEP_OPTION_SETS:
+        opt = torch_cls([w], lr=0.1, **options)
+        assert {name: getattr(opt, name) for name in options} == options
+    opt.clip_value = None
+    assert opt.clip_value is None
+    with pytest.raises(TypeError, match="unexpected keyword argument 'grad_scale'"):
+        torch_cls([w], grad_scale=2.0)
+    with pytest.raises(ValueError, match="nonfinite"):
+        torch_cls([w], nonfinite="ignore")
+
+    gen = torch.Generator().manual_seed(3)
+    model = torch.nn.Linear(6, 2).double()
+    params = [p.detach().numpy().copy() for p in model.parameters()]
+    opt = torch_cls(model.parameters(), lr=0.1, max_grad_norm=0.5)
+    numpy_opt = numpy_cls(params, lr=0.1, max_grad_norm=0.5)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1000)
+    for _ in range(3):
+        x = torch.randn(4, 6, generator=gen, dtype=torch.float64)
+        opt.zero_grad()
+        scaler.scale(model(x).square().sum()).backward()
+        scaled = [p.grad.numpy().copy() for p in model.parameters()]
+        numpy_opt.grad_scale = scaler.get_scale()
+        scaler.step(opt)
+        scaler.update()
+        assert numpy_opt.step(scaled)
+    for p, a in zip(model.parameters(), params):
+        assert_same_bits(p.detach().numpy(), a)

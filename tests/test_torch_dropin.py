@@ -282,6 +282,28 @@ def test_a_compiled_training_step_runs_without_warnings_from_adagrad() -> None:
     assert opt.state[next(model.parameters())]["step"].item() == 3
 
 
+def test_the_step_is_one_graph_break_under_torch_compile() -> None:
+    """torch._dynamo is imported at the first compiled step, not with adagrad.torch (tests/test_torch_import.py);
+    the step stays outside the graph: the ops before and after it are two graphs, one break between."""
+    model = torch.nn.Linear(4, 1)
+    opt = adagrad.torch.Adagrad(model.parameters(), lr=0.1)
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    model(x).sum().backward()
+    weight = model.weight.detach().clone()
+
+    def around_a_step(o: Any) -> Any:
+        y = x * 2
+        o.step()
+        return y + 1
+
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(around_a_step)(opt)
+    assert (explained.graph_count, explained.graph_break_count) == (2, 1)
+    assert "_step_in_eager_mode" in str(explained.break_reasons[0].reason)
+    assert not torch.equal(model.weight.detach(), weight)  # the step ran
+    torch._dynamo.reset()
+
+
 # --- 6. torch's OpenMP team --------------------------------------------------------------------------
 
 

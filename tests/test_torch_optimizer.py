@@ -406,6 +406,36 @@ def test_bad_options_raise(options: dict[str, Any], error: type, match: str) -> 
         adagrad.torch.Adagrad([torch.nn.Parameter(torch.ones(3))], **options)
 
 
+def _duplicate_cases() -> list[Any]:
+    p, q = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
+    return [
+        pytest.param(lambda: [p, p], r"params\[0\] and params\[1\] are the same tensor", id="twice"),
+        pytest.param(lambda: [q, p, q], r"params\[0\] and params\[2\] are the same tensor", id="again-later"),
+        pytest.param(lambda: [("a", p), ("b", p)], "'a' and 'b' are the same tensor", id="named"),
+        pytest.param(
+            lambda: [{"params": [q]}, {"params": [p, p]}],
+            r"params\[1\] and params\[2\] are the same tensor",
+            id="second-group",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("optimizer", [adagrad.torch.Adagrad, adagrad.torch.ProximalAdagrad, adagrad.torch.Ftrl])
+@pytest.mark.parametrize(("make_params", "match"), _duplicate_cases())
+def test_a_duplicate_param_is_refused_by_that_name(optimizer: Any, make_params: Any, match: str) -> None:
+    """torch.optim warns of a "duplicate" param and updates it twice; ours refuse it, before torch's warning."""
+    with pytest.raises(ValueError, match="^duplicate param: " + match):
+        optimizer(make_params(), lr=0.1)
+
+
+def test_add_param_group_refuses_a_duplicate_and_keeps_the_groups() -> None:
+    p, q = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
+    opt = adagrad.torch.Adagrad([p], lr=0.1)
+    with pytest.raises(ValueError, match=r"^duplicate param: params\[1\] and params\[2\]"):
+        opt.add_param_group({"params": iter([q, q])})
+    assert len(opt.param_groups) == 1
+
+
 # torch itself refuses a dense grad of another shape, dtype or device; these it lets through.
 BAD_GRADS = [
     pytest.param(

@@ -131,8 +131,12 @@ def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
     real = os.path.realpath(path)
     folder = os.path.dirname(real)
     if not os.path.isdir(folder):
+        given_folder = os.path.dirname(os.path.abspath(path))
         raise FileNotFoundError(
-            errno.ENOENT, f"cannot write a checkpoint to {path}: its folder does not exist (save creates none)", path
+            errno.ENOENT,
+            f"cannot write a checkpoint to {path}: its folder {given_folder} does not exist "
+            "(save creates none: os.makedirs(folder, exist_ok=True) first)",
+            path,
         )
     try:
         mode: int | None = stat.S_IMODE(os.stat(real).st_mode)

@@ -26,12 +26,13 @@ STEP = """\
 ``step(grads)`` takes the grads in the structure of ``params`` (a list, a dict, or a list with one
 list or dict per group); a grad of None skips that param. A grad may be sparse:
 ``SparseGrad(indices, values)`` (or a plain ``(indices, values)`` tuple) updates only those rows of
-a 2-D param, in the same all-or-nothing call. Every array is validated before any is written: a bad
-one raises and leaves everything untouched. Arrays are never copied or cast: dtypes, shapes and
-memory order must match exactly. Step options are attributes of the optimizer (not per group),
-read at every step: set ``opt.grad_scale`` to a loss scaler's current scale before each step.
-``step`` returns True, or False when ``nonfinite="skip"`` skipped it; after a norm clip,
-``opt.last_grad_norm`` holds the norm of all grads.
+a 2-D param (of a 1-D param: those elements, one row each), in the same all-or-nothing call. Every
+array is validated before any is written: a bad one raises and leaves everything untouched.
+Arrays are never copied or cast: dtypes, shapes and memory order must match exactly. Step options
+are attributes of the optimizer (not per group), read at every step: set ``opt.grad_scale`` to a
+loss scaler's current scale before each step. ``step`` returns True, or False when
+``nonfinite="skip"`` skipped it; after a norm clip, ``opt.last_grad_norm`` holds the norm of all
+grads.
 
 Threads: steps of different optimizers over different arrays may run in parallel from several
 Python threads (the GIL is released during the arithmetic). Two threads must never step (or save,

@@ -39,6 +39,8 @@ class GroupLayout:
     # The group's record for the native step (adagrad._core.step), made once; a step sets its
     # options, params and grads.
     record: Record = field(default_factory=lambda: empty_record())
+    # The params list the step last saw and where its 1-D params are (adagrad._vector_rows).
+    vectors: tuple[list[Any], tuple[int, ...]] | None = None
 
 
 def empty_record() -> Record:
@@ -126,3 +128,17 @@ def check_unique_keys(keys: Iterable[Hashable]) -> None:
         if key in seen:
             raise ValueError(f"param name {key!r} appears in more than one param group")
         seen.add(key)
+
+
+def check_no_duplicates(arrays: Iterable[Any], labels: Iterable[str]) -> None:
+    """ValueError if one array is given twice (in a group or in two): torch calls it a duplicate
+    parameter. Other arrays sharing memory are refused later, by the native checks."""
+    names = list(labels)
+    first: dict[int, int] = {}
+    for i, array in enumerate(arrays):
+        if isinstance(array, np.ndarray):
+            earlier = first.setdefault(id(array), i)
+            if earlier != i:
+                raise ValueError(
+                    f"duplicate param: {names[earlier]} and {names[i]} are the same array; give each param once"
+                )

@@ -14,11 +14,20 @@ import numpy as np
 
 from . import _checkpoint, _core, _docs
 from ._core import NonFiniteGradError
-from ._groups import GroupLayout, check_unique_keys, grads_per_group, group_params, label, split_groups
+from ._groups import (
+    GroupLayout,
+    check_no_duplicates,
+    check_unique_keys,
+    grads_per_group,
+    group_params,
+    label,
+    split_groups,
+)
 from ._memory import full_like_at_same_line_offset
 from ._plain import is_plain, plain
 from ._replaced_state import adopt_replaced_state
 from ._state_table import StateTable
+from ._vector_rows import vector_positions, vectors_as_rows
 from .rules import GROUP_OPTIONS, STEP_OPTIONS, Rule, State
 
 if TYPE_CHECKING:
@@ -199,29 +208,39 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self._layouts: list[GroupLayout] = []
         self.state: StateTable = StateTable()
+        for group, layout in self._checked_groups(groups):
+            self.param_groups.append(group)
+            self._layouts.append(layout)
+        self.state = self._table(self._layouts)
 
-        all_arrays: list[Any] = []
-        all_keys: list[Any] = []
-        for index, given in enumerate(groups):
+    def _checked_groups(self, groups: list[dict[str, Any]]) -> list[tuple[dict[str, Any], GroupLayout]]:
+        """New param groups, checked against each other and against the optimizer's groups, with
+        their states made; the optimizer itself is left unchanged."""
+        rule = self.RULE
+        made: list[tuple[dict[str, Any], GroupLayout]] = []
+        first = sum(len(layout.keys) for layout in self._layouts)
+        for index, given in enumerate(groups, start=len(self.param_groups)):
             unknown = sorted(set(given) - set(self.GROUP_OPTION_NAMES) - {"params"})
             if unknown:
                 raise TypeError(f"param group {index}: unknown option {unknown[0]!r}")
             group = {**self.defaults, **{k: v if k == "params" else plain(v) for k, v in given.items()}}
             check_group(rule, group, f"param group {index}: ")
-            arrays, keys, by_name = group_params(group, first_index=len(all_keys))
+            arrays, keys, by_name = group_params(group, first_index=first)
             group["params"] = arrays
             if by_name:
                 group["param_names"] = list(keys)
-            self.param_groups.append(group)
-            self._layouts.append(
-                GroupLayout(keys, by_name, [label(k) for k in keys], [], np.zeros(0, np.int64), first=len(all_keys))
+            made.append(
+                (group, GroupLayout(keys, by_name, [label(k) for k in keys], [], np.zeros(0, np.int64), first=first))
             )
-            all_arrays += arrays
-            all_keys += keys
-        check_unique_keys(k for k in all_keys if isinstance(k, str))
-        _core.check_params(all_arrays, [label(k) for k in all_keys])
+            first += len(keys)
+        layouts = self._layouts + [layout for _, layout in made]
+        all_arrays = [array for group in self.param_groups + [group for group, _ in made] for array in group["params"]]
+        all_labels = [name for layout in layouts for name in layout.labels]
+        check_unique_keys(key for layout in layouts for key in layout.keys if isinstance(key, str))
+        check_no_duplicates(all_arrays, all_labels)
+        _core.check_params(all_arrays, all_labels)
 
-        for group, layout in zip(self.param_groups, self._layouts):
+        for group, layout in made:
             per_param = [
                 [initial_state(s, group, p, name) for s in rule.states]
                 for p, name in zip(group["params"], layout.labels)
@@ -230,6 +249,24 @@ class Optimizer:
             layout.sums = layout.states[rule.states[0].name]
             layout.steps = np.zeros(len(layout.keys), np.int64)
             layout.record = self._record(group, layout)
+        return made
+
+    def add_param_group(self, param_group: Mapping[str, Any]) -> None:
+        """Add a param group, as ``torch.optim.Optimizer.add_param_group``: a dict with ``params``
+        (a list or dict of arrays) and any of the constructor's group options (the others are the
+        constructor's values). Checked as the constructor checks (nothing changes when refused);
+        its params start with fresh states and step 0. From then on ``step`` takes one grads entry
+        per group, as for groups given to the constructor; ``state_dict``, ``save`` and ``load``
+        cover the new group (``load`` needs an optimizer with the same groups)."""
+        if not isinstance(param_group, Mapping) or "params" not in param_group:
+            raise TypeError(f"a param group must be a dict with 'params', got {type(param_group).__name__}")
+        if self.state.replaced:  # opt.state[key][name] = array: keep it
+            adopt_replaced_state(self)
+        made = self._checked_groups([dict(param_group)])
+        for group, layout in made:
+            self.param_groups.append(group)
+            self._layouts.append(layout)
+        self._as_groups = True
         self.state = self._table(self._layouts)
 
     def _record(self, group: dict[str, Any], layout: GroupLayout) -> Record:
@@ -285,15 +322,20 @@ class Optimizer:
             per_group = grads_per_group(grads, self._layouts, self._as_groups)
         # Options are read at every step, so that changes to param_groups take effect (schedulers).
         records: list[Record] = []
-        for group, layout, group_grads in zip(self.param_groups, self._layouts, per_group):
-            record = layout.record
-            record["options"], record["params"], record["grads"] = group, group["params"], group_grads
-            records.append(record)
         try:
+            for group, layout, group_grads in zip(self.param_groups, self._layouts, per_group):
+                record = layout.record
+                params = group["params"]
+                record["options"], record["params"], record["grads"] = group, params, group_grads
+                if layout.vectors is None or layout.vectors[0] is not params:
+                    layout.vectors = (params, vector_positions(params))
+                if layout.vectors[1]:  # 1-D params: a sparse grad takes them as (n, 1) tables
+                    record = vectors_as_rows(record, layout.vectors[1], self.RULE)
+                records.append(record)
             result = _core.step(records, self._step_options)
         finally:
-            for record in records:  # the caller's grads are not kept beyond the step
-                record["grads"] = None
+            for layout in self._layouts:  # the caller's grads are not kept beyond the step
+                layout.record["grads"] = None
         if type(result) is tuple:  # a norm clip: (applied, norm)
             applied, self.last_grad_norm = result
             return applied is True
@@ -395,7 +437,7 @@ class Optimizer:
         - A file already at ``path`` keeps its permission bits (a 0600 checkpoint stays 0600); a
           new one gets ``0o666`` minus the umask.
         - A symlink at ``path`` is followed: the file it points to is replaced, the link stays.
-        - The folder must exist: ``save`` creates none (FileNotFoundError naming ``path``).
+        - The folder must exist: ``save`` creates none (FileNotFoundError naming ``path`` and the folder).
         - A file object (``io.BytesIO``, an open file) gets the archive written at its position;
           it is not atomic, not fsync'ed and not closed.
         - A state :meth:`load` would refuse is refused here: a NaN or negative sum of squares, a

@@ -22,7 +22,17 @@ Every drop-in is the one adapter (:mod:`adagrad.torch.adapter`) with its rule's 
 
 from __future__ import annotations
 
-import torch
+try:
+    import torch
+except ModuleNotFoundError as error:
+    if error.name != "torch":  # torch is there but broken: its own error says more
+        raise
+    raise ModuleNotFoundError(
+        "adagrad.torch needs PyTorch, which is not installed: pip install 'adagrad[torch]' "
+        "(any torch >= 2.4; for the CPU-only build, install torch first from "
+        "https://download.pytorch.org/whl/cpu, see the README)",
+        name="torch",
+    ) from error
 
 from .. import _core
 from .optimizers import Adagrad, AdagradDA, AdagradDecay, Ftrl, ProximalAdagrad, torch_vector_width

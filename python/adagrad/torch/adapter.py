@@ -198,6 +198,10 @@ class NativeOptimizer(torch.optim.Optimizer):
         return labels
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        params = param_group.get("params") if isinstance(param_group, dict) else None
+        if params is not None and not isinstance(params, (torch.Tensor, set)):  # torch refuses a set
+            param_group["params"] = params = list(params)  # as torch does, before it warns of duplicates
+            _check_no_duplicates(params, sum(len(group["params"]) for group in self.param_groups))
         super().add_param_group(param_group)
         self._check_group(self.param_groups[-1], f"param group {len(self.param_groups) - 1}: ")
         self._plans = None
@@ -522,13 +526,28 @@ class NativeOptimizer(torch.optim.Optimizer):
                         self.state[p][s.name] = entry[s.name].to(device=p.device, dtype=dtype, copy=True)
 
 
+def _check_no_duplicates(params: list[Any], first_index: int) -> None:
+    """ValueError if a group holds one tensor twice (torch only warns, then updates it twice)."""
+    named = [isinstance(item, tuple) and len(item) == 2 for item in params]
+    labels = [repr(item[0]) if n else f"params[{first_index + i}]" for i, (item, n) in enumerate(zip(params, named))]
+    first: dict[int, int] = {}
+    for i, (item, n) in enumerate(zip(params, named)):
+        earlier = first.setdefault(id(item[1] if n else item), i)
+        if earlier != i:
+            raise ValueError(
+                f"duplicate param: {labels[earlier]} and {labels[i]} are the same tensor; give each param once"
+            )
+
+
 def _step_in_eager_mode(opt: NativeOptimizer, closure: Callable[[], Any] | None) -> Any:
     return opt._eager_step(closure)
 
 
 # What torch.compile meets in a step: one native call, nothing to trace (as torch's fused step), a
-# graph break. Eager steps do not go through this wrapper (~4 us a call).
-_step_outside_the_graph = cast(Callable[..., Any], torch.compiler.disable(_step_in_eager_mode))
+# graph break. Eager steps do not go through this wrapper (~4 us a call). torch's own lazy form of
+# torch.compiler.disable (its optimizers' zero_grad use it): torch._dynamo (~0.9 s) is imported at
+# the first compiled step, not with this module.
+_step_outside_the_graph: Callable[..., Any] = torch._disable_dynamo(_step_in_eager_mode)  # type: ignore[attr-defined]
 
 
 def _torch_step_names() -> tuple[str, ...]:

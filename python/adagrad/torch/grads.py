@@ -9,6 +9,7 @@ param, repeated entries summed (or applied in turn) in their input order.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from math import prod
 from typing import Any
@@ -20,23 +21,30 @@ HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def bfloat16_dtype() -> Any:
-    """ml_dtypes' NumPy bfloat16, or None when ml_dtypes is not installed."""
-    try:
-        import ml_dtypes
-    except ImportError:
-        return None
-    return ml_dtypes.bfloat16
+    """ml_dtypes' NumPy bfloat16, or None when ml_dtypes is not installed; imported at the first
+    bfloat16 tensor, not with this module (ml_dtypes takes ~0.5 s to import)."""
+    global _BFLOAT16
+    if _BFLOAT16 is None:
+        try:
+            import ml_dtypes
+        except ImportError:
+            return None
+        _BFLOAT16 = ml_dtypes.bfloat16
+    return _BFLOAT16
 
 
-_BFLOAT16 = bfloat16_dtype()
-# The param dtypes the native kernels take (bfloat16 needs ml_dtypes for its NumPy view).
-NATIVE_DTYPES = (torch.float32, torch.float64, torch.float16) + ((torch.bfloat16,) if _BFLOAT16 is not None else ())
+_BFLOAT16: Any = None
+# The param dtypes the native kernels take (bfloat16 needs ml_dtypes for its NumPy view): whether
+# it is installed is asked without importing it.
+NATIVE_DTYPES = (torch.float32, torch.float64, torch.float16) + (
+    (torch.bfloat16,) if importlib.util.find_spec("ml_dtypes") is not None else ()
+)
 
 
 def numpy_view(t: torch.Tensor) -> np.ndarray:
     """The tensor's memory as a NumPy array, no copy (bfloat16: through its int16 bits)."""
     if t.dtype == torch.bfloat16:
-        return t.view(torch.int16).numpy().view(_BFLOAT16)
+        return t.view(torch.int16).numpy().view(bfloat16_dtype())
     return t.numpy()
 
 
