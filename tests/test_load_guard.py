@@ -132,7 +132,7 @@ def test_steps_on_torchs_team_back_off_too(two_threads: None) -> None:
     torch = pytest.importorskip("torch")
     import adagrad.torch
 
-    threads = torch.get_num_threads()
+    threads, before = torch.get_num_threads(), adagrad.cpu_info()["thread_team"] == "openmp"
     torch.set_num_threads(2)
     shared = adagrad.torch.share_torch_threads(True)
     try:
@@ -151,5 +151,5 @@ def test_steps_on_torchs_team_back_off_too(two_threads: None) -> None:
         assert adagrad._core._last_thread_team() == "inline"
         assert_same_bits(p.detach().numpy(), want)
     finally:
-        adagrad.torch.share_torch_threads(False)
+        adagrad.torch.share_torch_threads(before)
         torch.set_num_threads(threads)
