@@ -499,7 +499,7 @@ def test_save_and_load_take_file_objects(tmp_path: Path, kind: str, with_params:
 
 
 def test_save_into_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="its folder .* does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"its folder .* does not exist"):
         build()[1].save(tmp_path / "nowhere" / "c.npz")
     assert not (tmp_path / "nowhere").exists()
 

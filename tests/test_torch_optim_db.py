@@ -90,7 +90,7 @@ def test_every_error_input_raises_as_torch_does(error_input: Any) -> None:
     kwargs = error_input.optimizer_error_input.kwargs
     if error_input.error_type is UserWarning and "duplicate" in error_input.error_regex:
         # torch warns of a param given twice and updates it twice; ours refuse it (docs/torch.md)
-        with pytest.raises(ValueError, match="^duplicate param: "):
+        with pytest.raises(ValueError, match=r"^duplicate param: "):
             adagrad.torch.Adagrad(error_params(error_input), **kwargs)
         return
     if error_input.error_type is UserWarning:
