@@ -130,15 +130,14 @@ def check_unique_keys(keys: Iterable[Hashable]) -> None:
         seen.add(key)
 
 
-def check_no_duplicates(arrays: Iterable[Any], labels: Iterable[str]) -> None:
-    """ValueError if one array is given twice (in a group or in two): torch calls it a duplicate
-    parameter. Other arrays sharing memory are refused later, by the native checks."""
+def check_no_duplicates(params: Iterable[Any], labels: Iterable[str], noun: str) -> None:
+    """ValueError if one param object (an array, a tensor) is given twice: torch calls it a duplicate
+    parameter. Other params sharing memory are refused later, by the native checks."""
     names = list(labels)
     first: dict[int, int] = {}
-    for i, array in enumerate(arrays):
-        if isinstance(array, np.ndarray):
-            earlier = first.setdefault(id(array), i)
-            if earlier != i:
-                raise ValueError(
-                    f"duplicate param: {names[earlier]} and {names[i]} are the same array; give each param once"
-                )
+    for i, param in enumerate(params):
+        earlier = first.setdefault(id(param), i)
+        if earlier != i:
+            raise ValueError(
+                f"duplicate param: {names[earlier]} and {names[i]} are the same {noun}; give each param once"
+            )

@@ -237,7 +237,11 @@ class Optimizer:
         all_arrays = [array for group in self.param_groups + [group for group, _ in made] for array in group["params"]]
         all_labels = [name for layout in layouts for name in layout.labels]
         check_unique_keys(key for layout in layouts for key in layout.keys if isinstance(key, str))
-        check_no_duplicates(all_arrays, all_labels)
+        check_no_duplicates(
+            (a for a in all_arrays if isinstance(a, np.ndarray)),
+            (name for a, name in zip(all_arrays, all_labels) if isinstance(a, np.ndarray)),
+            "array",
+        )
         _core.check_params(all_arrays, all_labels)
 
         for group, layout in made:

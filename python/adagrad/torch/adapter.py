@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .. import _core, _docs
-from .._groups import empty_record
+from .._groups import check_no_duplicates, empty_record
 from ..optim import _StepOption, check_group, check_step_options
 from ..rules import STEP_OPTIONS, Rule, State
 from .fallbacks import FALLBACKS, decay_count_rows
@@ -530,13 +530,7 @@ def _check_no_duplicates(params: list[Any], first_index: int) -> None:
     """ValueError if a group holds one tensor twice (torch only warns, then updates it twice)."""
     named = [isinstance(item, tuple) and len(item) == 2 for item in params]
     labels = [repr(item[0]) if n else f"params[{first_index + i}]" for i, (item, n) in enumerate(zip(params, named))]
-    first: dict[int, int] = {}
-    for i, (item, n) in enumerate(zip(params, named)):
-        earlier = first.setdefault(id(item[1] if n else item), i)
-        if earlier != i:
-            raise ValueError(
-                f"duplicate param: {labels[earlier]} and {labels[i]} are the same tensor; give each param once"
-            )
+    check_no_duplicates((item[1] if n else item for item, n in zip(params, named)), labels, "tensor")
 
 
 def _step_in_eager_mode(opt: NativeOptimizer, closure: Callable[[], Any] | None) -> Any:
