@@ -436,6 +436,23 @@ def test_add_param_group_refuses_a_duplicate_and_keeps_the_groups() -> None:
     assert len(opt.param_groups) == 1
 
 
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [({"lr": -1.0}, "lr"), ({"eps": -1e-10}, "eps"), ({"initial_accumulator_value": -1.0}, "initial_accumulator")],
+    ids=["lr", "eps", "initial-accumulator"],
+)
+def test_add_param_group_with_a_bad_option_keeps_the_groups(options: dict[str, Any], match: str) -> None:
+    p, q = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
+    opt = adagrad.torch.Adagrad([p], lr=0.1)
+    with pytest.raises(ValueError, match=match):
+        opt.add_param_group({"params": [q], **options})
+    assert len(opt.param_groups) == 1
+    p.grad, q.grad = torch.ones(3), torch.ones(2)
+    opt.step()  # the refused group is not stepped: q keeps its value and gets no state
+    assert torch.equal(q.detach(), torch.ones(2)) and q not in opt.state
+    assert not torch.equal(p.detach(), torch.ones(3))
+
+
 # torch itself refuses a dense grad of another shape, dtype or device; these it lets through.
 BAD_GRADS = [
     pytest.param(

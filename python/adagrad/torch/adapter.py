@@ -203,7 +203,11 @@ class NativeOptimizer(torch.optim.Optimizer):
             param_group["params"] = params = list(params)  # as torch does, before it warns of duplicates
             _check_no_duplicates(params, sum(len(group["params"]) for group in self.param_groups))
         super().add_param_group(param_group)
-        self._check_group(self.param_groups[-1], f"param group {len(self.param_groups) - 1}: ")
+        try:
+            self._check_group(self.param_groups[-1], f"param group {len(self.param_groups) - 1}: ")
+        except BaseException:
+            self.param_groups.pop()  # refused: the optimizer stays as it was
+            raise
         self._plans = None
 
     def __getstate__(self) -> dict[str, Any]:
