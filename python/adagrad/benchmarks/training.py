@@ -200,7 +200,7 @@ def compiled_peers(case: TrainingCase) -> dict[str, TrainingLoop | CompiledTrain
     """adagrad and torch's fused Adagrad, each compiled and eager (the ratios are against adagrad
     compiled)."""
     batches = make_batches(case)
-    factories = {
+    factories: dict[str, Factory] = {
         "adagrad": lambda p: adagrad.torch.Adagrad(p, lr=LR, eps=EPS),
         "torch fused": lambda p: torch.optim.Adagrad(p, lr=LR, eps=EPS, fused=True),
     }
