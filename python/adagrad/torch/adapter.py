@@ -57,6 +57,7 @@ class _GroupPlan:
     labels: list[str] = field(default_factory=list)
     steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     steps_tensor: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))  # steps' memory
+    state_pointers: list[tuple[int, ...]] = field(default_factory=list)  # per param, its states' data_ptr()
     fallback: list[torch.Tensor] = field(default_factory=list)  # torch ops update these
     count: int = 0  # the group's params when the plan was built
     sparse_seen: bool = False  # a grad was sparse: skip the all-dense fast path, whose failure costs ~10 us
@@ -136,6 +137,7 @@ class NativeOptimizer(torch.optim.Optimizer):
         self._check_group(defaults, "")
         self._plans: list[_GroupPlan] | None = None
         self._graph_tensors: _GraphTensors | None = None
+        self._graph_places: dict[int, tuple[int, int]] = {}
         super().__init__(params, defaults)
         self.state = StateTable(self.state)
         for group, labels in zip(self.param_groups, self._labels()):
@@ -324,25 +326,21 @@ class NativeOptimizer(torch.optim.Optimizer):
         graph handing copies would write them back over the update, an error, not a silent loss."""
         before = self._plans
         plans = self._current_plans()
-        place = {p.data_ptr(): (gi, i) for gi, plan in enumerate(plans) for i, p in enumerate(plan.params)}
         graph_grads: list[list[Any]] = [[None] * len(plan.params) for plan in plans]
-        state_count = len(self.STATE_NAMES)
-        handed = [steps[gi].data_ptr() == plan.steps.ctypes.data for gi, plan in enumerate(plans[: len(steps)])]
-        handed.append(len(steps) == len(plans) and len(states) == len(params) * state_count)
+        n = len(self.STATE_NAMES)
+        handed = len(steps) == len(plans) and len(states) == len(params) * n
+        handed = handed and all(s.data_ptr() == plan.steps_tensor.data_ptr() for s, plan in zip(steps, plans))
         for k, (p, g) in enumerate(zip(params, grads)):
-            gi, i = place.get(p.data_ptr(), (-1, -1))
+            gi, i = self._graph_places.get(p.data_ptr(), (-1, -1))
             if gi < 0:
                 raise RuntimeError(
                     f"adagrad::step was handed a param {type(self).__name__} does not update (a copy?): its update "
                     "would be lost"
                 )
             plan = plans[gi]
-            handed += [
-                states[k * state_count + j].data_ptr() == plan.states[name][i].ctypes.data
-                for j, name in enumerate(self.STATE_NAMES)
-            ]
+            handed = handed and tuple(s.data_ptr() for s in states[k * n : k * n + n]) == plan.state_pointers[i]
             graph_grads[gi][i] = native_grad(g.detach(), plan.orders[i], plan.labels[i])
-        if plans is before and not all(handed):
+        if plans is before and not handed:
             raise RuntimeError(
                 f"adagrad::step was handed states or step counts of {type(self).__name__} that are not the memory it "
                 "updates (copies?): its update would be lost"
@@ -586,6 +584,10 @@ class NativeOptimizer(torch.optim.Optimizer):
             ([(p, tuple(self.state[p][name] for name in self.STATE_NAMES)) for p in plan.params], plan.steps_tensor)
             for plan in plans
         ]
+        # Where a compiled graph's tensors are in the plans, by data_ptr() (see _step_from_graph).
+        self._graph_places = {p.data_ptr(): (gi, i) for gi, plan in enumerate(plans) for i, p in enumerate(plan.params)}
+        for (members, _steps), plan in zip(self._graph_tensors, plans):
+            plan.state_pointers = [tuple(s.data_ptr() for s in p_states) for _p, p_states in members]
         cast(StateTable, self.state).replaced = False  # after the entries this build created
         return plans
 
