@@ -185,3 +185,19 @@ def test_a_state_tensor_replaced_after_the_trace_is_used_and_retraced() -> None:
         for p, q in zip(model.parameters(), twin.parameters()):
             assert_same_tensors(p, q)
             assert_same_tensors(optimizer.state[p]["sum"], eager.state[q]["sum"])
+
+
+def test_a_group_added_after_the_trace_is_stepped() -> None:
+    """add_param_group fails the compiled step's guards: the next call traces the new group.
+    By hand, lr 0.5, grads 1: a = 1 - 0.5 / sqrt(1), then 0.5 - 0.5 / sqrt(2); b = 1 - 0.5."""
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
+    optimizer = adagrad.torch.Adagrad([a], lr=0.5)
+    compiled = torch.compile(optimizer.step, fullgraph=True, backend="eager")  # dynamo's guards, no inductor
+    a.grad = torch.ones(3)
+    compiled()
+    optimizer.add_param_group({"params": [b]})
+    a.grad, b.grad = torch.ones(3), torch.ones(2)
+    compiled()
+    assert torch.equal(a.detach(), torch.full((3,), 0.5 - 0.5 / 2**0.5))
+    assert torch.equal(b.detach(), torch.full((2,), 0.5))
+    assert (int(optimizer.state[a]["step"]), int(optimizer.state[b]["step"])) == (2, 1)
