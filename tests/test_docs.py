@@ -143,9 +143,12 @@ def run_page_upto(block: Block, tmp_path_factory: pytest.TempPathFactory, monkey
 def run_block(block: Block, namespace: dict[str, Any]) -> str:
     out = io.StringIO()
     with warnings.catch_warnings():
-        # torch 2.13's own warnings on importing torch.distributed.optim (docs/torch.md says so)
+        # torch 2.13's own warnings on importing torch.distributed.optim (docs/torch.md says so),
+        # and inductor's use of torch.jit.script_method (docs/torch.md compiles a step)
         warnings.filterwarnings(
-            "ignore", message=r"`torch\.jit\.(script|interface)` is deprecated", category=DeprecationWarning
+            "ignore",
+            message=r"`torch\.jit\.(script|script_method|interface)` is deprecated",
+            category=DeprecationWarning,
         )
         if ">>>" in block.code:
             test = doctest.DocTestParser().get_doctest(block.code, namespace, block.id, block.page, block.line)

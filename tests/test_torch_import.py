@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("torch")
 
 # Imported by adagrad.torch only when needed: ml_dtypes at the first bfloat16 tensor (~0.5 s),
-# torch._dynamo at the first compiled step (~0.9 s).
-LAZY = ("ml_dtypes", "torch._dynamo")
+# torch._dynamo and the adagrad::step operator (5-13 ms to register) at the first compiled step.
+LAZY = ("ml_dtypes", "torch._dynamo", "adagrad.torch.graph_op")
 
 NEW_MODULES = """
 import json, sys

@@ -203,6 +203,7 @@ class TrainingCase:
     ids: int = 0
     widths: tuple[int, ...] = ()  # mlp
     batches: int = 8  # distinct batches, rotated
+    compiled: bool = False  # the whole step under torch.compile, against the same steps eager
 
     @property
     def params(self) -> int:
@@ -217,11 +218,14 @@ class TrainingCase:
                 f"EmbeddingBag {self.rows:,}x{self.dim} + Linear, {self.ids} Zipf(1.2) ids per example, "
                 f"batch {self.batch}"
             )
-        return f"MLP {'-'.join(map(str, self.widths))}, batch {self.batch}"
+        compiled = ", torch.compile" if self.compiled else ""
+        return f"MLP {'-'.join(map(str, self.widths))}, batch {self.batch}{compiled}"
 
 
 def training_cases() -> list[TrainingCase]:
     return [
         TrainingCase("train-embbag-1Mx32", "embeddingbag", batch=256, rows=1 << 20, dim=32, ids=16),
         TrainingCase("train-mlp-784", "mlp", batch=128, widths=(784, 256, 256, 10)),
+        TrainingCase("train-mlp-64-compiled", "mlp", batch=256, widths=(64, 128, 10), compiled=True),
+        TrainingCase("train-mlp-784-compiled", "mlp", batch=128, widths=(784, 256, 256, 10), compiled=True),
     ]

@@ -111,7 +111,8 @@ def training_rows_for(
             "optimizer_s": optimizer,
             "optimizer_share": optimizer / step,
             "adagrad_speedup": step / ours_step,  # whole training step; > 1: adagrad's is faster
-            "adagrad_optimizer_speedup": optimizer / ours_optimizer,  # optimizer.step alone
+            # optimizer.step alone; NaN where it runs inside a compiled graph, unclocked
+            "adagrad_optimizer_speedup": optimizer / ours_optimizer if ours_optimizer else float("nan"),
         }
         for name, (step, optimizer) in medians.items()
     ]

@@ -133,6 +133,43 @@ class TrainingLoop:
         return self.optimizer_s
 
 
+class CompiledTrainingLoop:
+    """TrainingLoop's step (forward, backward, optimizer.step, zero_grad) under ``torch.compile``,
+    the backward traced into the graph (``trace_autograd_ops``); ours with ``fullgraph=True``,
+    torch's optimizers with the graph breaks their step keeps. Compiled (and recompiled, as the
+    grads appear) by the calls here, outside the timing. The optimizer's time is inside the graph:
+    ``clock()`` is 0."""
+
+    WARM_UP_STEPS = 3
+
+    def __init__(self, model: MLP, optimizer: torch.optim.Optimizer, batches: list[Batch], fullgraph: bool) -> None:
+        import torch._dynamo
+
+        torch._dynamo.config.trace_autograd_ops = True
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)  # many peers
+        self.model, self.optimizer, self.batches = model, optimizer, batches
+        self.steps = 0
+
+        def step(inputs: tuple[torch.Tensor, ...], labels: torch.Tensor) -> torch.Tensor:
+            loss = model.loss(model(*inputs), labels)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            return loss.detach()
+
+        self.step = torch.compile(step, fullgraph=fullgraph)
+        for _ in range(self.WARM_UP_STEPS):
+            self()
+
+    def __call__(self) -> None:
+        inputs, labels = self.batches[self.steps % len(self.batches)]
+        self.steps += 1
+        self.step(inputs, labels)
+
+    def clock(self) -> float:
+        return 0.0
+
+
 Factory = Callable[[Any], torch.optim.Optimizer]
 
 
@@ -159,7 +196,28 @@ def fbgemm_tbe_available() -> bool:
     return True
 
 
-def training_peers(case: TrainingCase) -> dict[str, TrainingLoop]:
+def compiled_peers(case: TrainingCase) -> dict[str, TrainingLoop | CompiledTrainingLoop]:
+    """adagrad and torch's fused Adagrad, each compiled and eager (the ratios are against adagrad
+    compiled)."""
+    batches = make_batches(case)
+    factories: dict[str, Factory] = {
+        "adagrad": lambda p: adagrad.torch.Adagrad(p, lr=LR, eps=EPS),
+        "torch fused": lambda p: torch.optim.Adagrad(p, lr=LR, eps=EPS, fused=True),
+    }
+    loops: dict[str, TrainingLoop | CompiledTrainingLoop] = {}
+    for name, factory in factories.items():
+        model = build_model(case)
+        assert isinstance(model, MLP)
+        loops[name] = CompiledTrainingLoop(model, factory(model.parameters()), batches, fullgraph=name == "adagrad")
+    for name, factory in factories.items():
+        model = build_model(case)
+        loops[f"{name} eager"] = TrainingLoop(model, factory(model.parameters()), batches)
+    return loops
+
+
+def training_peers(case: TrainingCase) -> dict[str, TrainingLoop] | dict[str, TrainingLoop | CompiledTrainingLoop]:
+    if case.compiled:
+        return compiled_peers(case)
     if case.model == "embeddingbag":
         # torch's sparse Adagrad builds sparse tensors internally and warns unless the invariant
         # checks are chosen explicitly; the ids here are valid by construction.

@@ -23,7 +23,7 @@ from .._groups import check_no_duplicates, empty_record
 from ..optim import _StepOption, check_group, check_step_options
 from ..rules import STEP_OPTIONS, Rule, State
 from .fallbacks import FALLBACKS, decay_count_rows
-from .grads import HALF_DTYPES, SparseRows, as_array, native_grads
+from .grads import HALF_DTYPES, SparseRows, as_array, native_grad, native_grads
 from .state_table import StateTable
 from .tensors import make_grads_contiguous, native_order, quoted, state_in_layout, step_count, unscale_grads
 
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["NativeOptimizer"]
 
+
+# Per group, its natively updated params with their states, and its step counts as one tensor.
+_GraphTensors = list[tuple[list[tuple[torch.Tensor, tuple[torch.Tensor, ...]]], torch.Tensor]]
 
 _STEP_OPTION_DEFAULTS = {o.name: o.default for o in STEP_OPTIONS}
 # torch's own texts for a constructor's bad values (torch.optim.Adagrad's), by option name.
@@ -52,6 +55,8 @@ class _GroupPlan:
     pointers: list[int] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    steps_tensor: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))  # steps' memory
+    state_pointers: list[tuple[int, ...]] = field(default_factory=list)  # per param, its states' data_ptr()
     fallback: list[torch.Tensor] = field(default_factory=list)  # torch ops update these
     count: int = 0  # the group's params when the plan was built
     sparse_seen: bool = False  # a grad was sparse: skip the all-dense fast path, whose failure costs ~10 us
@@ -130,6 +135,8 @@ class NativeOptimizer(torch.optim.Optimizer):
     def _init_optimizer(self, params: Any, defaults: dict[str, Any]) -> None:
         self._check_group(defaults, "")
         self._plans: list[_GroupPlan] | None = None
+        self._graph_tensors: _GraphTensors | None = None
+        self._graph_places: dict[int, tuple[int, int]] = {}
         super().__init__(params, defaults)
         self.state = StateTable(self.state)
         for group, labels in zip(self.param_groups, self._labels()):
@@ -209,6 +216,7 @@ class NativeOptimizer(torch.optim.Optimizer):
             self.param_groups.pop()  # refused: the optimizer stays as it was
             raise
         self._plans = None
+        self._graph_tensors = None  # fails a compiled step's guard: the next call traces the new group
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -227,6 +235,7 @@ class NativeOptimizer(torch.optim.Optimizer):
         self.__dict__.setdefault("last_grad_norm", None)
         self.__dict__.setdefault("last_step_applied", None)
         self._plans = None
+        self._graph_tensors = None
 
     def state_dict(self) -> dict[str, Any]:
         """torch's ``state_dict``, its entries plain dicts (``torch.load(weights_only=True)`` takes
@@ -248,8 +257,103 @@ class NativeOptimizer(torch.optim.Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every param with a grad; returns ``closure()``'s loss if given."""
         if torch.compiler.is_compiling():
-            return _step_outside_the_graph(self, closure)
+            return self._step_in_graph(closure)
+        self._opt_called = True  # what an LR scheduler's wrapper of step() would record (see below)
         return self._eager_step(closure)
+
+    # An LR scheduler wraps an optimizer's step() unless it carries this mark; its wrapper (which
+    # only sets _opt_called) lives in a file torch's compiler skips, a graph break before our step.
+    step._wrapped_by_lr_sched = True  # type: ignore[attr-defined]
+
+    def _step_in_graph(self, closure: Callable[[], Any] | None) -> Any:
+        """What ``torch.compile`` traces: the closure, then one ``adagrad::step`` operator over the
+        natively updated params that have a grad (see :mod:`adagrad.torch.graph_op`). The plans are
+        built, and what a compiled step cannot do is refused, in Python at trace time
+        (``_prepare_graph_step``); the grads are read here, in the trace, since a traced backward
+        assigns them only when the graph ends."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        handle = _prepare_graph_step(self)
+        params: list[torch.Tensor] = []
+        grads: list[torch.Tensor] = []
+        states: list[torch.Tensor] = []
+        steps: list[torch.Tensor] = []
+        for members, group_steps in self._graph_tensors or ():
+            for p, p_states in members:
+                g = p.grad  # a sparse grad: torch.compile refuses it itself (fullgraph), or breaks here
+                if g is None:
+                    continue
+                params.append(p)
+                grads.append(g)
+                states.extend(p_states)
+            steps.append(group_steps)
+        with torch.no_grad():  # an in-place update of leaves that require grad, as in eager steps
+            torch.ops.adagrad.step.default(handle, params, grads, states, steps)  # registered by _prepare_graph_step
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """torch's ``zero_grad``; under ``torch.compile`` traced (torch's own is a graph break) over
+        the natively updated params, all the params a compiled step takes."""
+        if not torch.compiler.is_compiling():
+            super().zero_grad(set_to_none)
+            return
+        _prepare_graph_step(self)
+        for members, _steps in self._graph_tensors or ():
+            for p, _states in members:
+                g = p.grad
+                if g is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                    continue
+                if g.grad_fn is not None:
+                    g.detach_()
+                else:
+                    g.requires_grad_(False)
+                g.zero_()
+
+    def _step_from_graph(
+        self,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        states: list[torch.Tensor],
+        steps: list[torch.Tensor],
+    ) -> None:
+        """The kernel of the ``adagrad::step`` operator: the eager step, its grads the ones the graph
+        hands (its own backward's, which it assigns to ``p.grad`` only after the step); ``steps``
+        holds each group's step counts. The states and step counts handed must be the memory the
+        plans view, unless the plans were rebuilt in this call (a state tensor replaced since the
+        trace: the eager step uses the new one, and the tensors' guards retrace the next call): a
+        graph handing copies would write them back over the update, an error, not a silent loss."""
+        before = self._plans
+        plans = self._current_plans()
+        graph_grads: list[list[Any]] = [[None] * len(plan.params) for plan in plans]
+        n = len(self.STATE_NAMES)
+        handed = len(steps) == len(plans) and len(states) == len(params) * n
+        handed = handed and all(s.data_ptr() == plan.steps_tensor.data_ptr() for s, plan in zip(steps, plans))
+        for k, (p, g) in enumerate(zip(params, grads)):
+            gi, i = self._graph_places.get(p.data_ptr(), (-1, -1))
+            if gi < 0:
+                raise RuntimeError(
+                    f"adagrad::step was handed a param {type(self).__name__} does not update (a copy?): its update "
+                    "would be lost"
+                )
+            plan = plans[gi]
+            handed = handed and tuple(s.data_ptr() for s in states[k * n : k * n + n]) == plan.state_pointers[i]
+            graph_grads[gi][i] = native_grad(g.detach(), plan.orders[i], plan.labels[i])
+        if plans is before and not handed:
+            raise RuntimeError(
+                f"adagrad::step was handed states or step counts of {type(self).__name__} that are not the memory it "
+                "updates (copies?): its update would be lost"
+            )
+        grad_enabled = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)
+        try:
+            self._step(graph_grads)
+        finally:
+            torch._C._set_grad_enabled(grad_enabled)
 
     def _eager_step(self, closure: Callable[[], Any] | None) -> Any:
         loss = None
@@ -266,15 +370,22 @@ class NativeOptimizer(torch.optim.Optimizer):
             torch._C._set_grad_enabled(grad_enabled)
         return loss
 
-    def _step(self) -> None:
+    def _step(self, graph_grads: list[list[Any]] | None = None) -> None:
+        """The update; ``graph_grads``: each group's grads as a compiled graph hands them (NumPy
+        views, None for a param without one) instead of the params' ``grad``."""
         if self._amp_found_inf():
             return  # torch.amp.GradScaler saw an inf or a NaN: no update, no step counted (as fused)
         plans = self._current_plans()
         records: list[Record] = []
         grad_lists: list[list[Any]] = []
         stepped: list[torch.Tensor] = []
-        for group, plan in zip(self.param_groups, plans):
-            grads = native_grads(plan.params, plan.orders, plan.labels, not plan.sparse_seen and not any(plan.orders))
+        for gi, (group, plan) in enumerate(zip(self.param_groups, plans)):
+            if graph_grads is not None:
+                grads = graph_grads[gi]
+            else:
+                grads = native_grads(
+                    plan.params, plan.orders, plan.labels, not plan.sparse_seen and not any(plan.orders)
+                )
             record = plan.record
             if any(isinstance(g, SparseRows) for g in grads):
                 plan.sparse_seen = True
@@ -460,15 +571,26 @@ class NativeOptimizer(torch.optim.Optimizer):
                 plan.pointers.append(p.data_ptr())
                 plan.labels.append(label)
             plan.steps = np.array(counts, dtype=np.int64)
-            shared_steps = torch.from_numpy(plan.steps)
+            plan.steps_tensor = torch.from_numpy(plan.steps)
             for i, p in enumerate(plan.params):
-                self.state[p]["step"] = shared_steps[i]  # a 0-d view the native step increments
+                self.state[p]["step"] = plan.steps_tensor[i]  # a 0-d view the native step increments
             plan.count = len(group["params"])
             plan.record = self._native_record(group, plan, native_before)
             native_before += len(plan.params)
             plans.append(plan)
         _core.check_params([a for plan in plans for a in plan.param_arrays], [n for plan in plans for n in plan.labels])
         self._has_fallback = any(plan.fallback for plan in plans)
+        # What a traced step reads: each group's params with their states, and the group's step
+        # counts as one tensor (its params' "step" entries are views of it: handed to a compiled
+        # graph, those aliasing views would make it step copies).
+        self._graph_tensors = [
+            ([(p, tuple(self.state[p][name] for name in self.STATE_NAMES)) for p in plan.params], plan.steps_tensor)
+            for plan in plans
+        ]
+        # Where a compiled graph's tensors are in the plans, by data_ptr() (see _step_from_graph).
+        self._graph_places = {p.data_ptr(): (gi, i) for gi, plan in enumerate(plans) for i, p in enumerate(plan.params)}
+        for (members, _steps), plan in zip(self._graph_tensors, plans):
+            plan.state_pointers = [tuple(s.data_ptr() for s in p_states) for _p, p_states in members]
         cast(StateTable, self.state).replaced = False  # after the entries this build created
         return plans
 
@@ -537,15 +659,45 @@ def _check_no_duplicates(params: list[Any], first_index: int) -> None:
     check_no_duplicates((item[1] if n else item for item, n in zip(params, named)), labels, "tensor")
 
 
-def _step_in_eager_mode(opt: NativeOptimizer, closure: Callable[[], Any] | None) -> Any:
-    return opt._eager_step(closure)
+def _prepare_graph_step(opt: NativeOptimizer) -> int:
+    """Run by torch's compiler in Python at trace time, its result taken as a constant (the mark
+    ``torch.compiler.assume_constant_result`` sets, set here without importing the compiler): the
+    optimizer's plans and ``_graph_tensors`` for the trace to read, and its graph handle. Refuses
+    what the compiled step cannot do, before any graph exists. Registers the operator (importing
+    graph_op) at the first trace, not with ``import adagrad.torch`` (5-13 ms)."""
+    from . import graph_op
+
+    if opt._amp_grad_scale() is not None or getattr(opt, "found_inf", None) is not None:
+        raise RuntimeError(
+            f"{type(opt).__name__}.step under torch.compile does not take torch.amp.GradScaler's scale: step "
+            "this optimizer eagerly"
+        )
+    plans = opt._current_plans()
+    # An LR scheduler's check that step() came first (a traced attribute store is dropped: here,
+    # once, at trace time, when the compiled step is about to exist).
+    opt._opt_called = True
+    if opt._has_fallback:
+        p = next(p for plan in plans for p in plan.fallback)
+        raise RuntimeError(
+            f"{type(opt).__name__}.step under torch.compile takes dense CPU params of a native dtype; a param of "
+            f"dtype {p.dtype} on {p.device} is updated by torch ops: step this optimizer eagerly"
+        )
+    if torch.compiler.is_compiling():
+        # Traced as a frame of its own, where the compiler gave up on the step's (a sparse grad,
+        # without fullgraph): the step runs eagerly, and mark_static_address may not be traced.
+        return graph_op.graph_handle(opt)
+    # Guards on these tensors' identity (as torch's compiled optimizers have on their states): a
+    # state tensor replaced after the trace retraces the step, whose graph would hand the old one.
+    mark_static = torch._dynamo.mark_static_address  # imported by torch.compile, which runs this
+    for members, group_steps in opt._graph_tensors or []:
+        for _p, p_states in members:
+            for state in p_states:
+                mark_static(state, guard=True)
+        mark_static(group_steps, guard=True)
+    return graph_op.graph_handle(opt)
 
 
-# What torch.compile meets in a step: one native call, nothing to trace (as torch's fused step), a
-# graph break. Eager steps do not go through this wrapper (~4 us a call). torch's own lazy form of
-# torch.compiler.disable (its optimizers' zero_grad use it): torch._dynamo (~0.9 s) is imported at
-# the first compiled step, not with this module.
-_step_outside_the_graph: Callable[..., Any] = torch._disable_dynamo(_step_in_eager_mode)  # type: ignore[attr-defined]
+_prepare_graph_step._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 def _torch_step_names() -> tuple[str, ...]:

@@ -79,19 +79,19 @@ def native_grads(
             ]
         except (TypeError, RuntimeError):  # sparse, requires grad, another device or dtype
             pass
-    grads: list[Any] = []
-    for p, order, name in zip(params, orders, labels):
-        g = p.grad
-        if g is None:
-            grads.append(None)
-        elif g.is_sparse:  # asked first: a failed numpy() costs more than the whole conversion
-            grads.append(sparse_rows(g, order, name))
-        else:
-            try:
-                grads.append(as_array(g, order))
-            except (TypeError, RuntimeError):
-                grads.append(unusual_dense_grad(g, order, name))
-    return grads
+    return [
+        None if (g := p.grad) is None else native_grad(g, order, name) for p, order, name in zip(params, orders, labels)
+    ]
+
+
+def native_grad(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> Any:
+    """One grad as the native step takes it: a NumPy array, or SparseRows."""
+    if g.is_sparse:  # asked first: a failed numpy() costs more than the whole conversion
+        return sparse_rows(g, order, name)
+    try:
+        return as_array(g, order)
+    except (TypeError, RuntimeError):
+        return unusual_dense_grad(g, order, name)
 
 
 def sparse_rows(g: torch.Tensor, order: tuple[int, ...] | None, name: str) -> SparseRows | np.ndarray:
