@@ -47,6 +47,10 @@ struct SparseTask {
   S* states[kMaxStates];         // the rule's states: rows x dim (element-wise) or rows (row-wise)
   std::int64_t* decay_counts;    // rows: AdagradDecay's decays done per row (else null)
   const P* values;               // k x dim: occurrence o's gradient row is values + o * dim
+  // A bag's backward (sparse.hpp, SparseProblem::bags): occurrence o's gradient row is values row
+  // bags[o], times scales[o] if set (rounded to P); null: the layout above.
+  const std::int64_t* bags;
+  const P* scales;
   std::size_t dim;
   const Coeffs<compute_t<P>>* coeffs;
   compute_t<P>* scratch;  // dim elements of the task's own (a summed row, a row-wise gradient)
