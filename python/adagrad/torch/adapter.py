@@ -331,7 +331,7 @@ class NativeOptimizer(torch.optim.Optimizer):
         optimizer holds): ``grad`` in the native step's bag form."""
         self._bag_grad = grad
         try:
-            self._eager_step(None)
+            self.step()  # through the wrappers LR schedulers and hooks put on it
         finally:
             self._bag_grad = None
 

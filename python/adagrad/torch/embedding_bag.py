@@ -92,7 +92,9 @@ class EmbeddingBag(nn.Module):
                 raise ValueError(f"{name} needs the per-id gradient rows, which the fused backward never builds")
         if options.get("nonfinite", "propagate") != "propagate":
             raise ValueError("nonfinite must be 'propagate': the fused backward checks no per-id rows")
-        dtype = dtype or torch.get_default_dtype()
+        dtype = dtype or (torch.get_default_dtype() if _weight is None else _weight.dtype)
+        if dtype not in NATIVE_DTYPES:
+            raise TypeError(f"the table's dtype must be one of {NATIVE_DTYPES}, got {dtype}")
         if _weight is None:
             weight = torch.empty(num_embeddings, embedding_dim, dtype=dtype)
             nn.init.normal_(weight)
@@ -103,8 +105,8 @@ class EmbeddingBag(nn.Module):
             if tuple(_weight.shape) != (num_embeddings, embedding_dim):
                 raise ValueError("_weight must have shape (num_embeddings, embedding_dim)")
             weight = _weight
-        if weight.dtype not in NATIVE_DTYPES or weight.device.type != "cpu":
-            raise TypeError(f"the table must be a CPU tensor of {NATIVE_DTYPES}, got {weight.dtype} on {weight.device}")
+        if weight.device.type != "cpu":
+            raise TypeError(f"the table must be a CPU tensor, got one on {weight.device}")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.mode, self.padding_idx, self.include_last_offset = mode, padding_idx, include_last_offset
         self.weight = nn.Parameter(weight.contiguous())
