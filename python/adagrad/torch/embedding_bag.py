@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -144,13 +145,15 @@ class EmbeddingBag(nn.Module):
 
 
 class _Bags:
-    """A forward's checked ids (1-D), offsets and per-sample weights, and the bag of each id."""
+    """A forward's checked ids (1-D), offsets and per-sample weights, and the bag of each id
+    (NumPy: on arrays of a few thousand ids its calls cost a fraction of torch's dispatch)."""
 
-    def __init__(self, ids: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor | None, count: int) -> None:
+    def __init__(
+        self, ids: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor | None, count: int, offs: np.ndarray
+    ) -> None:
         self.ids, self.offsets, self.weights, self.count = ids, offsets, weights, count
-        starts = offsets[:count]
-        ends = torch.cat([offsets[1 : count + 1], offsets.new_tensor([ids.numel()])])[:count]
-        self.bag_of = torch.repeat_interleave(torch.arange(count), (ends - starts).to(torch.int64))
+        ends = offs[1 : count + 1] if count + 1 <= offs.size else np.append(offs[1:count], ids.numel())
+        self.bag_of = np.repeat(np.arange(count, dtype=np.int64), ends - offs[:count])
 
 
 def _rule_class(optimizer: Any) -> type[NativeOptimizer]:
@@ -187,18 +190,19 @@ def _checked_bags(
         raise ValueError(f"input must be 1-D (with offsets) or 2-D (bags of one length), got {input.dim()}-D")
     n = input.numel()
     input, offsets = input.contiguous(), offsets.contiguous()
-    if n and (int(input.min()) < 0 or int(input.max()) >= module.num_embeddings):
-        bad = input[(input < 0) | (input >= module.num_embeddings)][0]
+    ids, offs = input.numpy(), offsets.numpy()
+    if n and (ids.min() < 0 or ids.max() >= module.num_embeddings):
+        bad = ids[(ids < 0) | (ids >= module.num_embeddings)][0]
         raise IndexError(f"id {int(bad)} is out of range for a table of {module.num_embeddings} rows")
-    count = offsets.numel() - (1 if module.include_last_offset else 0)
-    if count < 0 or (offsets.numel() and int(offsets[0]) != 0):
+    count = offs.size - (1 if module.include_last_offset else 0)
+    if count < 0 or (offs.size and offs[0] != 0):
         raise ValueError("offsets must start at 0" + (" and hold the end too" if module.include_last_offset else ""))
-    if offsets.numel() > 1 and bool((offsets[1:] < offsets[:-1]).any()):
+    if offs.size > 1 and (offs[1:] < offs[:-1]).any():
         raise ValueError("offsets must be non-decreasing")
-    if offsets.numel() and int(offsets[-1]) > n:
-        raise ValueError(f"offsets[-1] = {int(offsets[-1])} is past the end of input ({n} ids)")
-    if module.include_last_offset and offsets.numel() and int(offsets[-1]) != n:
-        raise ValueError(f"with include_last_offset, offsets[-1] must be len(input) = {n}, got {int(offsets[-1])}")
+    if offs.size and offs[-1] > n:
+        raise ValueError(f"offsets[-1] = {int(offs[-1])} is past the end of input ({n} ids)")
+    if module.include_last_offset and offs.size and offs[-1] != n:
+        raise ValueError(f"with include_last_offset, offsets[-1] must be len(input) = {n}, got {int(offs[-1])}")
     if per_sample_weights is not None:
         if module.mode != "sum":
             raise ValueError("per_sample_weights takes mode='sum' only (as nn.EmbeddingBag)")
@@ -208,7 +212,7 @@ def _checked_bags(
                 f"per_sample_weights must be a {module.weight.dtype} tensor shaped like input {tuple(input.shape)}"
             )
         per_sample_weights = w.contiguous()
-    return _Bags(input, offsets, per_sample_weights, count)
+    return _Bags(input, offsets, per_sample_weights, count, offs)
 
 
 class _FusedBag(torch.autograd.Function):
@@ -232,23 +236,29 @@ class _FusedBag(torch.autograd.Function):
         weights_grad = None
         if bags.weights is not None and ctx.needs_input_grad[1]:  # torch's own, before the update
             weights_grad = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-                grad, weight.detach(), bags.ids, bags.offsets, bags.bag_of, 0, -1 if module.padding_idx is None else module.padding_idx
+                grad,
+                weight.detach(),
+                bags.ids,
+                bags.offsets,
+                torch.from_numpy(bags.bag_of),
+                0,
+                -1 if module.padding_idx is None else module.padding_idx,
             )
-        ids, bag_of = bags.ids, bags.bag_of
+        ids, bag_of = bags.ids.numpy(), bags.bag_of
         scales = None if bags.weights is None else bags.weights.detach()
         if module.padding_idx is not None:  # torch drops the padding ids' rows
             keep = ids != module.padding_idx
             ids, bag_of = ids[keep], bag_of[keep]
-            scales = None if scales is None else scales[keep]
+            scales = None if scales is None else scales[torch.from_numpy(keep)]
         if module.mode == "mean":  # torch's 1 / bag size, in the table's dtype, per id
-            sizes = torch.bincount(bag_of, minlength=bags.count)
-            scales = (1 / sizes.to(weight.dtype))[bag_of]
+            sizes = torch.from_numpy(np.bincount(bag_of, minlength=bags.count))
+            scales = (1 / sizes.to(weight.dtype))[torch.from_numpy(bag_of)]
         # Called with no ids too: the step is counted, as the sparse pipeline's empty grad's would be.
         module.fused_optimizer._bag_step(
             {
-                "indices": ids.numpy(),
+                "indices": ids,
                 "pooled": numpy_view(grad),
-                "bags": bag_of.numpy(),
+                "bags": bag_of,
                 "scales": None if scales is None else numpy_view(scales.contiguous()),
             }
         )
