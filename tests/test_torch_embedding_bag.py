@@ -14,7 +14,6 @@ from torch import nn
 
 import adagrad.torch as at
 from adagrad.torch.grads import NATIVE_DTYPES
-
 from conftest import assert_same_bits
 
 ROWS, DIM = 12, 20  # 20: a vector body and a scalar tail on every ISA
@@ -233,4 +232,3 @@ def test_per_sample_weights_need_sum_mode() -> None:
     bag = at.EmbeddingBag(ROWS, DIM, mode="mean")
     with pytest.raises(ValueError, match="mode='sum' only"):
         bag(torch.tensor([1, 2]), torch.tensor([0]), torch.ones(2))
-

@@ -133,7 +133,10 @@ class TrainingLoop:
     spent so far inside optimizer.step."""
 
     def __init__(
-        self, model: HashedLogistic | TbeLogistic | FusedLogistic | MLP, optimizer: torch.optim.Optimizer, batches: list[Batch]
+        self,
+        model: HashedLogistic | TbeLogistic | FusedLogistic | MLP,
+        optimizer: torch.optim.Optimizer,
+        batches: list[Batch],
     ) -> None:
         self.model, self.optimizer, self.batches = model, optimizer, batches
         self.steps = 0

@@ -276,7 +276,9 @@ class NativeOptimizer(torch.optim.Optimizer):
             if self._bag_grad is not None:
                 grads = [self._bag_grad]
             else:
-                grads = native_grads(plan.params, plan.orders, plan.labels, not plan.sparse_seen and not any(plan.orders))
+                grads = native_grads(
+                    plan.params, plan.orders, plan.labels, not plan.sparse_seen and not any(plan.orders)
+                )
             record = plan.record
             if any(isinstance(g, SparseRows) for g in grads):
                 plan.sparse_seen = True

@@ -130,7 +130,7 @@ class EmbeddingBag(nn.Module):
         bags = _checked_bags(self, input, offsets, per_sample_weights)
         if not (torch.is_grad_enabled() and self.weight.requires_grad):
             return self._pooled(bags)
-        return _FusedBag.apply(self.weight, bags.weights, self, bags)
+        return _FusedBag.apply(self.weight, bags.weights, self, bags)  # type: ignore[no-untyped-call]
 
     def _pooled(self, bags: _Bags) -> torch.Tensor:
         return F.embedding_bag(
@@ -166,9 +166,7 @@ def _rule_class(optimizer: Any) -> type[NativeOptimizer]:
     raise TypeError(f"optimizer must be a rule's name or an adagrad.torch drop-in class, got {optimizer!r}")
 
 
-def _checked_bags(
-    module: EmbeddingBag, input: Any, offsets: Any, per_sample_weights: Any
-) -> _Bags:
+def _checked_bags(module: EmbeddingBag, input: Any, offsets: Any, per_sample_weights: Any) -> _Bags:
     """Every check of a forward's arguments, before anything runs: a clear error, nothing modified."""
     if not isinstance(input, torch.Tensor) or input.dtype not in (torch.int32, torch.int64):
         raise TypeError(f"input must be an int32 or int64 tensor, got {getattr(input, 'dtype', type(input))}")
@@ -219,14 +217,14 @@ class _FusedBag(torch.autograd.Function):
     """The forward's pooling, and a backward that is the rule's update of the touched rows."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, weight: torch.Tensor, weights: torch.Tensor | None, module: EmbeddingBag, bags: _Bags
     ) -> torch.Tensor:
         ctx.module, ctx.bags = module, bags
         return module._pooled(bags)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         module: EmbeddingBag = ctx.module
         bags: _Bags = ctx.bags
         weight = module.weight
