@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .adapter import NativeOptimizer
@@ -133,15 +132,19 @@ class EmbeddingBag(nn.Module):
         return _FusedBag.apply(self.weight, bags.weights, self, bags)  # type: ignore[no-untyped-call]
 
     def _pooled(self, bags: _Bags) -> torch.Tensor:
-        return F.embedding_bag(
-            bags.ids,
+        """nn.EmbeddingBag's forward: the ATen op its functional form calls, less that form's
+        Python checks (ours are done; ~10 us a call)."""
+        return torch.embedding_bag(
             self.weight.detach(),
+            bags.ids,
             bags.offsets,
-            mode=self.mode,
-            per_sample_weights=None if bags.weights is None else bags.weights.detach(),
-            include_last_offset=self.include_last_offset,
-            padding_idx=self.padding_idx,
-        )
+            False,  # scale_grad_by_freq
+            _MODES.index(self.mode),  # ATen's mode numbers: sum 0, mean 1
+            False,  # sparse
+            None if bags.weights is None else bags.weights.detach(),
+            self.include_last_offset,
+            self.padding_idx,  # None, not -1: ATen takes another path for -1, with other bits (fma or not)
+        )[0]
 
 
 class _Bags:
