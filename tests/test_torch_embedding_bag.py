@@ -152,7 +152,8 @@ def test_threads_give_the_same_bits(threads: int, rowwise: bool) -> None:
     assert_same_training(oracle, optimizer, fused)
 
 
-def test_per_sample_weights_grad_is_torchs() -> None:
+@pytest.mark.parametrize("frozen", [False, True])
+def test_per_sample_weights_grad_is_torchs(frozen: bool) -> None:
     gen = torch.Generator().manual_seed(3)
     table = torch.randn(ROWS, DIM, generator=gen)
     x, offs = torch.tensor(IDS), torch.tensor([0, 3, 3, 5, 9])
@@ -160,9 +161,12 @@ def test_per_sample_weights_grad_is_torchs() -> None:
     w1 = torch.randn(len(IDS), generator=gen).requires_grad_()
     w2 = w1.detach().clone().requires_grad_()
     nn.EmbeddingBag(ROWS, DIM, mode="sum", padding_idx=2, _weight=table.clone())(x, offs, w1).backward(grad_out)
-    at.EmbeddingBag(ROWS, DIM, mode="sum", padding_idx=2, _weight=table.clone())(x, offs, w2).backward(grad_out)
+    bag = at.EmbeddingBag(ROWS, DIM, mode="sum", padding_idx=2, _weight=table.clone())
+    bag.weight.requires_grad_(not frozen)
+    bag(x, offs, w2).backward(grad_out)
     assert w1.grad is not None and w2.grad is not None
     assert_same_bits(w2.grad.numpy(), w1.grad.numpy())
+    assert torch.equal(bag.weight, table) == frozen
 
 
 def test_trains_like_a_torch_module() -> None:

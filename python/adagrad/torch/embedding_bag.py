@@ -127,7 +127,8 @@ class EmbeddingBag(nn.Module):
         """The bags' pooled rows, as ``nn.EmbeddingBag``'s forward; with grad enabled, its
         backward updates the table (and returns per_sample_weights' grad if it requires one)."""
         bags = _checked_bags(self, input, offsets, per_sample_weights)
-        if not (torch.is_grad_enabled() and self.weight.requires_grad):
+        weights_need_grad = bags.weights is not None and bags.weights.requires_grad
+        if not (torch.is_grad_enabled() and (self.weight.requires_grad or weights_need_grad)):
             return self._pooled(bags)
         return _FusedBag.apply(self.weight, bags.weights, self, bags)  # type: ignore[no-untyped-call]
 
@@ -179,9 +180,9 @@ def _checked_bags(module: EmbeddingBag, input: Any, offsets: Any, per_sample_wei
         rows, length = input.shape
         offsets = torch.arange(0, rows * length + (1 if module.include_last_offset else 0), length or 1)
         offsets = offsets[: rows + (1 if module.include_last_offset else 0)].to(input.dtype)
-        input = input.reshape(-1)
-        if per_sample_weights is not None:
+        if isinstance(per_sample_weights, torch.Tensor) and per_sample_weights.shape == input.shape:
             per_sample_weights = per_sample_weights.reshape(-1)
+        input = input.reshape(-1)
     elif input.dim() == 1:
         if not isinstance(offsets, torch.Tensor) or offsets.dim() != 1:
             raise ValueError("1-D input needs 1-D offsets (the start of each bag)")
@@ -245,6 +246,8 @@ class _FusedBag(torch.autograd.Function):
                 0,
                 -1 if module.padding_idx is None else module.padding_idx,
             )
+        if not ctx.needs_input_grad[0]:  # the table is frozen (weight.requires_grad_(False))
+            return None, weights_grad, None, None
         ids, bag_of = bags.ids.numpy(), bags.bag_of
         scales = None if bags.weights is None else bags.weights.detach()
         if module.padding_idx is not None:  # torch drops the padding ids' rows
