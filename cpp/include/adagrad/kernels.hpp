@@ -123,6 +123,26 @@ struct NormKernels {
 template <class P>
 using StochasticRoundFn = void (*)(const float* x, P* out, std::size_t n, std::uint64_t index0, SrKey key);
 
+// The forward pooling of bags [first_bag, end_bag) of an embedding bag on a float32 table
+// (pool_kernel.inl): out (bags x dim) row b from ids [offsets[b], offsets[b + 1]), all checked in
+// range by the caller; weights: null or one per id (fused_weights: fma into the sum, else a product
+// then a sum); padding_idx: an id skipped (-1: none); mean: divided by max(ids but padding, 1).
+struct PoolTask {
+  const float* table;
+  std::size_t dim;
+  const void* ids;
+  bool ids_int64;
+  std::size_t n;
+  const std::int64_t* offsets;
+  const float* weights;
+  bool fused_weights;
+  std::int64_t padding_idx;
+  bool mean;
+  float* out;
+  std::size_t first_bag, end_bag;
+};
+using PoolFn = void (*)(const PoolTask& task);
+
 struct KernelTable {
   const char* name;
   PairKernels<float> f32;
@@ -138,6 +158,7 @@ struct KernelTable {
   NormKernels<double> norm_f64;
   StochasticRoundFn<float16> round_f16;
   StochasticRoundFn<bfloat16> round_bf16;
+  PoolFn pool_f32;
 };
 
 // The table's kernels for a (param, state) storage pair.
