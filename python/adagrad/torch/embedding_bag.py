@@ -177,7 +177,14 @@ class _Bags:
         self.ids, self.offsets, self.weights, self.count = ids, offsets, weights, count
         # bag b is ids [bounds[b], bounds[b + 1])
         self.bounds = np.append(offs[:count], ids.numel()).astype(np.int64, copy=False)
-        self.bag_of = np.repeat(np.arange(count, dtype=np.int64), np.diff(self.bounds))
+        self._bag_of: np.ndarray | None = None
+
+    @property
+    def bag_of(self) -> np.ndarray:
+        """Each id's bag (int64), made when the backward first asks."""
+        if self._bag_of is None:
+            self._bag_of = np.repeat(np.arange(self.count, dtype=np.int64), np.diff(self.bounds))
+        return self._bag_of
 
 
 def _rule_class(optimizer: Any) -> type[NativeOptimizer]:
