@@ -105,7 +105,8 @@ def test_fused_update_is_the_sparse_pipeline(layout: str, mode: str, rule: str) 
 # 16: the kernels for fixed row lengths (the summed row in registers); 20: any length, with a tail.
 @pytest.mark.parametrize("dim", [16, 20])
 @pytest.mark.parametrize("rule", ["adagrad", "adagrad-rowwise", "adagrad-sequential", "rowwise-sequential"])
-@pytest.mark.parametrize("mode", ["sum", "mean-padding", "weights-padding"])
+# The value rows read as they are and scaled; the forward's sum, division, fma and product-then-sum.
+@pytest.mark.parametrize("mode", ["sum", "mean-padding", "sum-weights", "weights-padding"])
 def test_every_isa(isa: str, mode: str, rule: str, dim: int) -> None:
     assert_same_training(*train_both("offsets", mode, rule, dim=dim))
 
