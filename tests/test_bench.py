@@ -331,7 +331,15 @@ def test_training_peers_train_the_same_model(case: TrainingCase) -> None:
         if os.environ.get("ADAGRAD_REQUIRE_BENCH_PEERS"):
             assert training.fbgemm_tbe_available(), "FBGEMM's TBE is required here"
         tbe = ["fbgemm TBE", "fbgemm TBE rowwise"] if training.fbgemm_tbe_available() else []
-        assert list(loops) == ["adagrad", "torch", "torch fused, dense grads", "adagrad rowwise", *tbe]
+        assert list(loops) == [
+            "adagrad",
+            "torch",
+            "torch fused, dense grads",
+            "adagrad rowwise",
+            "adagrad fused",
+            "adagrad fused rowwise",
+            *tbe,
+        ]
     else:
         assert list(loops) == ["adagrad", "torch", "torch fused"]
     for loop in loops.values():

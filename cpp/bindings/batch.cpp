@@ -223,7 +223,7 @@ void StepBatch::add_dense(py::handle param, py::handle grad, const TensorStates&
 
 void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle values, const TensorStates& states,
                            const TensorName& name, const StepOptions& o, Duplicates duplicates, std::int64_t step,
-                           SparseProblem::Floor floor) {
+                           SparseProblem::Floor floor, const BagRows* bag) {
   FloatArray tab = float_array(table, name, Role::param);
   if (tab.ndim != 2 || !tab.c_order) {
     throw py::value_error(name(Role::param) + " must be a 2-D C-contiguous array (rows, dim) for sparse updates, got shape " +
@@ -234,7 +234,7 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
   FloatArray val = float_array(values, name, Role::grad);
   if (val.dtype != tab.dtype) throw py::type_error(name(Role::grad) + " must have the dtype of " + name(Role::param));
   // The benchmark's floor with values reads a whole batch's values for its distinct rows.
-  const bool any_value_rows = floor == SparseProblem::Floor::with_values;
+  const bool any_value_rows = floor == SparseProblem::Floor::with_values || bag != nullptr;
   if (val.ndim != 2 || (!any_value_rows && static_cast<std::size_t>(val.shape[0]) != idx.size) ||
       static_cast<std::size_t>(val.shape[1]) != dim || !val.c_order) {
     throw py::value_error(name(Role::grad) + " must be C-contiguous of shape (len(indices), dim) = (" +
@@ -299,6 +299,7 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
                           std::to_string(index_at(problem, bad)) +
                           " is out of range for a table of " + std::to_string(rows) + " rows");
   }
+  if (bag != nullptr) add_bag_rows(problem, *bag, val, name);
   if (clip_.measures_norm()) sparse_span_.push_back(checked_.size());
   if (nonfinite_ != NonFinite::propagate || clip_.measures_norm()) {
     check_later(val.dtype, val.data, val.size, val.owner, name);
@@ -306,6 +307,37 @@ void StepBatch::add_sparse(py::handle table, py::handle indices, py::handle valu
   sparse_.push_back(problem);
   for (py::object* owner : {&tab.owner, &idx.owner, &val.owner}) owners_.push_back(std::move(*owner));
   for (FloatArray& s : st) owners_.push_back(std::move(s.owner));
+}
+
+void StepBatch::add_bag_rows(SparseProblem& problem, const BagRows& bag, const FloatArray& pooled,
+                             const TensorName& name) {
+  if (problem.floor != SparseProblem::Floor::none) throw py::value_error("the benchmark floors take no bags");
+  if (clip_.measures_norm() || nonfinite_ != NonFinite::propagate) {
+    throw py::value_error(name(Role::grad) + ": a bag's pooled gradient takes no clip and no nonfinite check");
+  }
+  const Indices bags = index_array(bag.bags, name);
+  if (!bags.int64 || bags.size != problem.k) {
+    throw py::value_error(name(Role::indices) + ": the bags must be int64 of len(indices) = " +
+                          std::to_string(problem.k));
+  }
+  const auto* b = static_cast<const std::int64_t*>(bags.data);
+  for (std::size_t i = 0; i < bags.size; ++i) {
+    if (b[i] < 0 || static_cast<std::size_t>(b[i]) >= problem.value_rows) {
+      throw py::value_error(name(Role::indices) + ": bag " + std::to_string(b[i]) + " of occurrence " +
+                            std::to_string(i) + " is out of range for " + std::to_string(problem.value_rows) +
+                            " bags");
+    }
+  }
+  problem.bags = b;
+  owners_.push_back(bags.owner);
+  if (bag.scales.is_none()) return;
+  const FloatArray scales = float_array(bag.scales, name, Role::grad);
+  if (scales.dtype != pooled.dtype || scales.ndim != 1 || scales.size != problem.k) {
+    throw py::value_error(name(Role::grad) + ": the scales must be 1-D of len(indices) = " +
+                          std::to_string(problem.k) + " with the pooled gradient's dtype");
+  }
+  problem.scales = scales.data;
+  owners_.push_back(scales.owner);
 }
 
 void StepBatch::reserve(std::size_t tensors) {

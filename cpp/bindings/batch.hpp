@@ -59,9 +59,15 @@ class StepBatch {
   // One sparse update of the rows `indices` of a 2-D param with `values`; the first state's shape
   // (rows, dim) or (rows,) picks element-wise or row-wise state (row-wise: rules with kRowwise).
   // Checks every index. AdagradDecay's decay counts: int64 (rows,), the decays each row has had.
+  // bag: a bag's backward (adagrad.torch.EmbeddingBag; SparseProblem::bags): values is the pooled
+  // gradient (bags, dim), bag.bags int64 (len(indices),) each occurrence's bag, bag.scales None or
+  // (len(indices),) of the table's dtype.
+  struct BagRows {
+    py::handle bags, scales;
+  };
   void add_sparse(py::handle table, py::handle indices, py::handle values, const TensorStates& states,
                   const TensorName& name, const StepOptions& o, Duplicates duplicates, std::int64_t step,
-                  SparseProblem::Floor floor = SparseProblem::Floor::none);
+                  SparseProblem::Floor floor = SparseProblem::Floor::none, const BagRows* bag = nullptr);
 
   // After run() applies the update (and only then), *count = value: an optimizer's step count,
   // written before fork() may copy the process (thread_pool.hpp, ParallelSection).
@@ -78,6 +84,8 @@ class StepBatch {
   double grad_norm() const { return grad_norm_; }
 
  private:
+  // The bag's arrays checked (every bag in range) and set on the problem.
+  void add_bag_rows(SparseProblem& problem, const BagRows& bag, const FloatArray& pooled, const TensorName& name);
   // The options with the batch's own: the loss scale and the clip.
   StepOptions with_batch_options(const StepOptions& o) const;
   // AdagradDecay's per-row decay counts (checked), or null for other rules. rows: the length

@@ -7,6 +7,7 @@
 
 namespace adagrad::bindings {
 void register_benchmarks(pybind11::module_& m);
+void register_embedding_bag(pybind11::module_& m);
 void register_runtime(pybind11::module_& m);
 void register_step(pybind11::module_& m);
 }  // namespace adagrad::bindings
@@ -26,5 +27,6 @@ PYBIND11_MODULE(_core, m) {
   adagrad::bindings::register_runtime(m);
   adagrad::bindings::register_step(m);
   adagrad::bindings::register_benchmarks(m);
+  adagrad::bindings::register_embedding_bag(m);
   m.attr("__version__") = ADAGRAD_VERSION;
 }

@@ -4,7 +4,8 @@
 //   "options"   a dict holding the rule's options by name, and maximize, duplicates,
 //               stochastic_rounding and seed (a param group itself)
 //   "params"    a list or tuple of arrays
-//   "grads"     a list or tuple, one per param: None (skipped), an array, or (indices, values)
+//   "grads"     a list or tuple, one per param: None (skipped), an array, (indices, values), or a
+//               bag's backward {"indices", "pooled", "bags", "scales"} (batch.hpp, add_sparse)
 //   "states"    a dict: each of the rule's states by name (kStates; AdagradDecay's "decay_count"
 //               too), a list or tuple with one array per param
 //   "steps"     an int64 array of the updates done per param, incremented where one is applied;
@@ -242,7 +243,7 @@ py::object step(const py::list& records, py::handle step_options) {
     for (std::size_t i = 0; i < r.params.size; ++i) {
       const py::handle grad = r.grads[i];
       if (grad.is_none() && r.labels) continue;  // an optimizer's param without a grad; a function's grad is required
-      const TensorName name{r.labels ? (*r.labels)[i] : py::handle(Py_None), PyTuple_Check(grad.ptr()) != 0};
+      const TensorName name{r.labels ? (*r.labels)[i] : py::handle(Py_None), PyTuple_Check(grad.ptr()) != 0 || PyDict_Check(grad.ptr()) != 0};
       std::int64_t t = r.step;
       if (r.steps != nullptr) {
         if (r.steps[i] < 0 || r.steps[i] >= std::numeric_limits<std::int64_t>::max() - 1) {
@@ -260,7 +261,17 @@ py::object step(const py::list& records, py::handle step_options) {
         stream_options.transform.sr_stream = r.first_stream + i;
         options = &stream_options;
       }
-      if (PyTuple_Check(grad.ptr())) {
+      if (PyDict_Check(grad.ptr())) {  // a bag's backward: {"indices", "pooled", "bags", "scales"}
+        static PyObject* const k_indices = key("indices");
+        static PyObject* const k_pooled = key("pooled");
+        static PyObject* const k_bags = key("bags");
+        static PyObject* const k_scales = key("scales");
+        const StepBatch::BagRows bag{required_item(grad, k_bags, "bags", r.where),
+                                     required_item(grad, k_scales, "scales", r.where)};
+        batch.add_sparse(r.params[i], required_item(grad, k_indices, "indices", r.where),
+                         required_item(grad, k_pooled, "pooled", r.where), states, name, *options, r.duplicates, t,
+                         SparseProblem::Floor::none, &bag);
+      } else if (PyTuple_Check(grad.ptr())) {
         if (PyTuple_GET_SIZE(grad.ptr()) != 2) {
           throw py::value_error(name(Role::grad) + " must be an array, or (indices, values) for a sparse gradient");
         }

@@ -49,7 +49,8 @@ constexpr KernelTable make_kernel_table(const char* name) {
           norm_kernels<VF64, VF32>(),
           norm_kernels<VF64, VF64>(),
           &stochastic_round_loop<VF32, float16>,
-          &stochastic_round_loop<VF32, bfloat16>};
+          &stochastic_round_loop<VF32, bfloat16>,
+          &pool_bags<VF32>};
 }
 
 }  // namespace

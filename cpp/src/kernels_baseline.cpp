@@ -2,6 +2,7 @@
 #include "dense_kernel.inl"
 #include "sparse_kernel.inl"
 #include "norm_kernel.inl"
+#include "pool_kernel.inl"
 #include "kernel_table.inl"
 
 namespace adagrad {

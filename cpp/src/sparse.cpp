@@ -220,6 +220,8 @@ SparseTask<P, S> task_for(const SparseProblem& p, const Coeffs<compute_t<P>>& co
   for (std::size_t j = 0; j < kMaxStates; ++j) t.states[j] = static_cast<S*>(p.states[j]);
   t.decay_counts = p.decay_counts;
   t.values = static_cast<const P*>(p.values);
+  t.bags = p.bags;
+  t.scales = static_cast<const P*>(p.scales);
   t.dim = p.dim;
   t.coeffs = &coeffs;
   t.scratch = reinterpret_cast<C*>(aligned);

@@ -49,6 +49,38 @@ inline __attribute__((always_inline)) RuleStates<Rule, S> states_at(const Sparse
   return rule_states<Rule>(t.states).offset(offset);
 }
 
+// Where occurrence o's gradient row is read: values row o or, in a bag's backward, its bag's row of
+// the pooled gradient, then (scaled) times its scale in the compute type, rounded to P as torch's
+// per-occurrence row is (load_value). The one accessor of value rows, prefetches included.
+template <class P>
+struct ValueRow {
+  const P* row;
+  compute_t<P> scale;
+  bool scaled;
+};
+
+template <class P, class S>
+inline __attribute__((always_inline)) ValueRow<P> value_row(const SparseTask<P, S>& t, std::size_t o) {
+  const std::size_t r = t.bags == nullptr ? o : static_cast<std::size_t>(t.bags[o]);
+  const P* row = t.values + r * t.dim;
+  if (t.scales == nullptr) return {row, compute_t<P>(1), false};
+  return {row, to_compute<compute_t<P>>(t.scales[o]), true};
+}
+
+template <class O, class P>
+inline __attribute__((always_inline)) typename O::R load_value(const ValueRow<P>& v, std::size_t j) {
+  const typename O::R x = load_as<O>(v.row + j);
+  if (!v.scaled) return x;
+  const typename O::R product = O::mul(x, O::set1(v.scale));
+  if constexpr (is_16bit_storage<P>) {  // torch's row is a tensor of the table's dtype
+    P rounded[O::W];
+    store_as<O>(rounded, product);
+    return load_as<O>(rounded);
+  } else {
+    return product;
+  }
+}
+
 // The table and state lines of row r, about to be written.
 template <class Rule, bool kRowwise, class P, class S>
 inline __attribute__((always_inline)) void prefetch_row(const SparseTask<P, S>& t, std::size_t r) {
@@ -100,27 +132,27 @@ inline __attribute__((always_inline)) void catch_up_decays(const SparseTask<P, S
 
 // out = ((+0 + v[o0]) + v[o1]) + ... over the chain of occurrences from o0, in input order, in the
 // compute type (16-bit values widened).
-template <class V, class P>
-void sum_chain(typename V::T* __restrict out, const P* __restrict values, const std::uint32_t* next, std::uint32_t o0,
-               std::size_t d) {
+template <class V, class P, class S>
+void sum_chain(typename V::T* __restrict out, const SparseTask<P, S>& t, std::uint32_t o0) {
   using T = typename V::T;
-  auto start = [&](auto ops, const P* a, std::size_t j) {
+  const std::size_t d = t.dim;
+  auto start = [&](auto ops, const ValueRow<P>& a, std::size_t j) {
     using O = decltype(ops);
-    O::store(out + j, O::add(O::set1(T(0)), load_as<O>(a + j)));
+    O::store(out + j, O::add(O::set1(T(0)), load_value<O>(a, j)));
   };
-  auto add = [&](auto ops, const P* a, std::size_t j) {
+  auto add = [&](auto ops, const ValueRow<P>& a, std::size_t j) {
     using O = decltype(ops);
-    O::store(out + j, O::add(O::load(out + j), load_as<O>(a + j)));
+    O::store(out + j, O::add(O::load(out + j), load_value<O>(a, j)));
   };
-  auto over_row = [&](auto op, const P* a) {
+  auto over_row = [&](auto op, const ValueRow<P>& a) {
     std::size_t j = 0;
     if constexpr (V::W > 1) {
       for (; j + V::W <= d; j += V::W) op(V{}, a, j);
     }
     for (; j < d; ++j) op(ScalarVec<T>{}, a, j);
   };
-  over_row(start, values + static_cast<std::size_t>(o0) * d);
-  for (std::uint32_t o = next[o0]; o != kEndOfChain; o = next[o]) over_row(add, values + static_cast<std::size_t>(o) * d);
+  over_row(start, value_row(t, o0));
+  for (std::uint32_t o = t.next[o0]; o != kEndOfChain; o = t.next[o]) over_row(add, value_row(t, o));
 }
 
 // Unique row u's table and state lines, and the value rows of all its occurrences (sum modes).
@@ -128,7 +160,7 @@ template <class Rule, bool kRowwise, class P, class S>
 inline __attribute__((always_inline)) void prefetch_unique(const SparseTask<P, S>& t, std::size_t u) {
   prefetch_row<Rule, kRowwise>(t, t.rows[u]);
   for (std::uint32_t o = t.first[u]; o != kEndOfChain; o = t.next[o]) {
-    prefetch_lines<0>(t.values + static_cast<std::size_t>(o) * t.dim, t.dim);
+    prefetch_lines<0>(value_row(t, o).row, t.dim);
   }
 }
 
@@ -146,11 +178,11 @@ void sum_rows(const SparseTask<P, S>& t) {
     const std::uint32_t o = t.first[u];
     catch_up_decays<Rule>(t, r);
     const RuleStates<Rule, S> s = states_at<Rule>(t, r * d);
-    if (t.next[o] == kEndOfChain) {
-      update_row<V, Rule, kPlain, true>(t.table + r * d, t.values + static_cast<std::size_t>(o) * d, s, d, kv, ks,
-                                        r * d);
-    } else {
-      sum_chain<V>(t.scratch, t.values, t.next, o, d);
+    const ValueRow<P> v = value_row(t, o);
+    if (t.next[o] == kEndOfChain && !v.scaled) {
+      update_row<V, Rule, kPlain, true>(t.table + r * d, v.row, s, d, kv, ks, r * d);
+    } else {  // a scaled row summed from +0 alone: the bits of the direct path's +0 + g
+      sum_chain<V>(t.scratch, t, o);
       update_row<V, Rule, kPlain, false>(t.table + r * d, t.scratch, s, d, kv, ks, r * d);
     }
   }
@@ -172,12 +204,12 @@ void sum_rows_fixed(const SparseTask<P, S>& t) {
   for (std::size_t u = 0; u < t.unique; ++u) {
     if (u + kRowsAhead < t.unique) prefetch_unique<Rule, false>(t, u + kRowsAhead);
     std::uint32_t o = t.first[u];
-    const P* v = t.values + static_cast<std::size_t>(o) * kD;
+    ValueRow<P> v = value_row(t, o);
     R g[kRegs];
-    for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(zero, load_as<V>(v + q * V::W));
+    for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(zero, load_value<V>(v, q * V::W));
     for (o = t.next[o]; o != kEndOfChain; o = t.next[o]) {
-      v = t.values + static_cast<std::size_t>(o) * kD;
-      for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(g[q], load_as<V>(v + q * V::W));
+      v = value_row(t, o);
+      for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(g[q], load_value<V>(v, q * V::W));
     }
     const std::size_t r = t.rows[u];
     catch_up_decays<Rule>(t, r);
@@ -199,12 +231,23 @@ inline __attribute__((always_inline)) void for_each_owned_occurrence(const Spars
       const std::uint64_t next_row = index_of(t, i + ahead);
       if (owns(t, next_row)) {
         prefetch_row<Rule, kRowwise>(t, static_cast<std::size_t>(next_row));
-        prefetch_lines<0>(t.values + (i + ahead) * d, d);
+        prefetch_lines<0>(value_row(t, i + ahead).row, d);
       }
     }
     const std::uint64_t r = index_of(t, i);
     if (owns(t, r)) update(i, static_cast<std::size_t>(r));
   }
+}
+
+// out = occurrence's gradient row (value_row), in the compute type.
+template <class V, class P>
+void scaled_row(typename V::T* __restrict out, const ValueRow<P>& v, std::size_t d) {
+  using T = typename V::T;
+  std::size_t j = 0;
+  if constexpr (V::W > 1) {
+    for (; j + V::W <= d; j += V::W) V::store(out + j, load_value<V>(v, j));
+  }
+  for (; j < d; ++j) ScalarVec<T>::store(out + j, load_value<ScalarVec<T>>(v, j));
 }
 
 // duplicates = sequential, element-wise state: each occurrence the dense update of its row.
@@ -216,8 +259,13 @@ void sequential_rows(const SparseTask<P, S>& t) {
   const Lanes<ScalarVec<T>, Rule> ks(*t.coeffs);
   for_each_owned_occurrence<Rule, false>(t, [&](std::size_t i, std::size_t r) {
     catch_up_decays<Rule>(t, r);
-    update_row<V, Rule, kPlain, false>(t.table + r * d, t.values + i * d, states_at<Rule>(t, r * d), d, kv, ks,
-                                       i * d);
+    const ValueRow<P> v = value_row(t, i);
+    if (!v.scaled) {
+      update_row<V, Rule, kPlain, false>(t.table + r * d, v.row, states_at<Rule>(t, r * d), d, kv, ks, i * d);
+    } else {
+      scaled_row<V>(t.scratch, v, d);
+      update_row<V, Rule, kPlain, false>(t.table + r * d, t.scratch, states_at<Rule>(t, r * d), d, kv, ks, i * d);
+    }
   });
 }
 
@@ -294,7 +342,7 @@ void rowwise_sum_rows(const SparseTask<P, S>& t) {
   const std::size_t d = t.dim;
   for (std::size_t u = 0; u < t.unique; ++u) {
     if (u + kRowsAhead < t.unique) prefetch_unique<Rule, true>(t, u + kRowsAhead);
-    sum_chain<V>(t.scratch, t.values, t.next, t.first[u], d);
+    sum_chain<V>(t.scratch, t, t.first[u]);
     const std::size_t r = t.rows[u];
     rowwise_row<V, Rule, kPlain>(t.table + r * d, t.scratch, t.states[0] + r, d, *t.coeffs, r * d);
   }
@@ -307,10 +355,11 @@ void rowwise_sequential_rows(const SparseTask<P, S>& t) {
   const std::size_t d = t.dim;
   for_each_owned_occurrence<Rule, true>(t, [&](std::size_t i, std::size_t r) {
     // The row-wise kernel rewrites its gradient: a copy, in the compute type.
-    if constexpr (is_16bit_storage<P>) {
-      for (std::size_t j = 0; j < d; ++j) t.scratch[j] = widen(t.values[i * d + j]);
+    const ValueRow<P> v = value_row(t, i);
+    if (is_16bit_storage<P> || v.scaled) {
+      scaled_row<V>(t.scratch, v, d);
     } else {
-      std::memcpy(t.scratch, t.values + i * d, d * sizeof(T));
+      std::memcpy(t.scratch, v.row, d * sizeof(T));
     }
     rowwise_row<V, Rule, kPlain>(t.table + r * d, t.scratch, t.states[0] + r, d, *t.coeffs, i * d);
   });

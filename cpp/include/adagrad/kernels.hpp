@@ -47,6 +47,10 @@ struct SparseTask {
   S* states[kMaxStates];         // the rule's states: rows x dim (element-wise) or rows (row-wise)
   std::int64_t* decay_counts;    // rows: AdagradDecay's decays done per row (else null)
   const P* values;               // k x dim: occurrence o's gradient row is values + o * dim
+  // A bag's backward (sparse.hpp, SparseProblem::bags): occurrence o's gradient row is values row
+  // bags[o], times scales[o] if set (rounded to P); null: the layout above.
+  const std::int64_t* bags;
+  const P* scales;
   std::size_t dim;
   const Coeffs<compute_t<P>>* coeffs;
   compute_t<P>* scratch;  // dim elements of the task's own (a summed row, a row-wise gradient)
@@ -119,6 +123,26 @@ struct NormKernels {
 template <class P>
 using StochasticRoundFn = void (*)(const float* x, P* out, std::size_t n, std::uint64_t index0, SrKey key);
 
+// The forward pooling of bags [first_bag, end_bag) of an embedding bag on a float32 table
+// (pool_kernel.inl): out (bags x dim) row b from ids [offsets[b], offsets[b + 1]), all checked in
+// range by the caller; weights: null or one per id (fused_weights: fma into the sum, else a product
+// then a sum); padding_idx: an id skipped (-1: none); mean: divided by max(ids but padding, 1).
+struct PoolTask {
+  const float* table;
+  std::size_t dim;
+  const void* ids;
+  bool ids_int64;
+  std::size_t n;
+  const std::int64_t* offsets;
+  const float* weights;
+  bool fused_weights;
+  std::int64_t padding_idx;
+  bool mean;
+  float* out;
+  std::size_t first_bag, end_bag;
+};
+using PoolFn = void (*)(const PoolTask& task);
+
 struct KernelTable {
   const char* name;
   PairKernels<float> f32;
@@ -134,6 +158,7 @@ struct KernelTable {
   NormKernels<double> norm_f64;
   StochasticRoundFn<float16> round_f16;
   StochasticRoundFn<bfloat16> round_bf16;
+  PoolFn pool_f32;
 };
 
 // The table's kernels for a (param, state) storage pair.

@@ -35,6 +35,12 @@ struct SparseProblem {
   // grouping (kernels.hpp, PairKernels::floor), the values read (any number of rows) or not.
   enum class Floor { none, without_values, with_values } floor = Floor::none;
   std::size_t value_rows = 0;  // rows of values: k, but for Floor::with_values (any number)
+  // A bag's backward (adagrad.torch.EmbeddingBag), the values then the pooled gradient (value_rows
+  // x dim): occurrence i's gradient row is values row bags[i] (checked: in [0, value_rows)), times
+  // scales[i] (k of the table's dtype) when set, the product rounded to the table's dtype: the row
+  // torch's EmbeddingBag backward builds (mean's 1 / bag size, or a per-sample weight), never built.
+  const std::int64_t* bags = nullptr;
+  const void* scales = nullptr;
 };
 
 // indices[i], whichever of int32 / int64 they are.

@@ -70,6 +70,25 @@ class TbeLogistic(nn.Module):
     loss = staticmethod(HashedLogistic.loss)
 
 
+class FusedLogistic(nn.Module):
+    """HashedLogistic with ``adagrad.torch.EmbeddingBag`` for the table: its backward updates the
+    touched rows in place (the optimizer fused into the bag's backward), so only the linear head
+    has an optimizer.step."""
+
+    def __init__(self, like: HashedLogistic, rowwise: bool) -> None:
+        super().__init__()
+        rows, dim = like.bag.weight.shape
+        self.bag = adagrad.torch.EmbeddingBag(
+            rows, dim, mode="sum", _weight=like.bag.weight.detach().clone(), lr=LR, eps=EPS, rowwise=rowwise
+        )
+        self.head = like.head
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        return self.head(self.bag(ids, offsets)).squeeze(1)
+
+    loss = staticmethod(HashedLogistic.loss)
+
+
 class MLP(nn.Sequential):
     def __init__(self, widths: tuple[int, ...]) -> None:
         layers: list[nn.Module] = []
@@ -114,7 +133,10 @@ class TrainingLoop:
     spent so far inside optimizer.step."""
 
     def __init__(
-        self, model: HashedLogistic | TbeLogistic | MLP, optimizer: torch.optim.Optimizer, batches: list[Batch]
+        self,
+        model: HashedLogistic | TbeLogistic | FusedLogistic | MLP,
+        optimizer: torch.optim.Optimizer,
+        batches: list[Batch],
     ) -> None:
         self.model, self.optimizer, self.batches = model, optimizer, batches
         self.steps = 0
@@ -232,6 +254,11 @@ def training_peers(case: TrainingCase) -> dict[str, TrainingLoop] | dict[str, Tr
         assert isinstance(like, HashedLogistic)
         groups = [{"params": [like.bag.weight], "rowwise": True}, {"params": like.head.parameters()}]
         loops["adagrad rowwise"] = TrainingLoop(like, adagrad.torch.Adagrad(groups, lr=LR, eps=EPS), batches)
+        for name, rowwise in (("adagrad fused", False), ("adagrad fused rowwise", True)):
+            like = build_model(case)
+            assert isinstance(like, HashedLogistic)
+            fused = FusedLogistic(like, rowwise)
+            loops[name] = TrainingLoop(fused, adagrad.torch.Adagrad(fused.head.parameters(), lr=LR, eps=EPS), batches)
         if fbgemm_tbe_available():
             for name, rowwise in (("fbgemm TBE", False), ("fbgemm TBE rowwise", True)):
                 like = build_model(case)

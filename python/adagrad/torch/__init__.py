@@ -35,12 +35,14 @@ except ModuleNotFoundError as error:
     ) from error
 
 from .. import _core
+from .embedding_bag import EmbeddingBag
 from .optimizers import Adagrad, AdagradDA, AdagradDecay, Ftrl, ProximalAdagrad, torch_vector_width
 
 __all__ = [
     "Adagrad",
     "AdagradDA",
     "AdagradDecay",
+    "EmbeddingBag",
     "Ftrl",
     "ProximalAdagrad",
     "share_torch_threads",

@@ -92,6 +92,9 @@ class NativeOptimizer(torch.optim.Optimizer):
     # found_inf) instead of unscaling the grads itself: the division happens inside the update (as
     # torch's fused optimizers do).
     _step_supports_amp_scaling = True
+    # A bag's backward in progress (adagrad.torch.EmbeddingBag): the grad of the one param, in the
+    # native step's bag form, instead of the param's .grad.
+    _bag_grad: dict[str, Any] | None = None
 
     # The step options (but grad_scale, GradScaler's), attributes read at every step.
     nonfinite: _StepOption[str] = _StepOption("_step_option_values")
@@ -382,6 +385,8 @@ class NativeOptimizer(torch.optim.Optimizer):
         for gi, (group, plan) in enumerate(zip(self.param_groups, plans)):
             if graph_grads is not None:
                 grads = graph_grads[gi]
+            elif self._bag_grad is not None:
+                grads = [self._bag_grad]
             else:
                 grads = native_grads(
                     plan.params, plan.orders, plan.labels, not plan.sparse_seen and not any(plan.orders)
@@ -434,6 +439,15 @@ class NativeOptimizer(torch.optim.Optimizer):
                     for q, label in zip(gr["params"], ls)
                 }
             FALLBACKS[self.RULE.name][1](self.state, group, plan.fallback, labels)
+
+    def _bag_step(self, grad: dict[str, Any]) -> None:
+        """The fused update of a bag's backward (adagrad.torch.EmbeddingBag, whose one param this
+        optimizer holds): ``grad`` in the native step's bag form."""
+        self._bag_grad = grad
+        try:
+            self.step()  # through the wrappers LR schedulers and hooks put on it
+        finally:
+            self._bag_grad = None
 
     def _step_options(self) -> dict[str, Any]:
         """The native step's options (the step options' own dict), with the loss scale GradScaler
