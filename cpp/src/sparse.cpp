@@ -193,7 +193,7 @@ std::size_t compute_size(Dtype dtype) { return dtype == Dtype::f64 ? sizeof(doub
 
 // Row-wise duplicates = sum sums a row's occurrences in input order into the workspace (one pass
 // down the values, which the hardware prefetcher streams) rather than by walking each row's chain
-// (scattered reads): measured 1.6-2x faster at 1M x 64 and 1M x 128 (docs/speed.md, "Row-wise").
+// (scattered reads): measured 1.2-1.4x faster at 1M x 64 and 1M x 128 (docs/speed.md, "Row-wise").
 // Up to this many bytes of sums; a larger call walks the chains, with the same bits.
 constexpr std::size_t kRowwiseSumsBytes = std::size_t{16} << 20;
 
