@@ -130,11 +130,11 @@ def test_batch_shapes_on_every_isa_and_thread_count(
 
 
 @pytest.mark.parametrize("parts", [3, 5, 8])
-@pytest.mark.parametrize("duplicates", ["sum", "sequential"])
-def test_more_parts_than_cpus_gives_the_same_bits(parts: int, duplicates: str) -> None:
+@pytest.mark.parametrize("rowwise, duplicates", MODES)
+def test_more_parts_than_cpus_gives_the_same_bits(parts: int, rowwise: bool, duplicates: str) -> None:
     """The rows are dealt to as many parts as threads; any number of parts, the same bits."""
     rng = np.random.default_rng(parts)
-    table, state = table_and_state(64, np.float32, rowwise=False, rows=5000)
+    table, state = table_and_state(64, np.float32, rowwise=rowwise, rows=5000)
     idx = (rng.zipf(1.2, size=6000) - 1) % 5000
     values = rng.standard_normal((idx.size, 64)).astype(np.float32)
     before = adagrad.get_num_threads()
