@@ -130,11 +130,11 @@ def test_batch_shapes_on_every_isa_and_thread_count(
 
 
 @pytest.mark.parametrize("parts", [3, 5, 8])
-@pytest.mark.parametrize("duplicates", ["sum", "sequential"])
-def test_more_parts_than_cpus_gives_the_same_bits(parts: int, duplicates: str) -> None:
+@pytest.mark.parametrize("rowwise, duplicates", MODES)
+def test_more_parts_than_cpus_gives_the_same_bits(parts: int, rowwise: bool, duplicates: str) -> None:
     """The rows are dealt to as many parts as threads; any number of parts, the same bits."""
     rng = np.random.default_rng(parts)
-    table, state = table_and_state(64, np.float32, rowwise=False, rows=5000)
+    table, state = table_and_state(64, np.float32, rowwise=rowwise, rows=5000)
     idx = (rng.zipf(1.2, size=6000) - 1) % 5000
     values = rng.standard_normal((idx.size, 64)).astype(np.float32)
     before = adagrad.get_num_threads()
@@ -238,3 +238,42 @@ def test_the_ceiling_adds_the_summed_rows_at_every_row_length(d: int) -> None:
     _core.sparse_stream_ceiling(table, idx, values, state)
     np.testing.assert_array_equal(table, expected[0])
     np.testing.assert_array_equal(state, expected[1])
+
+
+def fbgemm_rowwise_by_hand(row: np.ndarray, s: np.float32, g: np.ndarray, lr: float, eps: float) -> tuple:
+    """FBGEMM's row-wise step written out element by element in float32 (src/SparseAdagrad.cc's JIT:
+    vmulps then vaddps into 8 lanes, two vhaddps and an addss, divss by d, one float_step)."""
+    f = np.float32
+    lanes = [f(0)] * 8
+    for j, x in enumerate(g):
+        lanes[j % 8] = f(lanes[j % 8] + f(x * x))
+    total = f(f(f(lanes[0] + lanes[1]) + f(lanes[2] + lanes[3])) + f(f(lanes[4] + lanes[5]) + f(lanes[6] + lanes[7])))
+    s = f(s + f(total / f(g.size)))
+    step = f(f(lr) / f(np.sqrt(s) + f(eps)))
+    return np.array([f(p - f(step * x)) for p, x in zip(row, g)], np.float32), s
+
+
+@pytest.mark.parametrize("duplicates", ["sum", "sequential"])
+@pytest.mark.parametrize("d", [3, 16, 21, 64])
+def test_rowwise_is_fbgemms_formula_written_out(d: int, duplicates: str, isa: str) -> None:
+    """docs/semantics.md section 3: one multiplier per row, the squares rounded before the lanes."""
+    rng = np.random.default_rng(d)
+    table = rng.standard_normal((4, d)).astype(np.float32)
+    state = rng.uniform(0.0, 1.0, 4).astype(np.float32)
+    g = rng.standard_normal((1, d)).astype(np.float32)
+    expected_row, expected_s = fbgemm_rowwise_by_hand(table[2], state[2], g[0], 0.05, 1e-3)
+    adagrad.sparse_update(table, np.array([2]), g, state, step=1, lr=0.05, eps=1e-3, duplicates=duplicates)
+    assert_same_bits(state[2:3], np.array([expected_s]))
+    assert_same_bits(table[2], expected_row)
+
+
+@pytest.mark.parametrize("d", [64, 100])
+def test_rowwise_sum_past_the_held_sums_walks_the_chains(d: int) -> None:
+    """A call whose sums exceed the workspace's budget (sparse.cpp, kRowwiseSumsBytes: 16 MiB) sums
+    along each row's chain instead: the same bits as the reference."""
+    rng = np.random.default_rng(5)
+    k = (16 << 20) // (d * 4) + 100
+    table, state = table_and_state(d, np.float32, True, rows=40)
+    idx = rng.integers(0, 40, k)
+    values = rng.standard_normal((k, d)).astype(np.float32)
+    run_both(table, state, idx, values, duplicates="sum", lr=0.05)

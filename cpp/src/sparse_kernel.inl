@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "adagrad/kernels.hpp"
 
@@ -269,99 +270,279 @@ void sequential_rows(const SparseTask<P, S>& t) {
   });
 }
 
-// The canonical 8-lane sum of squares (kernels.hpp). Registers of W lanes hold canonical lanes
-// when W divides 8; wider registers fall back to the scalar lanes, with the same result.
+// The row-wise sum of squares in its canonical order (docs/semantics.md section 3, FBGEMM's): the
+// square of element j, rounded, added to lane j % 8 in increasing j (lanes from +0), then
+// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). Fed register by register (register q holds
+// elements q * W ..): registers of W lanes hold canonical lanes when W divides 8; a 16-lane
+// register's upper half is added after its lower half into an accumulator whose lanes 0..7 count.
 template <class V>
-typename V::T sum_of_squares8(const typename V::T* __restrict g, std::size_t d) {
+struct SquareLanes {
   using T = typename V::T;
-  using S = ScalarVec<T>;
-  T lanes[8] = {};
-  std::size_t j = 0;
-  if constexpr (V::W > 1 && 8 % V::W == 0) {
-    constexpr std::size_t kRegs = 8 / V::W;
-    typename V::R acc[kRegs];
+  using R = typename V::R;
+  static constexpr std::size_t kRegs = V::W >= 8 ? 1 : 8 / V::W;
+  static_assert(V::W <= 8 ? 8 % V::W == 0 : V::W == 16);
+  R acc[kRegs];
+
+  SquareLanes() {
     for (std::size_t r = 0; r < kRegs; ++r) acc[r] = V::set1(T(0));
-    for (; j + 8 <= d; j += 8) {
-      for (std::size_t r = 0; r < kRegs; ++r) {
-        const typename V::R x = V::load(g + j + r * V::W);
-        acc[r] = V::fmadd(x, x, acc[r]);
-      }
-    }
-    for (std::size_t r = 0; r < kRegs; ++r) V::store(lanes + r * V::W, acc[r]);
   }
-  for (; j < d; ++j) lanes[j % 8] = S::fmadd(g[j], g[j], lanes[j % 8]);
-  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  inline __attribute__((always_inline)) void add(std::size_t q, typename V::R x) {
+    const R square = V::mul(x, x);
+    if constexpr (V::W == 16) {
+      acc[0] = V::add(V::add(acc[0], square), V::upper_half(square));
+    } else {
+      acc[q % kRegs] = V::add(acc[q % kRegs], square);
+    }
+  }
+  // The total, with elements [from, d) of g added lane by lane first (from: the first element no
+  // register held, a multiple of min(W, 8)).
+  template <class G>
+  inline __attribute__((always_inline)) T total(const G* g, std::size_t from, std::size_t d) const {
+    alignas(64) T lanes[kRegs * V::W >= 8 ? kRegs * V::W : 8];
+    for (std::size_t r = 0; r < kRegs; ++r) V::store(lanes + r * V::W, acc[r]);
+    for (std::size_t j = from; j < d; ++j) {
+      const T x = to_compute<T>(g[j]);
+      lanes[j % 8] = lanes[j % 8] + x * x;
+    }
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  }
+};
+
+// The multiplier of a row-wise row: its accumulator s takes the mean square, s + total / d (rounded
+// to a 16-bit state on store, the multiplier using the unrounded value, as element-wise), and
+// m = clr / (sqrt(s) + eps)  [eps inside: clr / sqrt(s + eps)].
+template <class Rule, bool kPlain, class T, class St>
+inline __attribute__((always_inline)) T rowwise_multiplier(St* state, T total, std::size_t d, const Coeffs<T>& c) {
+  using S = ScalarVec<T>;
+  const auto& rc = rule_coeffs<Rule>(c);
+  const T s = to_compute<T>(*state) + total / static_cast<T>(d);
+  *state = to_storage<St>(s);
+  const T denom = !kPlain && rc.eps_inside_sqrt ? S::sqrt(s + rc.eps) : S::sqrt(s) + rc.eps;
+  return rc.clr / denom;
 }
 
-// A row of a table with its one accumulator (Adagrad's row-wise state); grad: the row's gradient in
-// the compute type, rewritten here. A 16-bit accumulator is rounded on store, the update using its
-// unrounded value, as element-wise. index: the row's first element's number (stochastic rounding).
-//   1. g_j <- transformed(g_j), then the coupled weight decay: the gradient the update sees
-//   2. s <- s + (sum of g_j^2) / d, in sum_of_squares8's order
-//   3. theta_j <- decoupled(theta_j) - (clr * g_j) / (sqrt(s) + eps)   [eps inside: / sqrt(s + eps)]
-template <class V, class Rule, bool kPlain, class P, class St>
-void rowwise_row(P* __restrict param, typename V::T* __restrict grad, St* __restrict state, std::size_t d,
+// theta_j <- decoupled(theta_j) - m * g_j over W lanes, the param written (stochastic rounding:
+// element number index).
+template <class O, class Rule, bool kPlain, class P, class K>
+inline __attribute__((always_inline)) void rowwise_apply(P* p, typename O::R g, typename O::R m, const K& k,
+                                                         std::uint64_t index) {
+  typename O::R v = load_as<O>(p);
+  if constexpr (!kPlain) v = Rule::decoupled(v, k.rule);
+  store_param<O, kPlain>(p, O::sub(v, O::mul(m, g)), k.transform, index);
+}
+
+// The gradient the row-wise update sees: the transforms, then the coupled weight decay (the plain
+// case: the gradient as it is).
+template <class O, class Rule, bool kPlain, class P, class K>
+inline __attribute__((always_inline)) typename O::R rowwise_grad(const P* p, typename O::R g, const K& k) {
+  if constexpr (kPlain) {
+    return g;
+  } else {
+    return Rule::coupled(load_as<O>(p), transformed(g, k.transform), k.rule);
+  }
+}
+
+// One row-wise update of a row of any length d (docs/semantics.md section 3), two passes: the
+// gradient the update sees (into scratch unless it is the plain float gradient itself) and its
+// sum of squares, then the multiplier and the update. grad: a value row (sequential) or a summed
+// row in scratch (sum); index: the row's first element's number (stochastic rounding).
+template <class V, class Rule, bool kPlain, class P, class St, class G>
+void rowwise_row(P* __restrict param, const G* grad, typename V::T* scratch, St* __restrict state, std::size_t d,
                  const Coeffs<typename V::T>& c, std::uint64_t index) {
   using T = typename V::T;
   using S = ScalarVec<T>;
   const Lanes<V, Rule> kv(c);
   const Lanes<S, Rule> ks(c);
-  auto prepare = [&](auto ops, const auto& k, std::size_t i) {
-    using O = decltype(ops);
-    const typename O::R g = transformed(O::load(grad + i), k.transform);
-    O::store(grad + i, Rule::coupled(load_as<O>(param + i), g, k.rule));
-  };
-  std::size_t i = 0;
-  if constexpr (!kPlain) {  // the plain case: the gradient as it is
-    if constexpr (V::W > 1) {
-      for (; i + V::W <= d; i += V::W) prepare(V{}, kv, i);
-    }
-    for (; i < d; ++i) prepare(S{}, ks, i);
-  }
-  const auto& rc = rule_coeffs<Rule>(c);
-  const T s = to_compute<T>(*state) + sum_of_squares8<V>(grad, d) / static_cast<T>(d);
-  *state = to_storage<St>(s);
-  const T denom = !kPlain && rc.eps_inside_sqrt ? S::sqrt(s + rc.eps) : S::sqrt(s) + rc.eps;
-  auto apply = [&](auto ops, const auto& k, std::size_t j) {
-    using O = decltype(ops);
-    typename O::R p = load_as<O>(param + j);
-    if constexpr (!kPlain) p = Rule::decoupled(p, k.rule);
-    const typename O::R updated = O::sub(p, O::div(O::mul(O::set1(rc.clr), O::load(grad + j)), O::set1(denom)));
-    store_param<O, kPlain>(param + j, updated, k.transform, index + j);
-  };
-  i = 0;
+  // The plain case reads a float gradient where it is; otherwise the seen gradient goes to scratch.
+  constexpr bool kInPlace = kPlain && std::is_same_v<G, T>;
+  SquareLanes<V> squares;
+  std::size_t j = 0;
   if constexpr (V::W > 1) {
-    for (; i + V::W <= d; i += V::W) apply(V{}, kv, i);
+    for (std::size_t q = 0; j + V::W <= d; j += V::W, ++q) {
+      const typename V::R g = rowwise_grad<V, Rule, kPlain>(param + j, load_as<V>(grad + j), kv);
+      if constexpr (!kInPlace) V::store(scratch + j, g);
+      squares.add(q, g);
+    }
   }
-  for (; i < d; ++i) apply(S{}, ks, i);
+  const std::size_t vector_end = j;
+  for (; j < d; ++j) {
+    const T g = rowwise_grad<S, Rule, kPlain>(param + j, to_compute<T>(grad[j]), ks);
+    if constexpr (!kInPlace) scratch[j] = g;
+  }
+  const T* const seen = kInPlace ? reinterpret_cast<const T*>(grad) : scratch;
+  const T m = rowwise_multiplier<Rule, kPlain>(state, squares.total(seen, vector_end, d), d, c);
+  j = 0;
+  if constexpr (V::W > 1) {
+    for (; j + V::W <= d; j += V::W) rowwise_apply<V, Rule, kPlain>(param + j, V::load(seen + j), V::set1(m), kv, index + j);
+  }
+  for (; j < d; ++j) rowwise_apply<S, Rule, kPlain>(param + j, seen[j], m, ks, index + j);
 }
 
-// duplicates = sum, row-wise state: the summed row in scratch, then the row-wise update.
+// One row-wise update of a row of exactly kD elements whose gradient is in g[kD / W] registers:
+// one pass computes the seen gradient and its sum of squares, a second writes the row.
+template <class V, class Rule, bool kPlain, std::size_t kD, class P, class St>
+inline __attribute__((always_inline)) void rowwise_row_fixed(P* __restrict param, typename V::R* g,
+                                                             St* __restrict state, const Lanes<V, Rule>& kv,
+                                                             const Coeffs<typename V::T>& c, std::uint64_t index) {
+  constexpr std::size_t kRegs = kD / V::W;
+  SquareLanes<V> squares;
+  for (std::size_t q = 0; q < kRegs; ++q) {
+    g[q] = rowwise_grad<V, Rule, kPlain>(param + q * V::W, g[q], kv);
+    squares.add(q, g[q]);
+  }
+  const typename V::R m = V::set1(rowwise_multiplier<Rule, kPlain>(state, squares.total(static_cast<const typename V::T*>(nullptr), kD, kD), kD, c));
+  for (std::size_t q = 0; q < kRegs; ++q) rowwise_apply<V, Rule, kPlain>(param + q * V::W, g[q], m, kv, index + q * V::W);
+}
+
+// f(std::integral_constant<std::size_t, kD>{}) when d is one of kFixedDims whose row fits in 16
+// registers of V; else f(std::integral_constant<std::size_t, 0>{}), the any-length kernel.
+template <class V, std::size_t kD>
+constexpr bool fits_registers() {
+  return kD % V::W == 0 && kD / V::W <= 16;
+}
+
+template <class V, class F>
+inline void with_fixed_dim(std::size_t d, F&& f) {
+  auto try_dim = [&](auto dim) {
+    if constexpr (fits_registers<V, decltype(dim)::value>()) {
+      if (d == decltype(dim)::value) {
+        f(dim);
+        return true;
+      }
+    }
+    return false;
+  };
+  if (try_dim(std::integral_constant<std::size_t, 16>{}) || try_dim(std::integral_constant<std::size_t, 32>{}) ||
+      try_dim(std::integral_constant<std::size_t, 64>{}) || try_dim(std::integral_constant<std::size_t, 128>{})) {
+    return;
+  }
+  f(std::integral_constant<std::size_t, 0>{});
+}
+
+// out = +0 + v (first) or out + v, d elements, in the compute type (16-bit values widened).
+template <class V, bool kFirst, class P>
+inline __attribute__((always_inline)) void add_row(typename V::T* __restrict out, const ValueRow<P>& v, std::size_t d) {
+  using T = typename V::T;
+  auto one = [&](auto ops, std::size_t j) {
+    using O = decltype(ops);
+    O::store(out + j, O::add(kFirst ? O::set1(T(0)) : O::load(out + j), load_value<O>(v, j)));
+  };
+  std::size_t j = 0;
+  if constexpr (V::W > 1) {
+    for (; j + V::W <= d; j += V::W) one(V{}, j);
+  }
+  for (; j < d; ++j) one(ScalarVec<T>{}, j);
+}
+
+// Row-wise duplicates = sum with the sums in the workspace (t.owner set): one pass down the
+// occurrences adds each owned value row to its unique row's sum in scratch (the first from +0),
+// in input order as the chains would; then each unique row's update reads its sum.
+template <class V, class Rule, bool kPlain, class P, class S>
+void rowwise_sum_held(const SparseTask<P, S>& t) {
+  using T = typename V::T;
+  using R = typename V::R;
+  const std::size_t d = t.dim;
+  T* const sums = t.scratch;
+  for (std::size_t i = 0; i < t.k; ++i) {
+    if (!owns(t, index_of(t, i))) continue;
+    const std::uint32_t u = t.owner[i];
+    if (t.first[u] == i) {
+      add_row<V, true>(sums + u * d, value_row(t, i), d);
+    } else {
+      add_row<V, false>(sums + u * d, value_row(t, i), d);
+    }
+  }
+  P* const table = t.table;
+  S* const state = t.states[0];
+  with_fixed_dim<V>(d, [&](auto fixed) {
+    constexpr std::size_t kD = decltype(fixed)::value;
+    const Lanes<V, Rule> kv(*t.coeffs);
+    for (std::size_t u = 0; u < t.unique; ++u) {
+      if (u + kRowsAhead < t.unique) prefetch_row<Rule, true>(t, t.rows[u + kRowsAhead]);
+      const std::size_t r = t.rows[u];
+      T* const sum = sums + u * d;
+      if constexpr (kD == 0) {
+        rowwise_row<V, Rule, kPlain>(table + r * d, sum, sum, state + r, d, *t.coeffs, r * d);
+      } else {
+        R g[kD / V::W];
+        for (std::size_t q = 0; q < kD / V::W; ++q) g[q] = V::load(sum + q * V::W);
+        rowwise_row_fixed<V, Rule, kPlain, kD>(table + r * kD, g, state + r, kv, *t.coeffs, r * kD);
+      }
+    }
+  });
+}
+
+// duplicates = sum, row-wise state: each unique row's occurrences summed (in the workspace when it
+// holds the sums; else along its chain, in registers for a fixed row length or in scratch), then
+// the row-wise update.
 template <class V, class Rule, bool kPlain, class P, class S>
 void rowwise_sum_rows(const SparseTask<P, S>& t) {
-  const std::size_t d = t.dim;
-  for (std::size_t u = 0; u < t.unique; ++u) {
-    if (u + kRowsAhead < t.unique) prefetch_unique<Rule, true>(t, u + kRowsAhead);
-    sum_chain<V>(t.scratch, t, t.first[u]);
-    const std::size_t r = t.rows[u];
-    rowwise_row<V, Rule, kPlain>(t.table + r * d, t.scratch, t.states[0] + r, d, *t.coeffs, r * d);
-  }
+  using T = typename V::T;
+  using R = typename V::R;
+  if (t.owner != nullptr) return rowwise_sum_held<V, Rule, kPlain>(t);
+  with_fixed_dim<V>(t.dim, [&](auto fixed) {
+    constexpr std::size_t kD = decltype(fixed)::value;
+    P* const table = t.table;
+    S* const state = t.states[0];
+    const std::uint32_t* const next = t.next;
+    if constexpr (kD == 0) {
+      const std::size_t d = t.dim;
+      for (std::size_t u = 0; u < t.unique; ++u) {
+        if (u + kRowsAhead < t.unique) prefetch_unique<Rule, true>(t, u + kRowsAhead);
+        sum_chain<V>(t.scratch, t, t.first[u]);
+        const std::size_t r = t.rows[u];
+        rowwise_row<V, Rule, kPlain>(table + r * d, t.scratch, t.scratch, state + r, d, *t.coeffs, r * d);
+      }
+    } else {
+      constexpr std::size_t kRegs = kD / V::W;
+      const Lanes<V, Rule> kv(*t.coeffs);
+      const R zero = V::set1(T(0));
+      for (std::size_t u = 0; u < t.unique; ++u) {
+        if (u + kRowsAhead < t.unique) prefetch_unique<Rule, true>(t, u + kRowsAhead);
+        std::uint32_t o = t.first[u];
+        ValueRow<P> v = value_row(t, o);
+        R g[kRegs];
+        for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(zero, load_value<V>(v, q * V::W));
+        for (o = next[o]; o != kEndOfChain; o = next[o]) {
+          v = value_row(t, o);
+          for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(g[q], load_value<V>(v, q * V::W));
+        }
+        const std::size_t r = t.rows[u];
+        rowwise_row_fixed<V, Rule, kPlain, kD>(table + r * kD, g, state + r, kv, *t.coeffs, r * kD);
+      }
+    }
+  });
 }
 
-// duplicates = sequential, row-wise state.
+// duplicates = sequential, row-wise state: each occurrence its row's row-wise update.
 template <class V, class Rule, bool kPlain, class P, class S>
 void rowwise_sequential_rows(const SparseTask<P, S>& t) {
-  using T = typename V::T;
-  const std::size_t d = t.dim;
-  for_each_owned_occurrence<Rule, true>(t, [&](std::size_t i, std::size_t r) {
-    // The row-wise kernel rewrites its gradient: a copy, in the compute type.
-    const ValueRow<P> v = value_row(t, i);
-    if (is_16bit_storage<P> || v.scaled) {
-      scaled_row<V>(t.scratch, v, d);
+  using R = typename V::R;
+  with_fixed_dim<V>(t.dim, [&](auto fixed) {
+    constexpr std::size_t kD = decltype(fixed)::value;
+    P* const table = t.table;
+    S* const state = t.states[0];
+    if constexpr (kD == 0) {
+      const std::size_t d = t.dim;
+      for_each_owned_occurrence<Rule, true>(t, [&](std::size_t i, std::size_t r) {
+        const ValueRow<P> v = value_row(t, i);
+        if (v.scaled) {  // a bag's scaled row, as torch's per-occurrence row, then updated from scratch
+          scaled_row<V>(t.scratch, v, d);
+          rowwise_row<V, Rule, kPlain>(table + r * d, t.scratch, t.scratch, state + r, d, *t.coeffs, i * d);
+        } else {
+          rowwise_row<V, Rule, kPlain>(table + r * d, v.row, t.scratch, state + r, d, *t.coeffs, i * d);
+        }
+      });
     } else {
-      std::memcpy(t.scratch, v.row, d * sizeof(T));
+      constexpr std::size_t kRegs = kD / V::W;
+      const Lanes<V, Rule> kv(*t.coeffs);
+      for_each_owned_occurrence<Rule, true>(t, [&](std::size_t i, std::size_t r) {
+        const ValueRow<P> v = value_row(t, i);
+        R g[kRegs];
+        for (std::size_t q = 0; q < kRegs; ++q) g[q] = load_value<V>(v, q * V::W);
+        rowwise_row_fixed<V, Rule, kPlain, kD>(table + r * kD, g, state + r, kv, *t.coeffs, i * kD);
+      });
     }
-    rowwise_row<V, Rule, kPlain>(t.table + r * d, t.scratch, t.states[0] + r, d, *t.coeffs, i * d);
   });
 }
 

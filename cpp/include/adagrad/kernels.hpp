@@ -61,6 +61,9 @@ struct SparseTask {
   const std::uint32_t* first;
   const std::uint32_t* next;
   std::size_t unique;
+  // Row-wise duplicates = sum, when the workspace holds the sums (sparse.cpp): owner[o] is the
+  // unique row of occurrence o, and scratch holds `unique` summed rows of dim elements; else null.
+  const std::uint32_t* owner;
   // duplicates = sequential: every occurrence of a row owned by `part`, in input order.
   const void* indices;
   bool indices_int64;
@@ -72,10 +75,10 @@ template <class P, class S = P>
 using SparseFn = void (*)(const SparseTask<P, S>& task);
 
 // How the rows are updated. Element-wise state: each touched row as the dense update would;
-// row-wise state (one accumulator per row, docs/semantics.md section 3; rules with kRowwise):
-//   s <- s + (sum of g_j^2) / d,   theta_j <- theta_j - (clr * g_j) / (sqrt(s) + eps)
+// row-wise state (one accumulator per row, docs/semantics.md section 3; rules with kRowwise), FBGEMM's:
+//   s <- s + (sum of g_j^2) / d,   m = clr / (sqrt(s) + eps),   theta_j <- theta_j - m * g_j
 // with the sum of squares in one fixed order on every ISA, so that all paths give the same bits:
-// element j goes to lane j % 8 (fma, in increasing j, lanes start at +0), then
+// g_j^2 rounded, added to lane j % 8 in increasing j (lanes start at +0), then
 // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
 enum class SparseMode : int { sum = 0, sequential = 1, rowwise_sum = 2, rowwise_sequential = 3 };
 constexpr int kSparseModes = 4;

@@ -63,6 +63,8 @@ struct Avx512F32 {
   static R max(R a, R b) { return _mm512_max_ps(a, b); }  // b when either is NaN
   static R min(R a, R b) { return _mm512_min_ps(a, b); }
   static R abs(R a) { return _mm512_abs_ps(a); }
+  // Lanes 8..15 moved to lanes 0..7 (the row-wise sum of squares' 8 canonical lanes, sparse_kernel.inl).
+  static R upper_half(R a) { return _mm512_shuffle_f32x4(a, a, _MM_SHUFFLE(1, 0, 3, 2)); }
   // Bit select (0xCA: mask ? b : a, the sign bit from b) in the integer domain, as neg: AVX512F alone.
   static R copysign(R a, R b) {
     return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_set1_epi32(INT32_MIN), _mm512_castps_si512(b),

@@ -405,6 +405,9 @@ def _fbgemm_peers(
         "fbgemm sequential": _rotating(lambda i: fb.step(table, ids[i], values[i], state, LR, EPS), n),
         "fbgemm coalesced": _rotating(lambda i: fb.step(table, merged[i][0], merged[i][1], state, LR, EPS), n),
         "fbgemm rowwise sequential": _rotating(lambda i: fb.step(table, ids[i], values[i], rowwise_state, LR, EPS), n),
+        "fbgemm rowwise coalesced": _rotating(
+            lambda i: fb.step(table, merged[i][0], merged[i][1], rowwise_state, LR, EPS), n
+        ),
     }
 
 

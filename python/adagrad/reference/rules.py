@@ -31,6 +31,7 @@ __all__ = [
     "proximal",
     "proximal_apply",
     "rowwise_accumulate",
+    "rowwise_apply",
     "weight_decay",
 ]
 
@@ -78,14 +79,15 @@ def accumulate(g: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def rowwise_accumulate(g: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """One accumulator per row: s <- s + (sum of g_j^2) / T(dim), the sum in a fixed order:
-    element j into lane j % 8 by fma in increasing j, then ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))."""
+    """One accumulator per row: s <- s + (sum of g_j^2) / T(dim), the sum in FBGEMM's fixed order:
+    g_j^2 rounded, then added to lane j % 8 in increasing j (lanes from +0), then
+    ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))."""
     t = _t(g)
     padded = np.zeros(-(-g.size // 8) * 8, t)  # a zero leaves a lane unchanged
     padded[: g.size] = g
     lanes = np.zeros(8, t)
     for chunk in padded.reshape(-1, 8):
-        lanes = fma(chunk, chunk, lanes)
+        lanes = lanes + chunk * chunk
     total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
     return np.asarray(s + total / t(g.size))
 
@@ -95,6 +97,17 @@ def apply(p: np.ndarray, g: np.ndarray, s: np.ndarray, *, clr: float, eps: float
     t = _t(p)
     denominator = np.sqrt(s + t(eps)) if eps_inside_sqrt else np.sqrt(s) + t(eps)
     return np.asarray(p - (t(clr) * g) / denominator)
+
+
+def rowwise_apply(
+    p: np.ndarray, g: np.ndarray, s: np.ndarray, *, clr: float, eps: float, eps_inside_sqrt: bool
+) -> np.ndarray:
+    """One multiplier for the row, m = T(clr) / (sqrt(s) + T(eps)) (or / sqrt(s + T(eps))), then
+    p - m * g (FBGEMM's row-wise update)."""
+    t = _t(p)
+    denominator = np.sqrt(s + t(eps)) if eps_inside_sqrt else np.sqrt(s) + t(eps)
+    m = t(clr) / denominator
+    return np.asarray(p - m * g)
 
 
 def adagrad(
@@ -110,11 +123,14 @@ def adagrad(
     rowwise: bool = False,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Adagrad: weight decay, then accumulate (element-wise; or row-wise: p and g one row, s its
-    one accumulator), then apply."""
+    one accumulator), then apply (row-wise: one multiplier per row)."""
     (s,) = states
     with np.errstate(all="ignore"):
         p, g = weight_decay(p, g, wd=wd, clr=clr, decoupled=decoupled)
-        s = rowwise_accumulate(g, s) if rowwise else accumulate(g, s)
+        if rowwise:
+            s = rowwise_accumulate(g, s)
+            return rowwise_apply(p, g, s, clr=clr, eps=eps, eps_inside_sqrt=eps_inside_sqrt), [s]
+        s = accumulate(g, s)
         return apply(p, g, s, clr=clr, eps=eps, eps_inside_sqrt=eps_inside_sqrt), [s]
 
 

@@ -22,7 +22,7 @@ theta <- theta * (1 - clr * weight_decay)    weight decay, decoupled_weight_deca
 s     <- fma(g, g, s)
 theta <- theta - (clr * g) / (sqrt(s) + eps)        [eps_inside_sqrt: / sqrt(s + eps)]
 row-wise (rowwise=True, one s per row of d elements, sparse grads):
-s     <- s + (sum_j g_j^2) / d,   theta_j <- theta_j - (clr * g_j) / (sqrt(s) + eps)""",
+s     <- s + (sum_j g_j^2) / d,   m = clr / (sqrt(s) + eps),   theta_j <- theta_j - m * g_j""",
     citation=(
         'Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and Stochastic '
         'Optimization", JMLR 12 (2011).'
