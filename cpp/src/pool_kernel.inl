@@ -117,22 +117,22 @@ void pool_bags_any(const PoolTask& t) {
 }
 
 template <class V, std::size_t kD>
-constexpr bool fits_registers() {
+constexpr bool pooled_row_fits_registers() {
   return V::W > 1 && kD % V::W == 0 && kD / V::W <= 16;
 }
 
 template <class V>
 void pool_bags(const PoolTask& t) {
-  if constexpr (fits_registers<V, 16>()) {
+  if constexpr (pooled_row_fits_registers<V, 16>()) {
     if (t.dim == 16) return pool_bags_fixed<V, 16>(t);
   }
-  if constexpr (fits_registers<V, 32>()) {
+  if constexpr (pooled_row_fits_registers<V, 32>()) {
     if (t.dim == 32) return pool_bags_fixed<V, 32>(t);
   }
-  if constexpr (fits_registers<V, 64>()) {
+  if constexpr (pooled_row_fits_registers<V, 64>()) {
     if (t.dim == 64) return pool_bags_fixed<V, 64>(t);
   }
-  if constexpr (fits_registers<V, 128>()) {
+  if constexpr (pooled_row_fits_registers<V, 128>()) {
     if (t.dim == 128) return pool_bags_fixed<V, 128>(t);
   }
   pool_bags_any<V>(t);
