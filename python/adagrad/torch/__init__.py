@@ -36,6 +36,7 @@ except ModuleNotFoundError as error:
 
 from .. import _core
 from .optimizers import Adagrad, AdagradDA, AdagradDecay, Ftrl, ProximalAdagrad, torch_vector_width
+from .overlap import StepInBackward, step_after_allreduce, step_in_backward
 
 __all__ = [
     "Adagrad",
@@ -43,7 +44,10 @@ __all__ = [
     "AdagradDecay",
     "Ftrl",
     "ProximalAdagrad",
+    "StepInBackward",
     "share_torch_threads",
+    "step_after_allreduce",
+    "step_in_backward",
     "torch_vector_width",
 ]
 
