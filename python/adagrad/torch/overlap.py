@@ -7,7 +7,6 @@ refuse ``optimizer.step()`` afterwards: the update has happened.
 
 from __future__ import annotations
 
-import typing
 import weakref
 from functools import partial
 from typing import Any
@@ -172,7 +171,7 @@ def _allreduce_then_step(stepper: SubsetStep, group: Any, world: int) -> Any:
     a dense grad times 1/world as it is copied into the bucket, a sparse one divided in place; then
     a sum), then the step of the bucket's params."""
 
-    def allreduce_then_step(state: Any, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
+    def allreduce_then_step(state: Any, bucket: Any) -> torch.futures.Future[torch.Tensor]:
         buffer = bucket.buffer()
         if buffer.is_sparse:
             buffer.div_(world)
@@ -189,8 +188,8 @@ def _allreduce_then_step(stepper: SubsetStep, group: Any, world: int) -> Any:
 
         return work.get_future().then(step)
 
-    # DDP checks the annotations against the types themselves; this module's are strings.
-    allreduce_then_step.__annotations__ = typing.get_type_hints(allreduce_then_step)
+    # DDP compares a hook's annotations with the types themselves; this module's are strings.
+    allreduce_then_step.__annotations__ = {}
     return allreduce_then_step
 
 
@@ -218,4 +217,3 @@ def _tell_schedulers(optimizer: Any) -> None:
     """What ``optimizer.step()`` tells torch's LR schedulers (their step() warns of a schedule
     stepped before the optimizer otherwise)."""
     optimizer._opt_called = True
-

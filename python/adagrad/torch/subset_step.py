@@ -97,9 +97,9 @@ class SubsetStep:
                     continue
                 plan = slot.plan
                 native = _native_grad(g, plan.orders[0], plan.labels[0])
-                record = dict(slot.record)
+                record = cast("Record", dict(slot.record))
                 if isinstance(native, SparseRows):
-                    cast(list, self._plans)[slot.group].sparse_seen = True  # Adagrad.state_dict's bookkeeping
+                    cast("list[_GroupPlan]", self._plans)[slot.group].sparse_seen = True  # Adagrad.state_dict's
                     native_grads, record["params"], record["states"] = opt._as_rows(
                         opt.param_groups[slot.group], plan, [native]
                     )
@@ -133,7 +133,10 @@ class SubsetStep:
             or plans is not self._plans
             or cast(StateTable, opt.state).replaced
             or len(plans) != len(opt.param_groups)
-            or any(plan.source is not g["params"] or len(plan.source) != plan.count for plan, g in zip(plans, opt.param_groups))
+            or any(
+                plan.source is not g["params"] or len(plan.source) != plan.count
+                for plan, g in zip(plans, opt.param_groups)
+            )
             or (slot is not None and (slot.param is not p or p.data_ptr() != slot.plan.pointers[0]))
         ):
             self._rebuild()
@@ -179,4 +182,3 @@ def _native_grad(g: torch.Tensor, order: tuple[int, ...] | None, label: str) -> 
         return as_array(g, order)
     except (TypeError, RuntimeError):
         return unusual_dense_grad(g, order, label)
-
