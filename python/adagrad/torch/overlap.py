@@ -93,10 +93,11 @@ def step_in_backward(optimizer: NativeOptimizer) -> StepInBackward:
 
 def step_after_allreduce(model: DistributedDataParallel, optimizer: NativeOptimizer) -> None:
     r"""Step ``optimizer`` inside DistributedDataParallel's backward pass: a communication hook
-    (``model.register_comm_hook``) all-reduces each bucket of grads as DDP does and, once that
-    all-reduce completes, updates the bucket's params, while autograd and the other buckets'
-    all-reduces go on. After ``backward()`` every param is updated and ``p.grad`` holds the averaged
-    grad, as without the hook.
+    (``model.register_comm_hook``) all-reduces each bucket of grads as DDP does and updates the
+    bucket's params once that all-reduce has completed, while the other buckets' all-reduces go on
+    (on the backward pass's thread: a completed bucket when DDP hands over the next, the last ones
+    at the end of the backward pass). After ``backward()`` every param is updated and ``p.grad``
+    holds the averaged grad, as without the hook.
 
     Bit for bit DDP's own all-reduce followed by ``optimizer.step()``: the hook averages the grads
     with DDP's own operation (times ``1 / world_size`` as they enter the bucket; sparse grads divided
@@ -182,7 +183,7 @@ class _AllReduceThenStep:
 
     def hook(self, state: Any, bucket: Any) -> torch.futures.Future[torch.Tensor]:
         if not self.pending:
-            torch.autograd.Variable._execution_engine.queue_callback(self.finish)  # type: ignore[attr-defined]
+            torch.autograd.Variable._execution_engine.queue_callback(self.finish)
         self.step_completed()
         buffer = bucket.buffer()
         if buffer.is_sparse:
