@@ -193,7 +193,7 @@ if __name__ == "__main__":
     code = main(sys.argv[1:])
     # Results saved, process group destroyed: skip the interpreter's teardown, where a gloo thread
     # can abort the process ("terminate called without an active exception"; with
-    # adagrad.torch.step_after_allreduce about one DDP process in 7 on the 2-vCPU VM, not root-caused).
+    # adagrad.torch.step_after_allreduce about one DDP process in 10 on the 2-vCPU VM; docs/torch.md).
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

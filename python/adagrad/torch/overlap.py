@@ -118,7 +118,10 @@ def step_after_allreduce(model: DistributedDataParallel, optimizer: NativeOptimi
     Memory: ``p.grad`` stays allocated as with DDP alone; ``DistributedDataParallel(...,
     gradient_as_bucket_view=True)`` makes the grads views of DDP's buckets.
 
-    Example (one process here; under torchrun each rank runs the same)::
+    A known problem (docs/torch.md): about one process in 10 aborted at exit, after
+    ``destroy_process_group()``, on a 2-vCPU VM with gloo (not root-caused; results unaffected).
+
+    Example (under torchrun, every rank runs the same)::
 
         model = torch.nn.parallel.DistributedDataParallel(net)
         optimizer = adagrad.torch.Adagrad(model.parameters(), lr=0.01)
@@ -149,7 +152,7 @@ def step_after_allreduce(model: DistributedDataParallel, optimizer: NativeOptimi
                 "by 1/world_size, which differ in the last bit, and the hook cannot tell which DDP would have done; "
                 "use gradient_as_bucket_view=False"
             )
-        model.register_comm_hook(None, _AllReduceThenStep(stepper, group, world).hook)
+        model.register_comm_hook(None, _AllReduceThenStep(stepper, model, world).hook)
         optimizer.register_step_pre_hook(partial(_refuse_step, "step_after_allreduce"))
     except BaseException:
         _BOUND.discard(optimizer)
@@ -173,12 +176,13 @@ class _AllReduceThenStep:
     a sum), then the step of the bucket's params, on the backward pass's own thread: a bucket whose
     all-reduce has completed steps when autograd hands DDP the next bucket, the rest at the end of
     the backward pass (an autograd callback queued before DDP's own, which then finds every future
-    completed). Stepping in gloo's thread instead (``future.then``) made one process in ~7 abort at
-    exit ("terminate called without an active exception", 2 gloo ranks, torch 2.13), and would run
-    the update's threads beside autograd's."""
+    completed). Stepping in gloo's thread instead (``future.then``) would run the update's threads
+    beside autograd's, and Python on a thread of gloo's."""
 
-    def __init__(self, stepper: SubsetStep, group: Any, world: int) -> None:
-        self.stepper, self.group, self.world = stepper, group, world
+    def __init__(self, stepper: SubsetStep, model: DistributedDataParallel, world: int) -> None:
+        # The model by a weak reference, as torch's own hooks hold it: the hook keeps neither the model
+        # nor its process group alive past destroy_process_group.
+        self.stepper, self.model, self.world = stepper, weakref.ref(model), world
         self.pending: list[tuple[torch.futures.Future[Any], Any, torch.futures.Future[torch.Tensor]]] = []
 
     def hook(self, state: Any, bucket: Any) -> torch.futures.Future[torch.Tensor]:
@@ -190,7 +194,9 @@ class _AllReduceThenStep:
             buffer.div_(self.world)
         else:
             buffer.mul_(1.0 / self.world)
-        work = dist.all_reduce(buffer, group=self.group, async_op=True)
+        model = self.model()
+        assert model is not None  # DDP calls its hook
+        work = dist.all_reduce(buffer, group=model.process_group, async_op=True)
         assert work is not None  # async_op=True
         reduced: torch.futures.Future[torch.Tensor] = torch.futures.Future()
         self.pending.append((work.get_future(), bucket, reduced))
