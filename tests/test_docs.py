@@ -44,8 +44,10 @@ def test_docstring_examples(module: object) -> None:
 def test_torch_docstring_examples() -> None:
     pytest.importorskip("torch")
     import adagrad.torch.optimizers
+    import adagrad.torch.overlap
 
     run_examples(adagrad.torch.optimizers)
+    run_examples(adagrad.torch.overlap)
 
 
 def run_examples(module: object) -> None:

@@ -37,6 +37,7 @@ except ModuleNotFoundError as error:
 from .. import _core
 from .embedding_bag import EmbeddingBag
 from .optimizers import Adagrad, AdagradDA, AdagradDecay, Ftrl, ProximalAdagrad, torch_vector_width
+from .overlap import StepInBackward, step_after_allreduce, step_in_backward
 
 __all__ = [
     "Adagrad",
@@ -45,7 +46,10 @@ __all__ = [
     "EmbeddingBag",
     "Ftrl",
     "ProximalAdagrad",
+    "StepInBackward",
     "share_torch_threads",
+    "step_after_allreduce",
+    "step_in_backward",
     "torch_vector_width",
 ]
 
