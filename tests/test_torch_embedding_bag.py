@@ -283,3 +283,10 @@ def test_step_hooks_and_schedulers_see_every_fused_step() -> None:
     scheduler.step()
     assert bag.fused_optimizer.param_groups[0]["lr"] == 0.25
     assert bag.fused_optimizer.state[bag.weight]["step"] == 2
+
+
+def test_profiler_sees_the_fused_step() -> None:
+    bag = at.EmbeddingBag(ROWS, DIM, mode="sum")
+    with torch.autograd.profiler.profile(use_kineto=False) as prof:  # kineto takes ~1 s to start
+        bag(torch.tensor([1, 2, 7]), torch.tensor([0, 1])).sum().backward()
+    assert "Optimizer.step#Adagrad.step" in {event.name for event in prof.function_events}
