@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import adagrad.torch as at
 from adagrad.torch.grads import NATIVE_DTYPES
@@ -239,3 +240,53 @@ def test_per_sample_weights_need_sum_mode() -> None:
     bag = at.EmbeddingBag(ROWS, DIM, mode="mean")
     with pytest.raises(ValueError, match="mode='sum' only"):
         bag(torch.tensor([1, 2]), torch.tensor([0]), torch.ones(2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # the native pooling's checks; torch's path's
+@pytest.mark.parametrize(
+    ("offsets", "match"),
+    [([0, 2, 1, 3], "non-decreasing"), ([0, 2, 5], "past the end"), ([0, 2, 2], "must be len")],
+)
+def test_bad_last_offset_is_refused(dtype: torch.dtype, offsets: list[int], match: str) -> None:
+    bag = at.EmbeddingBag(ROWS, DIM, mode="sum", include_last_offset=True, dtype=dtype)
+    before = bag.weight.detach().clone()
+    with pytest.raises(ValueError, match=match):
+        bag(torch.tensor([1, 2, 3]), torch.tensor(offsets)).sum().backward()
+    assert torch.equal(bag.weight, before)
+
+
+def test_forward_follows_a_replaced_table() -> None:
+    bag = at.EmbeddingBag(ROWS, DIM, mode="sum")
+    x, offs = torch.tensor([1, 2, 7]), torch.tensor([0, 1])
+    with torch.no_grad():
+        bag(x, offs)
+        bag.weight.data = torch.randn(ROWS, DIM)  # new memory: the cached view of the table must go
+        assert torch.equal(bag(x, offs), nn.functional.embedding_bag(x, bag.weight, offs, mode="sum"))
+
+
+def test_step_hooks_and_schedulers_see_every_fused_step() -> None:
+    bag = at.EmbeddingBag(ROWS, DIM, mode="sum", lr=0.5)
+    calls: list[str] = []
+    bag.fused_optimizer.register_step_pre_hook(lambda *_: calls.append("pre"))
+    bag.fused_optimizer.register_step_post_hook(lambda *_: calls.append("post"))
+    handle = register_optimizer_step_post_hook(lambda *_: calls.append("global"))
+    x, offs = torch.tensor([1, 2, 7]), torch.tensor([0, 1])
+    try:
+        bag(x, offs).sum().backward()
+    finally:
+        handle.remove()
+    assert calls == ["pre", "post", "global"]
+    scheduler = torch.optim.lr_scheduler.StepLR(bag.fused_optimizer, step_size=1, gamma=0.5)
+    bag.fused_optimizer._opt_called = False  # type: ignore[attr-defined]
+    bag(x, offs).sum().backward()
+    assert bag.fused_optimizer._opt_called  # type: ignore[attr-defined]  # no "step() before optimizer.step()"
+    scheduler.step()
+    assert bag.fused_optimizer.param_groups[0]["lr"] == 0.25
+    assert bag.fused_optimizer.state[bag.weight]["step"] == 2
+
+
+def test_profiler_sees_the_fused_step() -> None:
+    bag = at.EmbeddingBag(ROWS, DIM, mode="sum")
+    with torch.autograd.profiler.profile(use_kineto=False) as prof:  # kineto takes ~1 s to start
+        bag(torch.tensor([1, 2, 7]), torch.tensor([0, 1])).sum().backward()
+    assert "Optimizer.step#Adagrad.step" in {event.name for event in prof.function_events}

@@ -19,7 +19,9 @@ template <class V, std::size_t kD>
 void pool_bags_fixed(const PoolTask& t) {
   using R = typename V::R;
   constexpr std::size_t kRegs = kD / V::W;
-  constexpr std::size_t kAhead = 16;
+  // Ids whose rows are prefetched ahead: 32 against 16 took the 2,048 bags x 32 ids forward on a
+  // 1M x 64 table from 0.76-0.80x to 0.84-0.89x nn.EmbeddingBag's speed (one thread, Zen 4).
+  constexpr std::size_t kAhead = 32;
   for (std::size_t b = t.first_bag; b < t.end_bag; ++b) {
     R acc[kRegs];
     for (std::size_t q = 0; q < kRegs; ++q) acc[q] = V::set1(0.0f);
