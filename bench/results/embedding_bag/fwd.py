@@ -1,7 +1,17 @@
-import time, sys, torch, adagrad, adagrad.torch as at, numpy as np
+import sys
+import time
+
+import numpy as np
+import torch
 from torch import nn
+
+import adagrad
+import adagrad.torch as at
 from adagrad.benchmarks.cases import zipf_row_batches
-n = int(sys.argv[1]); torch.set_num_threads(n); adagrad.set_num_threads(n)
+
+n = int(sys.argv[1])
+torch.set_num_threads(n)
+adagrad.set_num_threads(n)
 for rows, dim, B, L in [(1 << 20, 32, 256, 16), (1 << 20, 64, 2048, 32)]:
     ids = [torch.from_numpy(x) for x in zipf_row_batches(rows, B * L, 8, 0)]
     offs = torch.arange(0, B * L, L)
@@ -14,7 +24,10 @@ for rows, dim, B, L in [(1 << 20, 32, 256, 16), (1 << 20, 64, 2048, 32)]:
         for r in range(15):
             for name, m in (("ours", ours), ("torch", theirs)):
                 s = time.perf_counter()
-                for i in range(20): m(ids[i % 8], offs)
+                for i in range(20):
+                    m(ids[i % 8], offs)
                 t[name].append((time.perf_counter() - s) / 20)
     mo, mt = np.median(t["ours"]) * 1e6, np.median(t["torch"]) * 1e6
-    print(f"{n} thr {rows}x{dim} batch {B}x{L}: ours {mo:.0f} us, nn.EmbeddingBag {mt:.0f} us, torch/ours {mt/mo:.2f}")
+    print(
+        f"{n} thr {rows}x{dim} batch {B}x{L}: ours {mo:.0f} us, nn.EmbeddingBag {mt:.0f} us, torch/ours {mt / mo:.2f}"
+    )
