@@ -69,3 +69,18 @@ def at_line_offset(values: np.ndarray, offset_bytes: int, order: str = "C") -> n
     assert view.ctypes.data % 64 == offset_bytes
     view[...] = values
     return view
+
+
+@pytest.fixture
+def unchecked_sparse_tensors() -> Iterator[None]:
+    """Sparse grads (nn.Embedding's, torch's sparse Adagrad's) are COO tensors; torch warns unless
+    told explicitly whether to check their invariants (the indices in these tests are valid by
+    construction). Restored afterwards."""
+    import torch
+
+    checks = torch.sparse.check_sparse_tensor_invariants
+    was_enabled = checks.is_enabled()
+    checks.disable()
+    yield
+    if was_enabled:
+        checks.enable()

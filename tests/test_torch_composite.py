@@ -41,15 +41,7 @@ INITIAL = {adagrad.torch.ProximalAdagrad: "initial_accumulator_value", adagrad.t
 INITIAL_DA = "initial_gradient_squared_accumulator_value"
 
 
-@pytest.fixture(autouse=True)
-def explicit_sparse_invariant_checks() -> Any:
-    """nn.Embedding's sparse grads are COO tensors; torch warns unless told whether to check them."""
-    checks = torch.sparse.check_sparse_tensor_invariants
-    was_enabled = checks.is_enabled()
-    checks.disable()
-    yield
-    if was_enabled:
-        checks.enable()
+pytestmark = pytest.mark.usefixtures("unchecked_sparse_tensors")
 
 
 class Model(torch.nn.Module):

@@ -28,16 +28,7 @@ DTYPES = [pytest.param(torch.float32, id="f32"), pytest.param(torch.float64, id=
 STEPS = 12
 
 
-@pytest.fixture(autouse=True)
-def explicit_sparse_invariant_checks() -> Any:
-    """Sparse grads and torch's sparse Adagrad build COO tensors; torch warns unless told explicitly
-    whether to check their invariants (the indices here are valid by construction)."""
-    checks = torch.sparse.check_sparse_tensor_invariants
-    was_enabled = checks.is_enabled()
-    checks.disable()
-    yield
-    if was_enabled:
-        checks.enable()
+pytestmark = pytest.mark.usefixtures("unchecked_sparse_tensors")
 
 
 def conv_net(dtype: Any) -> Any:

@@ -38,15 +38,7 @@ DTYPES = [
 STEPS = 3
 
 
-@pytest.fixture(autouse=True)
-def explicit_sparse_invariant_checks() -> Any:
-    """nn.Embedding's sparse grads are COO tensors; torch warns unless told whether to check them."""
-    checks = torch.sparse.check_sparse_tensor_invariants
-    was_enabled = checks.is_enabled()
-    checks.disable()
-    yield
-    if was_enabled:
-        checks.enable()
+pytestmark = pytest.mark.usefixtures("unchecked_sparse_tensors")
 
 
 def test_every_rule_has_a_case() -> None:
