@@ -447,8 +447,7 @@ class NativeOptimizer(torch.optim.Optimizer):
         self._bag_grad = grad
         try:
             if self._bare_step():
-                if "step" in self.__dict__:
-                    self._opt_called = True  # all an LR scheduler's wrapper does
+                self._opt_called = True  # as step() records it: LR schedulers read it
                 self._eager_step(None)
             else:
                 self.step()  # through the wrappers LR schedulers, hooks and the profiler put on it
