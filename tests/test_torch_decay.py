@@ -19,13 +19,14 @@ torch = pytest.importorskip("torch")
 import adagrad.torch  # noqa: E402  (needs torch)
 from test_torch_composite import (  # noqa: E402  (the composite rules' model and helpers)
     Model,
-    explicit_sparse_invariant_checks,  # noqa: F401  (an autouse fixture, active here too)
     fallback_run,
     groups_of,
     numpy_grads,
     params_of,
     run_torch,
 )
+
+pytestmark = pytest.mark.usefixtures("unchecked_sparse_tensors")
 
 Decay = adagrad.torch.AdagradDecay
 STATE_NAMES = ("sum", "decay_count")

@@ -23,8 +23,9 @@ import adagrad  # noqa: E402
 import adagrad.torch  # noqa: E402
 from adagrad.torch import torch_vector_width  # noqa: E402
 from adagrad.torch.grads import numpy_view  # noqa: E402
-from test_torch_composite import explicit_sparse_invariant_checks  # noqa: E402, F401  (autouse: here too)
 from test_torch_optim_db import INPUTS, models  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("unchecked_sparse_tensors")
 
 DTYPES = [pytest.param(torch.float16, id="float16"), pytest.param(torch.bfloat16, id="bfloat16")]
 
