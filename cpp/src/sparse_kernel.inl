@@ -189,29 +189,35 @@ void sum_rows(const SparseTask<P, S>& t) {
   }
 }
 
+// g = ((+0 + v[o0]) + v[o1]) + ... over the chain of occurrences from o0, a row of exactly kD
+// elements held in kD / W registers (sum_chain's order).
+template <class V, std::size_t kD, class P, class S>
+inline __attribute__((always_inline)) void sum_chain_in_registers(typename V::R* g, const SparseTask<P, S>& t,
+                                                                  std::uint32_t o0) {
+  constexpr std::size_t kRegs = kD / V::W;
+  const typename V::R zero = V::set1(typename V::T(0));
+  ValueRow<P> v = value_row(t, o0);
+  for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(zero, load_value<V>(v, q * V::W));
+  for (std::uint32_t o = t.next[o0]; o != kEndOfChain; o = t.next[o]) {
+    v = value_row(t, o);
+    for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(g[q], load_value<V>(v, q * V::W));
+  }
+}
+
 // duplicates = sum, element-wise state, rows of exactly kD elements: the summed gradient of a row
 // stays in kD / W registers from its first value row to its update.
 template <class V, class Rule, bool kPlain, std::size_t kD, class P, class S>
 void sum_rows_fixed(const SparseTask<P, S>& t) {
-  using T = typename V::T;
-  using R = typename V::R;
   constexpr std::size_t kRegs = kD / V::W;
   const Lanes<V, Rule> kv(*t.coeffs);
-  const R zero = V::set1(T(0));
   // The task's pointers in locals: the compiler cannot tell that a row's stores leave them as they
   // were, and would read them again after each.
   P* const table = t.table;
   const RuleStates<Rule, S> states = rule_states<Rule>(t.states);
   for (std::size_t u = 0; u < t.unique; ++u) {
     if (u + kRowsAhead < t.unique) prefetch_unique<Rule, false>(t, u + kRowsAhead);
-    std::uint32_t o = t.first[u];
-    ValueRow<P> v = value_row(t, o);
-    R g[kRegs];
-    for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(zero, load_value<V>(v, q * V::W));
-    for (o = t.next[o]; o != kEndOfChain; o = t.next[o]) {
-      v = value_row(t, o);
-      for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(g[q], load_value<V>(v, q * V::W));
-    }
+    typename V::R g[kRegs];
+    sum_chain_in_registers<V, kD>(g, t, t.first[u]);
     const std::size_t r = t.rows[u];
     catch_up_decays<Rule>(t, r);
     const RuleStates<Rule, S> s = states.offset(r * kD);
@@ -477,14 +483,11 @@ void rowwise_sum_held(const SparseTask<P, S>& t) {
 // the row-wise update.
 template <class V, class Rule, bool kPlain, class P, class S>
 void rowwise_sum_rows(const SparseTask<P, S>& t) {
-  using T = typename V::T;
-  using R = typename V::R;
   if (t.owner != nullptr) return rowwise_sum_held<V, Rule, kPlain>(t);
   with_fixed_dim<V>(t.dim, [&](auto fixed) {
     constexpr std::size_t kD = decltype(fixed)::value;
     P* const table = t.table;
     S* const state = t.states[0];
-    const std::uint32_t* const next = t.next;
     if constexpr (kD == 0) {
       const std::size_t d = t.dim;
       for (std::size_t u = 0; u < t.unique; ++u) {
@@ -494,19 +497,11 @@ void rowwise_sum_rows(const SparseTask<P, S>& t) {
         rowwise_row<V, Rule, kPlain>(table + r * d, t.scratch, t.scratch, state + r, d, *t.coeffs, r * d);
       }
     } else {
-      constexpr std::size_t kRegs = kD / V::W;
       const Lanes<V, Rule> kv(*t.coeffs);
-      const R zero = V::set1(T(0));
       for (std::size_t u = 0; u < t.unique; ++u) {
         if (u + kRowsAhead < t.unique) prefetch_unique<Rule, true>(t, u + kRowsAhead);
-        std::uint32_t o = t.first[u];
-        ValueRow<P> v = value_row(t, o);
-        R g[kRegs];
-        for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(zero, load_value<V>(v, q * V::W));
-        for (o = next[o]; o != kEndOfChain; o = next[o]) {
-          v = value_row(t, o);
-          for (std::size_t q = 0; q < kRegs; ++q) g[q] = V::add(g[q], load_value<V>(v, q * V::W));
-        }
+        typename V::R g[kD / V::W];
+        sum_chain_in_registers<V, kD>(g, t, t.first[u]);
         const std::size_t r = t.rows[u];
         rowwise_row_fixed<V, Rule, kPlain, kD>(table + r * kD, g, state + r, kv, *t.coeffs, r * kD);
       }
