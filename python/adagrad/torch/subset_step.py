@@ -22,7 +22,7 @@ import torch
 
 from .. import _core
 from .adapter import NativeOptimizer, _GroupPlan
-from .grads import SparseRows, as_array, sparse_rows, unusual_dense_grad
+from .grads import SparseRows, native_grad
 from .state_table import StateTable
 from .tensors import make_grads_contiguous
 
@@ -96,7 +96,7 @@ class SubsetStep:
                 if slot is None or g is None:
                     continue
                 plan = slot.plan
-                native = _native_grad(g, plan.orders[0], plan.labels[0])
+                native = native_grad(g, plan.orders[0], plan.labels[0])
                 record = cast("Record", dict(slot.record))
                 if isinstance(native, SparseRows):
                     cast("list[_GroupPlan]", self._plans)[slot.group].sparse_seen = True  # Adagrad.state_dict's
@@ -172,13 +172,3 @@ class SubsetStep:
                 slots[id(p)] = _Slot(p, gi, one, opt._native_record(group, one, first + i))
             first += len(plan.params)
         self._plans, self._slots = plans, slots
-
-
-def _native_grad(g: torch.Tensor, order: tuple[int, ...] | None, label: str) -> Any:
-    """One grad as the native step takes it (the forms of :func:`adagrad.torch.grads.native_grads`)."""
-    if g.is_sparse:
-        return sparse_rows(g, order, label)
-    try:
-        return as_array(g, order)
-    except (TypeError, RuntimeError):
-        return unusual_dense_grad(g, order, label)
