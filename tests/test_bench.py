@@ -319,13 +319,15 @@ def test_help_names_every_case_group(group: str, capsys: pytest.CaptureFixture[s
 TINY_TRAINING = [
     TrainingCase("tiny-embbag", "embeddingbag", batch=8, rows=1000, dim=4, ids=3, batches=2),
     TrainingCase("tiny-mlp", "mlp", batch=8, widths=(6, 5, 3), batches=2),
+    TrainingCase("tiny-ebc", "embeddingbags", batch=8, rows=1000, dim=4, ids=3, tables=3, batches=2),
 ]
 
 
 def trained_weights(model: Any) -> list[Any]:
     """A training peer's weights in one layout: FBGEMM's TBE keeps its table in a flat buffer."""
     if hasattr(getattr(model, "bag", None), "split_embedding_weights"):
-        return [model.bag.split_embedding_weights()[0].detach(), *(p.detach() for p in model.head.parameters())]
+        tables = [w.detach() for w in model.bag.split_embedding_weights()]
+        return [*tables, *(p.detach() for p in model.head.parameters())]
     return [p.detach() for p in model.parameters()]
 
 
@@ -337,10 +339,12 @@ def test_training_peers_train_the_same_model(case: TrainingCase) -> None:
     torch = pytest.importorskip("torch")
     training = pytest.importorskip("adagrad.benchmarks.training")
     loops = training.training_peers(case)
-    if case.model == "embeddingbag":
-        if os.environ.get("ADAGRAD_REQUIRE_BENCH_PEERS"):
-            assert training.fbgemm_tbe_available(), "FBGEMM's TBE is required here"
-        tbe = ["fbgemm TBE", "fbgemm TBE rowwise"] if training.fbgemm_tbe_available() else []
+    tbe = ["fbgemm TBE", "fbgemm TBE rowwise"] if training.fbgemm_tbe_available() else []
+    if case.model.startswith("embeddingbag") and os.environ.get("ADAGRAD_REQUIRE_BENCH_PEERS"):
+        assert training.fbgemm_tbe_available(), "FBGEMM's TBE is required here"
+    if case.model == "embeddingbags":
+        assert list(loops) == ["adagrad", "adagrad fused", "adagrad fused rowwise", *tbe]
+    elif case.model == "embeddingbag":
         assert list(loops) == [
             "adagrad",
             "torch",

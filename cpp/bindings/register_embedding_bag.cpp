@@ -6,12 +6,15 @@
 //   "weights"  None or float32 (n,); "fused_weights": bool (fma into the sum, else product then sum)
 //   "padding_idx" an int (-1: none), "mean" a bool
 //   "out"      float32 (bags, dim), C order, writeable: overwritten
-// Everything is checked before anything is written.
+// _core.embedding_bag_pools(records): a list of such records (adagrad.torch.EmbeddingBagCollection's
+// tables), pooled in one call threaded across tables x bags. Every record is checked before anything
+// is written.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "adagrad/dispatch.hpp"
 #include "adagrad/kernels.hpp"
@@ -38,7 +41,8 @@ py::array checked(const py::dict& r, const char* key, int ndim, bool writeable =
   return a;
 }
 
-void embedding_bag_pool(const py::dict& r) {
+// One record's task over all its bags, checked; the arrays stay alive in the caller's record.
+PoolTask checked_task(const py::dict& r) {
   const py::array table = checked(r, "table", 2), ids = checked(r, "ids", 1), offsets = checked(r, "offsets", 1);
   py::array out = checked(r, "out", 2, true);
   const py::handle weights_obj = r["weights"];
@@ -87,17 +91,47 @@ void embedding_bag_pool(const py::dict& r) {
                 static_cast<float*>(out.mutable_data()),
                 0,
                 bags};
+  return task;
+}
+
+// The tasks' bags, counted across tasks in order, cut into equal runs, one per thread (a run may
+// span tables); each bag is one run's alone.
+void pool_all(const std::vector<PoolTask>& tasks) {
+  std::size_t total = 0;
+  for (const PoolTask& t : tasks) total += t.end_bag;
   const KernelTable& kernels = active_kernels();
   py::gil_scoped_release release;
   const ParallelSection section(true);
-  const std::size_t tasks = bags < 2 * kBagsPerTask ? 1 : static_cast<std::size_t>(section.threads());
-  if (tasks == 1) return kernels.pool_f32(task);
-  parallel_for(tasks, [&](std::size_t i) {
-    PoolTask part = task;
-    part.first_bag = bags * i / tasks;
-    part.end_bag = bags * (i + 1) / tasks;
-    kernels.pool_f32(part);
-  });
+  const std::size_t runs = total < 2 * kBagsPerTask ? 1 : static_cast<std::size_t>(section.threads());
+  auto pool_run = [&](std::size_t first, std::size_t end) {
+    std::size_t before = 0;  // bags of the tasks before t
+    for (const PoolTask& t : tasks) {
+      const std::size_t lo = first > before ? first - before : 0;
+      const std::size_t hi = end - before < t.end_bag ? end - before : t.end_bag;
+      if (lo < hi) {
+        PoolTask part = t;
+        part.first_bag = lo;
+        part.end_bag = hi;
+        kernels.pool_f32(part);
+      }
+      before += t.end_bag;
+      if (before >= end) break;
+    }
+  };
+  if (runs == 1) return pool_run(0, total);
+  parallel_for(runs, [&](std::size_t i) { pool_run(total * i / runs, total * (i + 1) / runs); });
+}
+
+void embedding_bag_pool(const py::dict& r) { pool_all({checked_task(r)}); }
+
+void embedding_bag_pools(const py::list& records) {
+  std::vector<PoolTask> tasks;
+  tasks.reserve(records.size());
+  for (const py::handle r : records) {
+    if (!py::isinstance<py::dict>(r)) throw py::type_error("embedding_bag_pools takes a list of dicts");
+    tasks.push_back(checked_task(py::reinterpret_borrow<py::dict>(r)));
+  }
+  pool_all(tasks);
 }
 
 }  // namespace
@@ -107,6 +141,9 @@ void register_embedding_bag(py::module_& m) {
   m.def("embedding_bag_pool", &embedding_bag_pool, "record"_a,
         "The forward pooling of adagrad.torch.EmbeddingBag on a float32 table (a record: see "
         "cpp/bindings/register_embedding_bag.cpp).");
+  m.def("embedding_bag_pools", &embedding_bag_pools, "records"_a,
+        "The forward pooling of several float32 tables in one call (adagrad.torch.EmbeddingBagCollection; "
+        "records as embedding_bag_pool's).");
 }
 
 }  // namespace adagrad::bindings

@@ -192,15 +192,18 @@ class TrainingCase:
 
     "embeddingbag": a hashed-feature logistic regression, ``nn.EmbeddingBag(rows, dim, mode="sum")``
     over ``ids`` Zipf(1.2) feature ids per example, then ``nn.Linear(dim, 1)``;
+    "embeddingbags": the same over ``tables`` such tables (``ids`` per table per example), their
+    pooled rows side by side into ``nn.Linear(tables * dim, 1)``;
     "mlp": ``nn.Linear`` layers of ``widths`` (input first) with ReLU between, cross-entropy.
     """
 
     name: str
-    model: str  # "embeddingbag" or "mlp"
+    model: str  # "embeddingbag", "embeddingbags" or "mlp"
     batch: int  # examples per step
     rows: int = 0  # embeddingbag: table rows, width, feature ids per example
     dim: int = 0
     ids: int = 0
+    tables: int = 1  # embeddingbags
     widths: tuple[int, ...] = ()  # mlp
     batches: int = 8  # distinct batches, rotated
     compiled: bool = False  # the whole step under torch.compile, against the same steps eager
@@ -209,6 +212,8 @@ class TrainingCase:
     def params(self) -> int:
         if self.model == "embeddingbag":
             return self.rows * self.dim + self.dim + 1
+        if self.model == "embeddingbags":
+            return self.tables * (self.rows * self.dim + self.dim) + 1
         return sum(a * b + b for a, b in zip(self.widths, self.widths[1:]))
 
     @property
@@ -218,6 +223,11 @@ class TrainingCase:
                 f"EmbeddingBag {self.rows:,}x{self.dim} + Linear, {self.ids} Zipf(1.2) ids per example, "
                 f"batch {self.batch}"
             )
+        if self.model == "embeddingbags":
+            return (
+                f"{self.tables} EmbeddingBags {self.rows:,}x{self.dim} + Linear, {self.ids} Zipf(1.2) ids per "
+                f"table per example, batch {self.batch}"
+            )
         compiled = ", torch.compile" if self.compiled else ""
         return f"MLP {'-'.join(map(str, self.widths))}, batch {self.batch}{compiled}"
 
@@ -225,6 +235,9 @@ class TrainingCase:
 def training_cases() -> list[TrainingCase]:
     return [
         TrainingCase("train-embbag-1Mx32", "embeddingbag", batch=256, rows=1 << 20, dim=32, ids=16),
+        # issue 28's multi-table step (8 tables of 1M x 64 asked; 256K rows: five peers' tables and
+        # state, 1M rows each, would take ~16 GiB of this shared 24 GiB VM)
+        TrainingCase("train-ebc-8x256Kx64", "embeddingbags", batch=2048, rows=1 << 18, dim=64, ids=20, tables=8),
         TrainingCase("train-mlp-784", "mlp", batch=128, widths=(784, 256, 256, 10)),
         TrainingCase("train-mlp-64-compiled", "mlp", batch=256, widths=(64, 128, 10), compiled=True),
         TrainingCase("train-mlp-784-compiled", "mlp", batch=128, widths=(784, 256, 256, 10), compiled=True),

@@ -128,6 +128,17 @@ def evaluate(rows: Rows) -> list[dict[str, Any]]:
                 ">=",
             )
         )
+    # Issue 28: the multi-table training step with the optimizer fused into the collection's backward.
+    ebc = "train-ebc-8x256Kx64"
+    for threads in sorted({1, most}):
+        for ours, theirs, goal, label in (
+            ("adagrad fused", "adagrad", 2.0, "fused vs unfused"),
+            ("adagrad fused", "fbgemm TBE", 3.0, "fused vs FBGEMM TBE"),
+            ("adagrad fused rowwise", "fbgemm TBE rowwise", 2.0, "fused rowwise vs FBGEMM TBE rowwise"),
+        ):
+            checks.append(
+                (f"{ebc}: {label} ({threads} thr)", partial(_ratio, rows, ebc, theirs, ours, threads), goal, ">=")
+            )
     if most > 1:
         for case in ("64K-f32", "1M-f32"):
             checks.append((f"{case}: {most} threads vs 1", partial(_threads_speedup, rows, case, most), 1.6, ">="))

@@ -9,8 +9,9 @@ is one training step (zero_grad, forward, backward, optimizer.step) and the time
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -89,6 +90,83 @@ class FusedLogistic(nn.Module):
     loss = staticmethod(HashedLogistic.loss)
 
 
+class CollectionRanker(nn.Module):
+    """A ranker over several hashed categorical features: one ``nn.EmbeddingBag(mode="sum")`` per
+    feature, the pooled rows side by side into a linear head. Takes TBE's input: every table's ids
+    in one tensor, ``tables * batch + 1`` offsets."""
+
+    def __init__(self, tables: int, rows: int, dim: int, sparse: bool) -> None:
+        super().__init__()
+        self.bags = nn.ModuleList(nn.EmbeddingBag(rows, dim, mode="sum", sparse=sparse) for _ in range(tables))
+        self.head = nn.Linear(tables * dim, 1)
+
+    def tables(self) -> list[nn.EmbeddingBag]:
+        return [cast(nn.EmbeddingBag, bag) for bag in self.bags]
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        batch = (offsets.numel() - 1) // len(self.bags)
+        pooled = []
+        for t, bag in enumerate(self.tables()):
+            ends = offsets[t * batch : (t + 1) * batch + 1]
+            pooled.append(bag(ids[int(ends[0]) : int(ends[-1])], ends[:-1] - ends[0]))
+        return self.head(torch.cat(pooled, dim=1)).squeeze(1)
+
+    loss = staticmethod(HashedLogistic.loss)
+
+
+class FusedCollectionRanker(nn.Module):
+    """CollectionRanker with ``adagrad.torch.EmbeddingBagCollection`` for the tables: one native
+    pooling and one native update of every table a step, so only the head has an optimizer.step."""
+
+    def __init__(self, like: CollectionRanker, rowwise: bool) -> None:
+        super().__init__()
+        configs = [
+            adagrad.torch.EmbeddingBagConfig(f"t{t}", bag.num_embeddings, bag.embedding_dim)
+            for t, bag in enumerate(like.tables())
+        ]
+        self.bags = adagrad.torch.EmbeddingBagCollection(configs, "sum", lr=LR, eps=EPS, rowwise=rowwise)
+        with torch.no_grad():  # the same starting weights as the other peers
+            for weight, same in zip(self.bags._weights(), like.tables()):
+                weight.copy_(same.weight)
+        self.head = like.head
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat(list(self.bags(ids, offsets).values()), dim=1)).squeeze(1)
+
+    loss = staticmethod(HashedLogistic.loss)
+
+
+class TbeCollectionRanker(nn.Module):
+    """CollectionRanker with one FBGEMM TBE holding every table (its fused optimizer, as TbeLogistic)."""
+
+    def __init__(self, like: CollectionRanker, rowwise: bool) -> None:
+        super().__init__()
+        configs = fbgemm.import_module("fbgemm_gpu.split_embedding_configs")
+        common = fbgemm.import_module("fbgemm_gpu.split_table_batched_embeddings_ops_common")
+        tbe = fbgemm.import_module("fbgemm_gpu.split_table_batched_embeddings_ops_training")
+        optimizer = configs.EmbOptimType.EXACT_ROWWISE_ADAGRAD if rowwise else configs.EmbOptimType.EXACT_ADAGRAD
+        self.bag = tbe.SplitTableBatchedEmbeddingBagsCodegen(
+            [
+                (bag.num_embeddings, bag.embedding_dim, common.EmbeddingLocation.HOST, tbe.ComputeDevice.CPU)
+                for bag in like.tables()
+            ],
+            optimizer=optimizer,
+            learning_rate=LR,
+            eps=EPS,
+            pooling_mode=common.PoolingMode.SUM,
+            weights_precision=configs.SparseType.FP32,
+        )
+        with torch.no_grad():
+            for weight, same in zip(self.bag.split_embedding_weights(), like.tables()):
+                weight.copy_(same.weight)
+        self.head = like.head
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        return self.head(self.bag(ids, offsets)).squeeze(1)  # TBE's output: the tables side by side
+
+    loss = staticmethod(HashedLogistic.loss)
+
+
 class MLP(nn.Sequential):
     def __init__(self, widths: tuple[int, ...]) -> None:
         layers: list[nn.Module] = []
@@ -101,10 +179,12 @@ class MLP(nn.Sequential):
         return nn.functional.cross_entropy(logits, labels)
 
 
-def build_model(case: TrainingCase, sparse: bool = True) -> HashedLogistic | MLP:
+def build_model(case: TrainingCase, sparse: bool = True) -> HashedLogistic | CollectionRanker | MLP:
     torch.manual_seed(0)  # every peer starts from the same weights
     if case.model == "embeddingbag":
         return HashedLogistic(case.rows, case.dim, sparse)
+    if case.model == "embeddingbags":
+        return CollectionRanker(case.tables, case.rows, case.dim, sparse)
     if case.model == "mlp":
         return MLP(case.widths)
     raise ValueError(f"unknown model {case.model!r}")
@@ -113,6 +193,18 @@ def build_model(case: TrainingCase, sparse: bool = True) -> HashedLogistic | MLP
 def make_batches(case: TrainingCase, seed: int = 0) -> list[Batch]:
     """The case's batches of (model inputs, labels), made once, outside the timing."""
     gen = torch.Generator().manual_seed(seed)
+    if case.model == "embeddingbags":  # TBE's input: table after table, tables * batch + 1 offsets
+        offsets = torch.arange(0, case.tables * case.batch * case.ids + 1, case.ids)
+        per_table = [
+            zipf_row_batches(case.rows, case.batch * case.ids, case.batches, seed + t) for t in range(case.tables)
+        ]
+        return [
+            (
+                (torch.from_numpy(np.concatenate(ids)), offsets),
+                torch.randint(0, 2, (case.batch,), generator=gen).float(),
+            )
+            for ids in zip(*per_table)
+        ]
     if case.model == "embeddingbag":
         offsets = torch.arange(0, case.batch * case.ids, case.ids)
         return [
@@ -134,7 +226,7 @@ class TrainingLoop:
 
     def __init__(
         self,
-        model: HashedLogistic | TbeLogistic | FusedLogistic | MLP,
+        model: nn.Module,
         optimizer: torch.optim.Optimizer,
         batches: list[Batch],
     ) -> None:
@@ -146,7 +238,7 @@ class TrainingLoop:
         inputs, labels = self.batches[self.steps % len(self.batches)]
         self.steps += 1
         self.optimizer.zero_grad()
-        self.model.loss(self.model(*inputs), labels).backward()
+        self.model.loss(self.model(*inputs), labels).backward()  # type: ignore[operator]
         start = time.perf_counter()
         self.optimizer.step()
         self.optimizer_s += time.perf_counter() - start
@@ -240,6 +332,8 @@ def compiled_peers(case: TrainingCase) -> dict[str, TrainingLoop | CompiledTrain
 def training_peers(case: TrainingCase) -> dict[str, TrainingLoop] | dict[str, TrainingLoop | CompiledTrainingLoop]:
     if case.compiled:
         return compiled_peers(case)
+    if case.model == "embeddingbags":
+        return collection_peers(case)
     if case.model == "embeddingbag":
         # torch's sparse Adagrad builds sparse tensors internally and warns unless the invariant
         # checks are chosen explicitly; the ids here are valid by construction.
@@ -268,4 +362,30 @@ def training_peers(case: TrainingCase) -> dict[str, TrainingLoop] | dict[str, Tr
                 # fused, 105 us its default, measured here)
                 head = torch.optim.Adagrad(tbe.head.parameters(), lr=LR, eps=EPS, fused=True)
                 loops[name] = TrainingLoop(tbe, head, batches)
+    return loops
+
+
+def collection_peers(case: TrainingCase) -> dict[str, TrainingLoop]:
+    """The multi-table step: the tables fused (adagrad.torch.EmbeddingBagCollection, element-wise and
+    row-wise state), unfused (nn.EmbeddingBag(sparse=True) per table + adagrad.torch.Adagrad), and
+    FBGEMM's TBE (both modes). No torch.optim peer: five peers' tables already take most of the memory."""
+    batches = make_batches(case)
+    loops: dict[str, TrainingLoop] = {}
+    like = build_model(case)
+    assert isinstance(like, CollectionRanker)
+    loops["adagrad"] = TrainingLoop(like, adagrad.torch.Adagrad(like.parameters(), lr=LR, eps=EPS), batches)
+    for name, rowwise in (("adagrad fused", False), ("adagrad fused rowwise", True)):
+        like = build_model(case)
+        assert isinstance(like, CollectionRanker)
+        fused = FusedCollectionRanker(like, rowwise)
+        del like
+        loops[name] = TrainingLoop(fused, adagrad.torch.Adagrad(fused.head.parameters(), lr=LR, eps=EPS), batches)
+    if fbgemm_tbe_available():
+        for name, rowwise in (("fbgemm TBE", False), ("fbgemm TBE rowwise", True)):
+            like = build_model(case)
+            assert isinstance(like, CollectionRanker)
+            tbe = TbeCollectionRanker(like, rowwise)
+            del like
+            head = torch.optim.Adagrad(tbe.head.parameters(), lr=LR, eps=EPS, fused=True)
+            loops[name] = TrainingLoop(tbe, head, batches)
     return loops

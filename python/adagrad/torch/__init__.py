@@ -36,6 +36,7 @@ except ModuleNotFoundError as error:
 
 from .. import _core
 from .embedding_bag import EmbeddingBag
+from .embedding_bag_collection import EmbeddingBagCollection, EmbeddingBagConfig
 from .optimizers import Adagrad, AdagradDA, AdagradDecay, Ftrl, ProximalAdagrad, torch_vector_width
 from .overlap import StepInBackward, step_after_allreduce, step_in_backward
 
@@ -44,6 +45,8 @@ __all__ = [
     "AdagradDA",
     "AdagradDecay",
     "EmbeddingBag",
+    "EmbeddingBagCollection",
+    "EmbeddingBagConfig",
     "Ftrl",
     "ProximalAdagrad",
     "StepInBackward",

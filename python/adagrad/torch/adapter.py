@@ -93,9 +93,9 @@ class NativeOptimizer(torch.optim.Optimizer):
     # found_inf) instead of unscaling the grads itself: the division happens inside the update (as
     # torch's fused optimizers do).
     _step_supports_amp_scaling = True
-    # A bag's backward in progress (adagrad.torch.EmbeddingBag): the grad of the one param, in the
-    # native step's bag form, instead of the param's .grad.
-    _bag_grad: dict[str, Any] | None = None
+    # A bag's backward in progress (adagrad.torch.EmbeddingBag, EmbeddingBagCollection): each
+    # group's grads, in the native step's bag form (None: no update), instead of the params' .grad.
+    _bag_grads: list[list[Any]] | None = None
 
     # The step options (but grad_scale, GradScaler's), attributes read at every step.
     nonfinite: _StepOption[str] = _StepOption("_step_option_values")
@@ -386,8 +386,8 @@ class NativeOptimizer(torch.optim.Optimizer):
         for gi, (group, plan) in enumerate(zip(self.param_groups, plans)):
             if graph_grads is not None:
                 grads = graph_grads[gi]
-            elif self._bag_grad is not None:
-                grads = [self._bag_grad]
+            elif self._bag_grads is not None:
+                grads = self._bag_grads[gi]
             else:
                 grads = native_grads(
                     plan.params, plan.orders, plan.labels, not plan.sparse_seen and not any(plan.orders)
@@ -441,10 +441,19 @@ class NativeOptimizer(torch.optim.Optimizer):
                 }
             FALLBACKS[self.RULE.name][1](self.state, group, plan.fallback, labels)
 
-    def _bag_step(self, grad: dict[str, Any]) -> None:
-        """The fused update of a bag's backward (adagrad.torch.EmbeddingBag, whose one param this
-        optimizer holds): ``grad`` in the native step's bag form."""
-        self._bag_grad = grad
+    def _bag_step(
+        self,
+        grads: list[list[Any]],
+        grad_scale: torch.Tensor | None = None,
+        found_inf: torch.Tensor | None = None,
+    ) -> None:
+        """The fused update of a bag's backward (adagrad.torch.EmbeddingBag, EmbeddingBagCollection):
+        each group's grads in the native step's bag form, one native call for all. ``grad_scale``
+        and ``found_inf``: torch.amp.GradScaler's scale and verdict, handed over as GradScaler.step
+        hands them to an optimizer that takes the loss scale itself."""
+        self._bag_grads = grads
+        if grad_scale is not None:  # the attributes GradScaler.step sets
+            self.__dict__.update(grad_scale=grad_scale, found_inf=found_inf)
         try:
             if self._bare_step():
                 self._opt_called = True  # as step() records it: LR schedulers read it
@@ -452,7 +461,9 @@ class NativeOptimizer(torch.optim.Optimizer):
             else:
                 self.step()  # through the wrappers LR schedulers, hooks and the profiler put on it
         finally:
-            self._bag_grad = None
+            self._bag_grads = None
+            if grad_scale is not None:
+                del self.__dict__["grad_scale"], self.__dict__["found_inf"]
 
     def _bare_step(self) -> bool:
         """Whether ``step()`` would only run the update: no step hooks, no profiler, no wrapper but

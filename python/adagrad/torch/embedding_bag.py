@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import _core
 from .adapter import NativeOptimizer
+from .bag_amp import active_scale, any_nonfinite_row, checked_scaler, scaled_bag_step
 from .grads import NATIVE_DTYPES, numpy_view
 from .optimizers import Adagrad, AdagradDA, AdagradDecay, Ftrl, ProximalAdagrad
 
@@ -47,6 +48,9 @@ class EmbeddingBag(nn.Module):
     Args:
         num_embeddings, embedding_dim, mode, padding_idx, include_last_offset, dtype: as
             ``nn.EmbeddingBag``'s (``mode="max"`` is refused: its backward is not a sum of rows).
+        grad_scaler: a ``torch.amp.GradScaler`` whose ``scaler.scale(loss).backward()`` trains the
+            table: the backward unscales the gradient, and a step whose gradient holds an inf or a
+            NaN updates nothing and makes ``scaler.update()`` back off (docs/embedding_bag.md).
         optimizer: the rule, by name (``"adagrad"``, ``"proximal"``, ``"dual_averaging"``,
             ``"adagrad_decay"``, ``"ftrl"``) or drop-in class (``adagrad.torch.Ftrl``); default Adagrad.
         **options: the rule's options, as its drop-in takes them (``lr=0.05``, ``rowwise=True``,
@@ -70,6 +74,7 @@ class EmbeddingBag(nn.Module):
         *,
         optimizer: str | type[NativeOptimizer] = "adagrad",
         dtype: torch.dtype | None = None,
+        grad_scaler: torch.amp.GradScaler | None = None,
         _weight: torch.Tensor | None = None,
         **options: Any,
     ) -> None:
@@ -110,6 +115,7 @@ class EmbeddingBag(nn.Module):
             raise TypeError(f"the table must be a CPU tensor, got one on {weight.device}")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.mode, self.padding_idx, self.include_last_offset = mode, padding_idx, include_last_offset
+        self.grad_scaler = checked_scaler(grad_scaler, [weight.dtype])
         self.weight = nn.Parameter(weight.contiguous())
         self.fused_optimizer: NativeOptimizer = rule([self.weight], **{"duplicates": "sum", **options})
 
@@ -317,13 +323,14 @@ class _FusedBag(torch.autograd.Function):
         if module.mode == "mean":  # torch's 1 / bag size, in the table's dtype, per id
             sizes = torch.from_numpy(np.bincount(bag_of, minlength=bags.count))
             scales = (1 / sizes.to(weight.dtype))[torch.from_numpy(bag_of)]
+        scaler = module.grad_scaler
+        found = active_scale(scaler) is not None and any_nonfinite_row(grad, bag_of, scales)
         # Called with no ids too: the step is counted, as the sparse pipeline's empty grad's would be.
-        module.fused_optimizer._bag_step(
-            {
-                "indices": ids,
-                "pooled": numpy_view(grad),
-                "bags": bag_of,
-                "scales": None if scales is None else numpy_view(scales.contiguous()),
-            }
-        )
+        bag_grad = {
+            "indices": ids,
+            "pooled": numpy_view(grad),
+            "bags": bag_of,
+            "scales": None if scales is None else numpy_view(scales.contiguous()),
+        }
+        scaled_bag_step(module.fused_optimizer, [[bag_grad]], scaler, found)
         return None, weights_grad, None, None
