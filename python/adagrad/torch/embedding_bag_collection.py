@@ -1,8 +1,9 @@
 """``adagrad.torch.EmbeddingBagCollection``: several embedding tables trained by their own backward,
 one forward and one backward for all of them, FBGEMM TBE's shape: one ids tensor for all tables
 and offsets per (table, bag). The forward pools every float32 table in one native call; the backward
-updates every table in one native step (one record per table; the kernel threads across tables x rows),
-each table's update bit for bit ``adagrad.torch.EmbeddingBag``'s (docs/embedding_bag.md).
+updates every table in one native step (one record per table; the tables in turn, each one's rows
+split across the threads), each table's update bit for bit ``adagrad.torch.EmbeddingBag``'s
+(docs/embedding_bag.md).
 """
 
 from __future__ import annotations
