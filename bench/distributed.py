@@ -188,8 +188,8 @@ def run_case(case: str, folder: Path, round_: int, memory: bool, threads: int = 
         codes = [p.wait(timeout=600) for p in procs]
         if codes == [0] * world:
             break
-        # Seen once in ~40 DDP runs, with and without the hook: a gloo thread aborting at teardown
-        # ("terminate called without an active exception"). Such a run is rerun, and counted.
+        # A worker that fails is rerun, and the rerun counted: an abort at teardown ("terminate called
+        # without an active exception", docs/torch.md) was seen in earlier sessions, not since.
         print(f"{case}: workers exited with {codes}; rerun", file=sys.stderr)
         port, reruns = free_port(), reruns + 1
     else:
@@ -264,10 +264,6 @@ if __name__ == "__main__":
         worker(
             sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], int(sys.argv[7]), threads
         )
-        # Results written, process group destroyed: skip the interpreter's teardown, where a gloo thread
-        # aborted about one DDP process in 10 using step_after_allreduce (docs/torch.md; not root-caused).
-        sys.stdout.flush()
-        os._exit(0)
     else:
         rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
         main(Path(sys.argv[1]), rounds, int(sys.argv[3]) if len(sys.argv) > 3 else 1)

@@ -13,7 +13,6 @@ reports.
 from __future__ import annotations
 
 import datetime
-import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -190,10 +189,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    # Results saved, process group destroyed: skip the interpreter's teardown, where a gloo thread
-    # can abort the process ("terminate called without an active exception"; with
-    # adagrad.torch.step_after_allreduce about one DDP process in 10 on the 2-vCPU VM; docs/torch.md).
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    sys.exit(main(sys.argv[1:]))

@@ -118,9 +118,6 @@ def step_after_allreduce(model: DistributedDataParallel, optimizer: NativeOptimi
     Memory: ``p.grad`` stays allocated as with DDP alone; ``DistributedDataParallel(...,
     gradient_as_bucket_view=True)`` makes the grads views of DDP's buckets.
 
-    A known problem (docs/torch.md): about one process in 10 aborted at exit, after
-    ``destroy_process_group()``, on a 2-vCPU VM with gloo (not root-caused; results unaffected).
-
     Example (under torchrun, every rank runs the same)::
 
         model = torch.nn.parallel.DistributedDataParallel(net)
