@@ -32,7 +32,7 @@ for mode, weighted in (("sum", False), ("mean", False), ("sum", True)):
     out = np.empty((B, dim), np.float32)
     recs = []
     for i in range(8):
-        bags = eb._checked_bags(ours, ids[i], offs, psw[i] if weighted else None)
+        bags = eb._checked_bags(ours, w, ids[i], offs, psw[i] if weighted else None)
         recs.append(
             {
                 "table": w.numpy(),
