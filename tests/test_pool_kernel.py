@@ -18,7 +18,7 @@ from adagrad import _core
 from adagrad.reference.exact import fma
 from conftest import F16, assert_same_bits
 
-# rows kept in registers (16, 64, 128; 8 below AVX-512), SIMD then scalar tails (33, 100; 7 on NEON), scalar (1)
+# rows kept in registers (16, 64, 128), SIMD then scalar tails (33, 100; 7 on NEON), one vector (8 on AVX2), scalar (1)
 DIMS = [1, 7, 8, 16, 33, 64, 100, 128]
 # (mode, weighing, padding): weights go with sum only (nn.EmbeddingBag's rule, kept by the adapter)
 VARIANTS = [
