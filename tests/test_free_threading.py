@@ -32,6 +32,8 @@ from conftest import AVAILABLE_ISAS, assert_same_bits
 
 try:
     import torch
+
+    import adagrad.torch
 except ImportError:
     torch = None
 NEEDS_TORCH = pytest.mark.skipif(torch is None, reason="the torch adapter needs torch")
@@ -106,7 +108,7 @@ def numpy_training(kind: str, seed: int, steps: int = 20) -> Callable[[], dict[s
     return train
 
 
-def torch_training(seed: int, steps: int = 20) -> Callable[[], dict[str, np.ndarray]]:
+def torch_training(seed: int, steps: int = 10) -> Callable[[], dict[str, np.ndarray]]:
     assert torch is not None
     gen = torch.Generator().manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4))
@@ -141,12 +143,17 @@ def test_four_threads_four_optimizers_give_the_bits_of_one_after_another(
     training: Callable[[int], Callable[[], dict[str, np.ndarray]]], pool_threads: int
 ) -> None:
     before = adagrad.get_num_threads()
+    torch_before = torch.get_num_threads() if torch is not None else 0
     adagrad.set_num_threads(pool_threads)  # 2: the threads also compete for the pool
+    if torch is not None:
+        torch.set_num_threads(1)  # four threads each running torch's ops on a team of their own: seconds
     try:
         expected = [training(seed)() for seed in range(4)]
         got = run_threads([training(seed) for seed in range(4)])
     finally:
         adagrad.set_num_threads(before)
+        if torch is not None:
+            torch.set_num_threads(torch_before)
     for mine, theirs in zip(got, expected):
         assert mine.keys() == theirs.keys()
         for name in theirs:
@@ -156,19 +163,21 @@ def test_four_threads_four_optimizers_give_the_bits_of_one_after_another(
 # -- two threads, one optimizer -------------------------------------------------------------------
 
 STEPS_EACH = 15
+# Steps long enough (~0.3 ms) that, with the GIL too, a thread's step starts while the other's runs.
+DENSE_N, TABLE = 1 << 20, (1 << 14, 64)
 
 
 def exact_grads(kind: str, value: float) -> list[Any]:
     """Grads whose every element is `value` (1 or 2: squares sum exactly in any order)."""
     if kind == "dense":
-        return [np.full(1 << 17, value, np.float32)]
-    ids = np.arange(0, ROWS, 3)  # every third row once
-    return [adagrad.SparseGrad(ids, np.full((ids.size, DIM), value, np.float32))]
+        return [np.full(DENSE_N, value, np.float32)]
+    ids = np.arange(0, TABLE[0], 3)  # every third row once
+    return [adagrad.SparseGrad(ids, np.full((ids.size, TABLE[1]), value, np.float32))]
 
 
 @pytest.mark.parametrize("kind", ["dense", "sparse"])
 def test_two_threads_stepping_one_optimizer_take_turns(kind: str) -> None:
-    param = np.zeros(1 << 17, np.float32) if kind == "dense" else np.zeros((ROWS, DIM), np.float32)
+    param = np.zeros(DENSE_N, np.float32) if kind == "dense" else np.zeros(TABLE, np.float32)
     opt = adagrad.Adagrad([param], lr=0.01)
     ones, twos = exact_grads(kind, 1.0), exact_grads(kind, 2.0)
 
@@ -179,11 +188,11 @@ def test_two_threads_stepping_one_optimizer_take_turns(kind: str) -> None:
     assert applied == [[True] * STEPS_EACH] * 2  # none refused, none skipped
     entry = opt.state[0]
     assert int(entry["step"]) == 2 * STEPS_EACH
-    touched = slice(None) if kind == "dense" else slice(0, ROWS, 3)
+    touched = slice(None) if kind == "dense" else slice(0, TABLE[0], 3)
     # Each thread's steps add 1 (or 4) to every touched element's sum: 15 + 60, exactly.
     assert_same_bits(entry["sum"][touched], np.full_like(entry["sum"][touched], STEPS_EACH * (1 + 4)))
     if kind == "sparse":
-        untouched = np.ones(ROWS, bool)
+        untouched = np.ones(TABLE[0], bool)
         untouched[touched] = False
         assert not entry["sum"][untouched].any() and not param[untouched].any()
     assert (param[touched] < 0).all() and np.isfinite(param).all()
