@@ -198,7 +198,7 @@ class Optimizer:
         if unknown:
             raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r}")
         options = {name: plain(value) for name, value in options.items()}
-        self._turn = new_turn()  # two threads stepping this optimizer take turns (adagrad._turns)
+        self._turn = new_turn(self)  # two threads stepping this optimizer take turns (adagrad._turns)
         self.defaults: dict[str, Any] = {o.name: options.get(o.name, o.default) for o in rule.group_options}
         check_group(rule, self.defaults, "")
         step_options = {o.name: options.get(o.name, o.default) for o in STEP_OPTIONS}
@@ -492,7 +492,7 @@ class Optimizer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._turn = new_turn()
+        self._turn = new_turn(self)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

@@ -142,7 +142,7 @@ class NativeOptimizer(torch.optim.Optimizer):
         self._plans: list[_GroupPlan] | None = None
         self._graph_tensors: _GraphTensors | None = None
         self._graph_places: dict[int, tuple[int, int]] = {}
-        self._turn = new_turn()  # two threads stepping this optimizer take turns (adagrad._turns)
+        self._turn = new_turn(self)  # two threads stepping this optimizer take turns (adagrad._turns)
         super().__init__(params, defaults)
         self.state = StateTable(self.state)
         for group, labels in zip(self.param_groups, self._labels()):
@@ -243,7 +243,7 @@ class NativeOptimizer(torch.optim.Optimizer):
         self.__dict__.setdefault("last_step_applied", None)
         self._plans = None
         self._graph_tensors = None
-        self.__dict__.setdefault("_turn", new_turn())  # torch's load_state_dict calls this too: keep a held one
+        self.__dict__.setdefault("_turn", new_turn(self))  # torch's load_state_dict calls this too: keep a held one
 
     @taking_turns
     def state_dict(self) -> dict[str, Any]:

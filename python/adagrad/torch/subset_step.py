@@ -52,7 +52,6 @@ class SubsetStep:
             raise TypeError(f"{what} takes an adagrad.torch optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.what = what
-        self._lock = optimizer._turn  # its whole steps and these take turns (adagrad._turns)
         self._plans: list[_GroupPlan] | None = None
         self._slots: dict[int, _Slot] = {}
         self.refuse_whole_step_options()
@@ -84,7 +83,7 @@ class SubsetStep:
 
     def __call__(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None]) -> None:
         """Step each of ``params`` (those of the optimizer) with its grad (None: skipped)."""
-        with self._lock:
+        with self.optimizer._turn:  # its whole steps and these take turns (adagrad._turns)
             self.refuse_whole_step_options()
             opt = self.optimizer
             records: list[Record] = []
