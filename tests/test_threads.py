@@ -173,6 +173,7 @@ def test_two_threads_stepping_the_same_arrays_is_refused() -> None:
     thread = threading.Thread(target=long_steps)
     thread.start()
     started.wait()
+    time.sleep(0.005)  # its first step registered first: the one refused must be this thread's
     other = np.ones(16, np.float32)
     deadline = time.monotonic() + 10
     while thread.is_alive() and time.monotonic() < deadline:
