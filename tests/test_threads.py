@@ -123,8 +123,12 @@ def test_the_gil_is_released_during_a_step(make_call: Callable[[], Callable[[], 
     try:
         call()  # warm up: pages touched, pool started
         span: list[float] = []
+        # Both threads running before the call: free-threaded 3.13 returns from Thread.start() only
+        # once the new thread leaves a long C call it went straight into (NumPy's own ufuncs too).
+        ready = threading.Barrier(2)
 
         def worker() -> None:
+            ready.wait()
             span.append(time.perf_counter())
             call()
             span.append(time.perf_counter())
@@ -133,6 +137,7 @@ def test_the_gil_is_released_during_a_step(make_call: Callable[[], Callable[[], 
         ticks = [0.0] * 4_000_000  # preallocated: no list growth (a long copy under ASan) in the loop
         count = 0
         thread.start()
+        ready.wait()
         while thread.is_alive() and count < len(ticks):
             ticks[count] = time.perf_counter()  # Python code: runs only while this thread has the GIL
             count += 1
@@ -158,16 +163,17 @@ def test_two_threads_stepping_the_same_arrays_is_refused() -> None:
     n = 1 << 23
     p, s = np.zeros(n, np.float32), np.zeros(n, np.float32)
     g = np.ones(n, np.float32)
-    started, errors, applied = threading.Event(), [], []
+    started, errors, applied = threading.Barrier(2), [], []  # both running first (see above)
 
     def long_steps() -> None:
-        started.set()
+        started.wait()
         for t in range(1, 6):
             applied.append(adagrad.update(p, g, s, step=t))
 
     thread = threading.Thread(target=long_steps)
     thread.start()
     started.wait()
+    time.sleep(0.005)  # its first step registered first: the one refused must be this thread's
     other = np.ones(16, np.float32)
     deadline = time.monotonic() + 10
     while thread.is_alive() and time.monotonic() < deadline:

@@ -12,7 +12,9 @@ void register_runtime(pybind11::module_& m);
 void register_step(pybind11::module_& m);
 }  // namespace adagrad::bindings
 
-PYBIND11_MODULE(_core, m) {
+// Safe without the GIL (free-threaded CPython, 3.13t and later): shared state is atomics or locked,
+// and two threads stepping one optimizer take turns in its Python layer (docs/free_threading.md).
+PYBIND11_MODULE(_core, m, pybind11::mod_gil_not_used()) {
   m.doc() = "Native kernels of the adagrad package; use the public API in adagrad instead.";
   // std::invalid_argument from the C++ layer (bad ADAGRAD_ISA, thread count, options) -> ValueError.
   pybind11::register_exception_translator([](std::exception_ptr p) {

@@ -22,9 +22,12 @@
 #include <pybind11/pybind11.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <limits>
+#include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,14 +44,32 @@ namespace adagrad::bindings {
 namespace {
 
 // The record key of a name with static storage (a literal, a rule's option or state name), made once
-// and interned: a dict lookup then compares pointers first. The GIL serialises the calls.
+// and interned: a dict lookup then compares pointers first. Steps run in several threads at once
+// (free-threaded Python; and without it a thread may look a key up while another, the GIL released,
+// is still parsing): readers scan the published prefix without a lock, a new name is appended under
+// a mutex into fixed storage (nothing moves) and then published.
 PyObject* key(const char* name) {
-  static std::vector<std::pair<const char*, PyObject*>> made;
-  for (const auto& [known, k] : made) {
-    if (known == name) return k;
-  }
-  made.emplace_back(name, PyUnicode_InternFromString(name));
-  return made.back().second;
+  constexpr std::size_t kCapacity = 256;  // the literals and every rule's option and state names
+  static std::array<std::pair<const char*, PyObject*>, kCapacity> made;
+  static std::atomic<std::size_t> published{0};
+  static std::mutex append;
+  const auto scan = [&](std::size_t from, std::size_t to) -> PyObject* {
+    for (std::size_t i = from; i < to; ++i) {
+      if (made[i].first == name) return made[i].second;
+    }
+    return nullptr;
+  };
+  const std::size_t seen = published.load(std::memory_order_acquire);
+  if (PyObject* k = scan(0, seen)) return k;
+  const std::lock_guard<std::mutex> lock(append);
+  const std::size_t n = published.load(std::memory_order_relaxed);
+  if (PyObject* k = scan(seen, n)) return k;  // another thread added it meanwhile
+  if (n == kCapacity) throw std::logic_error("adagrad: more record keys than register_step.cpp has room for");
+  PyObject* k = PyUnicode_InternFromString(name);
+  if (k == nullptr) throw py::error_already_set();
+  made[n] = {name, k};
+  published.store(n + 1, std::memory_order_release);
+  return k;
 }
 
 // A record's value under a key: borrowed; null if absent (optional keys).

@@ -27,6 +27,7 @@ from ._memory import full_like_at_same_line_offset
 from ._plain import is_plain, plain
 from ._replaced_state import adopt_replaced_state
 from ._state_table import StateTable
+from ._turns import new_turn, taking_turns
 from ._vector_rows import vector_positions, vectors_as_rows
 from .rules import GROUP_OPTIONS, STEP_OPTIONS, Rule, State
 
@@ -197,6 +198,7 @@ class Optimizer:
         if unknown:
             raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r}")
         options = {name: plain(value) for name, value in options.items()}
+        self._turn = new_turn(self)  # two threads stepping this optimizer take turns (adagrad._turns)
         self.defaults: dict[str, Any] = {o.name: options.get(o.name, o.default) for o in rule.group_options}
         check_group(rule, self.defaults, "")
         step_options = {o.name: options.get(o.name, o.default) for o in STEP_OPTIONS}
@@ -255,6 +257,7 @@ class Optimizer:
             layout.record = self._record(group, layout)
         return made
 
+    @taking_turns
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Add a param group, as ``torch.optim.Optimizer.add_param_group``: a dict with ``params``
         (a list or dict of arrays) and any of the constructor's group options (the others are the
@@ -312,6 +315,7 @@ class Optimizer:
 
     # -- the step -------------------------------------------------------------------------------
 
+    @taking_turns
     def step(self, grads: Any) -> bool:
         """One update of every param whose grad is not None; grads mirror ``params``.
 
@@ -347,6 +351,7 @@ class Optimizer:
 
     # -- state ----------------------------------------------------------------------------------
 
+    @taking_turns
     def state_dict(self) -> dict[str, Any]:
         """A copy of the state: ``{"state": {key: {"step", <state arrays>}}, "param_groups": [...]}``."""
         if self.state.replaced:
@@ -365,6 +370,7 @@ class Optimizer:
         ]
         return {"state": state, "param_groups": groups}
 
+    @taking_turns
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a ``state_dict()`` of an optimizer over the same params; all or nothing."""
         if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
@@ -426,6 +432,7 @@ class Optimizer:
         ):
             raise ValueError(f"state_dict 'step' of {name} must be an int from 0 to 2**63 - 2, got {step!r}")
 
+    @taking_turns
     def save(self, path: Any, *, params: bool = False) -> None:
         """Write the optimizer's state to ``path`` (a ``.npz`` file, or a binary file object), atomically.
 
@@ -458,6 +465,7 @@ class Optimizer:
         """
         _checkpoint.save(self, path, params=params)
 
+    @taking_turns
     def load(self, path: Any) -> None:
         """Restore a checkpoint written by :meth:`save` (a path or a binary file object); all or nothing.
 
@@ -477,6 +485,14 @@ class Optimizer:
         no longer follow the optimizer (as after torch's ``load_state_dict``).
         """
         _checkpoint.load(self, path)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (and deep-copied) without its lock: the copy gets one of its own."""
+        return {name: value for name, value in self.__dict__.items() if name != "_turn"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._turn = new_turn(self)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

@@ -21,6 +21,7 @@ from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimize
 
 from .. import _core, _docs
 from .._groups import check_no_duplicates, empty_record
+from .._turns import new_turn, taking_turns
 from ..optim import _StepOption, check_group, check_step_options
 from ..rules import STEP_OPTIONS, Rule, State
 from .fallbacks import FALLBACKS, decay_count_rows
@@ -141,6 +142,7 @@ class NativeOptimizer(torch.optim.Optimizer):
         self._plans: list[_GroupPlan] | None = None
         self._graph_tensors: _GraphTensors | None = None
         self._graph_places: dict[int, tuple[int, int]] = {}
+        self._turn = new_turn(self)  # two threads stepping this optimizer take turns (adagrad._turns)
         super().__init__(params, defaults)
         self.state = StateTable(self.state)
         for group, labels in zip(self.param_groups, self._labels()):
@@ -208,6 +210,7 @@ class NativeOptimizer(torch.optim.Optimizer):
             index += count
         return labels
 
+    @taking_turns
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         params = param_group.get("params") if isinstance(param_group, dict) else None
         if params is not None and not isinstance(params, (torch.Tensor, set)):  # torch refuses a set
@@ -240,7 +243,9 @@ class NativeOptimizer(torch.optim.Optimizer):
         self.__dict__.setdefault("last_step_applied", None)
         self._plans = None
         self._graph_tensors = None
+        self.__dict__.setdefault("_turn", new_turn(self))  # torch's load_state_dict calls this too: keep a held one
 
+    @taking_turns
     def state_dict(self) -> dict[str, Any]:
         """torch's ``state_dict``, its entries plain dicts (``torch.load(weights_only=True)`` takes
         nothing else)."""
@@ -248,6 +253,7 @@ class NativeOptimizer(torch.optim.Optimizer):
         saved["state"] = {key: dict(entry) for key, entry in saved["state"].items()}
         return saved
 
+    @taking_turns
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state of this optimizer (or, for Adagrad, of ``torch.optim.Adagrad``); checked
         before anything changes."""
@@ -318,6 +324,7 @@ class NativeOptimizer(torch.optim.Optimizer):
                     g.requires_grad_(False)
                 g.zero_()
 
+    @taking_turns
     def _step_from_graph(
         self,
         params: list[torch.Tensor],
@@ -374,6 +381,7 @@ class NativeOptimizer(torch.optim.Optimizer):
             torch._C._set_grad_enabled(grad_enabled)
         return loss
 
+    @taking_turns
     def _step(self, graph_grads: list[list[Any]] | None = None) -> None:
         """The update; ``graph_grads``: each group's grads as a compiled graph hands them (NumPy
         views, None for a param without one) instead of the params' ``grad``."""
@@ -441,6 +449,7 @@ class NativeOptimizer(torch.optim.Optimizer):
                 }
             FALLBACKS[self.RULE.name][1](self.state, group, plan.fallback, labels)
 
+    @taking_turns
     def _bag_step(
         self,
         grads: list[list[Any]],

@@ -15,6 +15,7 @@ The operator is registered when this module is first imported: by the first trac
 from __future__ import annotations
 
 import itertools
+import threading
 import weakref
 from typing import Any
 
@@ -26,16 +27,18 @@ __all__ = ["graph_handle", "step"]
 _OPTIMIZERS: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 _HANDLES: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _NEXT_HANDLE = itertools.count(1)
+_HANDING_OUT = threading.Lock()  # two threads tracing one optimizer's first step get one handle
 
 
 def graph_handle(optimizer: Any) -> int:
     """The number by which a compiled graph names ``optimizer`` (kept apart from the optimizer's own
     attributes, so that a deep copy or an unpickled optimizer gets a handle of its own)."""
-    handle = _HANDLES.get(optimizer)
-    if handle is None:
-        handle = _HANDLES[optimizer] = next(_NEXT_HANDLE)
-        _OPTIMIZERS[handle] = optimizer
-    return handle
+    with _HANDING_OUT:
+        handle = _HANDLES.get(optimizer)
+        if handle is None:
+            handle = _HANDLES[optimizer] = next(_NEXT_HANDLE)
+            _OPTIMIZERS[handle] = optimizer
+        return handle
 
 
 @torch.library.custom_op("adagrad::step", mutates_args=("params", "states", "steps"))

@@ -14,7 +14,6 @@ written), a GradScaler's loss scale (its inf check needs every grad), and params
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -53,7 +52,6 @@ class SubsetStep:
             raise TypeError(f"{what} takes an adagrad.torch optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.what = what
-        self._lock = threading.Lock()
         self._plans: list[_GroupPlan] | None = None
         self._slots: dict[int, _Slot] = {}
         self.refuse_whole_step_options()
@@ -85,7 +83,7 @@ class SubsetStep:
 
     def __call__(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None]) -> None:
         """Step each of ``params`` (those of the optimizer) with its grad (None: skipped)."""
-        with self._lock:
+        with self.optimizer._turn:  # its whole steps and these take turns (adagrad._turns)
             self.refuse_whole_step_options()
             opt = self.optimizer
             records: list[Record] = []
